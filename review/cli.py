@@ -1,0 +1,143 @@
+"""python -m review ...: the command line, for scripted work.
+
+Domain errors become one line on stderr and exit status 2; nothing is written to the
+output file or the database unless the whole run succeeded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__, settings
+from .errors import ReviewError
+
+EXIT_ERROR = 2
+
+
+def _period(text: str | None) -> tuple[str | None, str | None] | None:
+    if not text:
+        return None
+    if "/" not in text:
+        raise ReviewError(f"--period must look like START/END, e.g. 2023-01-01/2023-12-31 (got {text!r})")
+    start, end = text.split("/", 1)
+    return start or None, end or None
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m review",
+                                     description="Find mining in satellite tiles and review it.")
+    parser.add_argument("--version", action="version", version=f"mining-review {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    detect = sub.add_parser("detect", help="run a published detector over a GeoTIFF tile")
+    detect.add_argument("tile", help="GeoTIFF tile (Sentinel-2 digital numbers, reflectance x 10000)")
+    detect.add_argument("--model", default="48px_v4.21",
+                        help="model card id (see `models`) or path to a .h5/.keras file")
+    detect.add_argument("--out", required=True, type=Path, help="GeoJSON to write")
+    detect.add_argument("--raw", nargs="?", const=True, default=None, metavar="RAW.geojson",
+                        help="write every scored patch: to RAW.geojson if given, else to --out")
+    detect.add_argument("--bands", help="band names in file order, '-' to ignore one "
+                                        "(e.g. B2,B3,B4,B8,-,-); overrides the file's names")
+    detect.add_argument("--period", help="acquisition period START/END (ISO dates); "
+                                         "overrides the file's tags")
+    detect.add_argument("--t-main", type=_fraction, help="main threshold (default: the card's)")
+    detect.add_argument("--t-iso", type=_fraction, help="threshold for isolated patches")
+    detect.add_argument("--batch-size", type=int, default=256)
+    detect.add_argument("--max-nodata", type=_fraction, default=0.5,
+                        help="skip patches with more than this fraction of nodata pixels")
+    detect.add_argument("--max-pixels", type=int, help="refuse tiles larger than this "
+                        f"(default {settings.max_tile_pixels():,})")
+    detect.add_argument("--db", type=Path, help="also store the run and candidates in this SQLite file")
+    detect.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    models = sub.add_parser("models", help="list the published model cards")
+    models.add_argument("--json", action="store_true")
+    return parser
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .imagery import open_tile
+    from .models import load_model
+    from .detect import check_compatible
+    from .runs import run_detection, store_result
+    from .candidates import write_geojson
+
+    tile = open_tile(args.tile, bands=args.bands, period=_period(args.period),
+                     max_pixels=args.max_pixels)
+    model = load_model(args.model)
+    check_compatible(tile, model.card)
+    bar = None if args.quiet else tqdm(desc="scoring patches", unit="patch", file=sys.stderr,
+                                       leave=False, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = run_detection(tile, model, t_main=args.t_main, t_iso=args.t_iso,
+                               batch_size=args.batch_size, max_nodata_fraction=args.max_nodata,
+                               progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.raw is True:
+        write_geojson(result.raw_geojson(), args.out)
+    else:
+        write_geojson(result.candidates_geojson(), args.out)
+        if args.raw:
+            write_geojson(result.raw_geojson(), Path(args.raw))
+    message = result.summary()
+    if args.db:
+        from .store import connect
+
+        run_id = store_result(connect(args.db), result)
+        message += f"; stored as run {run_id} in {args.db}"
+    if tile.warped:
+        message += f"; warped from {tile.source_crs} to {tile.crs} at 10 m"
+    print(message)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import CARDS
+
+    cache = settings.model_cache_dir()
+    for card in CARDS.values():
+        cached = (cache / card.filename).exists()
+        if args.json:
+            print(json.dumps({**card.to_json(), "cached": cached}))
+        else:
+            print(f"{card.id:24} {card.patch_size}px {len(card.bands):2} bands  "
+                  f"{'cached ' if cached else 'not yet'}  {card.description}")
+    return 0
+
+
+COMMANDS = {"detect": cmd_detect, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        # Output paths the user gave: unwritable folder, full disk.
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; nothing was stored", file=sys.stderr)
+        return 130

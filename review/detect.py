@@ -1,0 +1,181 @@
+"""Sliding-window inference: a tile and a model in, one score per patch out.
+
+Patches sit on a grid anchored to the CRS origin (multiples of the stride in pixels),
+not to the tile's corner, so two overlapping tiles of the same CRS and resolution
+produce the same patches where they overlap. Only patches wholly inside the tile are
+scored, and patches that are mostly nodata are skipped.
+
+The tile is read in strips of patch rows, so memory stays bounded for any tile size.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from rasterio.windows import Window
+
+from .errors import BandError, ImageryError
+from .imagery import Tile
+from .models import LoadedModel, ModelCard
+
+DEFAULT_BATCH_SIZE = 256
+MAX_NODATA_FRACTION = 0.5
+STRIP_BYTES = 256 * 2**20     # pixels held in memory at once, per strip
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class PatchScores:
+    """Raw output: the pixel offset of every scored patch in the tile, and its score."""
+
+    tile: Tile
+    card: ModelCard
+    rows: np.ndarray
+    cols: np.ndarray
+    scores: np.ndarray
+    device: str = "CPU"
+    seconds: float = 0.0
+    skipped_nodata: int = 0
+    model_sha256: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def patch_size(self) -> int:
+        return self.card.patch_size
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def footprints(self) -> np.ndarray:
+        """(N, 4) west, south, east, north of each patch in the tile's CRS."""
+        t = self.tile.transform
+        size = self.patch_size
+        x0 = t.c + self.cols * t.a
+        x1 = t.c + (self.cols + size) * t.a
+        y0 = t.f + self.rows * t.e
+        y1 = t.f + (self.rows + size) * t.e
+        return np.column_stack([np.minimum(x0, x1), np.minimum(y0, y1),
+                                np.maximum(x0, x1), np.maximum(y0, y1)])
+
+
+def band_indexes(tile: Tile, card: ModelCard) -> list[int]:
+    """1-based file indexes of the model's bands, in the model's order; matched by name."""
+    if all(name is None for name in tile.band_names):
+        raise BandError(
+            f"{tile.name}: its {len(tile.band_names)} bands have no names; model {card.id} "
+            f"needs {', '.join(card.bands)}. Name the file's bands in order, e.g. "
+            f"--bands {','.join(['B2', 'B3', 'B4', 'B8', '-', '-', '-', '-'][:len(tile.band_names)])}")
+    indexes = {name: tile.band_index(name) for name in card.bands}
+    missing = [name for name, index in indexes.items() if index is None]
+    if missing:
+        present = ", ".join(n for n in tile.band_names if n and n != "-") or "none"
+        raise BandError(f"{tile.name}: model {card.id} needs bands {', '.join(missing)} "
+                        f"which the tile lacks (it has {present})")
+    return [indexes[name] for name in card.bands]
+
+
+def check_compatible(tile: Tile, card: ModelCard) -> list[int]:
+    indexes = band_indexes(tile, card)
+    if tile.dtype == "uint8" and card.scaling in ("reflectance", "unit_norm"):
+        raise ImageryError(
+            f"{tile.name}: is 8-bit imagery (values 0-255, a rendered picture); model "
+            f"{card.id} needs Sentinel-2 reflectance as digital numbers (reflectance x 10000)")
+    return indexes
+
+
+def grid_offsets(origin: float, pixel: float, length: int, patch: int, stride: int) -> np.ndarray:
+    """Offsets (pixels) of patch starts along one axis, on the CRS-anchored grid."""
+    global_start = int(round(origin / pixel))
+    first = (-global_start) % stride
+    return np.arange(first, length - patch + 1, stride, dtype=np.int64)
+
+
+def patch_grid(tile: Tile, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    t = tile.transform
+    rows = grid_offsets(t.f, t.e, tile.height, patch, stride)
+    cols = grid_offsets(t.c, t.a, tile.width, patch, stride)
+    return rows, cols
+
+
+def score_tile(tile: Tile, model: LoadedModel, batch_size: int = DEFAULT_BATCH_SIZE,
+               max_nodata_fraction: float = MAX_NODATA_FRACTION,
+               progress: ProgressFn | None = None) -> PatchScores:
+    """Score every grid patch of a tile with a loaded model."""
+    from .models import device_description
+
+    card = model.card
+    indexes = check_compatible(tile, card)
+    size, stride = card.patch_size, card.stride
+    grid_rows, grid_cols = patch_grid(tile, size, stride)
+    total = len(grid_rows) * len(grid_cols)
+    started = time.perf_counter()
+    out_rows, out_cols, out_scores = [], [], []
+    skipped = 0
+    done = 0
+    rows_per_strip = _rows_per_strip(tile.width, len(indexes), size, stride)
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    pending_count = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_count
+        if not pending:
+            return
+        patches = np.concatenate([p for p, _, _ in pending])
+        out_rows.append(np.concatenate([r for _, r, _ in pending]))
+        out_cols.append(np.concatenate([c for _, _, c in pending]))
+        out_scores.append(model.scores(card.scale(patches)))
+        pending, pending_count = [], 0
+
+    with tile.reader() as reader:
+        for first in range(0, len(grid_rows), rows_per_strip):
+            strip_rows = grid_rows[first:first + rows_per_strip]
+            top = int(strip_rows[0])
+            height = int(strip_rows[-1]) + size - top
+            data, valid = reader.read(Window(0, top, tile.width, height), indexes)
+            data = np.moveaxis(data, 0, -1)                     # (rows, cols, bands), a view
+            data[~valid] = 0                                    # as earthrise: nodata -> 0
+            invalid_counts = _window_sums(~valid, size)
+            views = sliding_window_view(data, (size, size), axis=(0, 1))  # no copy
+            local_rows = strip_rows - top
+            rr, cc = np.meshgrid(local_rows, grid_cols, indexing="ij")
+            rr, cc = rr.ravel(), cc.ravel()
+            keep = invalid_counts[rr, cc] <= max_nodata_fraction * size * size
+            skipped += int((~keep).sum())
+            rr, cc = rr[keep], cc[keep]
+            for start in range(0, len(rr), batch_size):
+                r, c = rr[start:start + batch_size], cc[start:start + batch_size]
+                # (N, bands, P, P) view -> (N, P, P, bands) copy for the model
+                batch = np.ascontiguousarray(np.moveaxis(views[r, c], 1, -1))
+                pending.append((batch, r + top, c))
+                pending_count += len(r)
+                if pending_count >= batch_size:
+                    flush()
+            done += len(strip_rows) * len(grid_cols)
+            if progress:
+                progress(done, total)
+        flush()
+
+    def joined(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    return PatchScores(tile=tile, card=card, rows=joined(out_rows, np.int64),
+                       cols=joined(out_cols, np.int64), scores=joined(out_scores, np.float32),
+                       device=device_description(), seconds=time.perf_counter() - started,
+                       skipped_nodata=skipped, model_sha256=model.sha256)
+
+
+def _rows_per_strip(width: int, bands: int, size: int, stride: int) -> int:
+    row_bytes = width * bands * 4
+    return max(1, (STRIP_BYTES // row_bytes - size) // stride + 1)
+
+
+def _window_sums(mask: np.ndarray, size: int) -> np.ndarray:
+    """Count of True pixels in every size x size window, by a summed-area table."""
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    table[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0), axis=1)
+    return (table[size:, size:] - table[:-size, size:]
+            - table[size:, :-size] + table[:-size, :-size])

@@ -1,0 +1,25 @@
+"""Domain errors. Raised inside review/, turned into messages at the edge (cli.py, ui.py).
+
+Every message is written for the person at the keyboard: it says what is wrong
+and, where there is one, what to do about it.
+"""
+
+
+class ReviewError(Exception):
+    """Base of every error the product reports to a user rather than crashing on."""
+
+
+class ImageryError(ReviewError):
+    """A tile cannot be used: not a raster, unreadable, not georeferenced, too large."""
+
+
+class BandError(ImageryError):
+    """A tile's bands cannot be matched, by name, to what a model needs."""
+
+
+class ModelError(ReviewError):
+    """A model cannot be found, downloaded, verified or loaded."""
+
+
+class StoreError(ReviewError):
+    """The review database refused an operation."""

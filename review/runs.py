@@ -1,0 +1,91 @@
+"""One detection run, end to end: tile + model -> scores -> candidates -> files and database.
+
+The CLI and the Detect page both call `run_detection`, so they behave the same.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import shapely
+
+from . import __version__
+from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, to_lonlat_geojson
+from .detect import DEFAULT_BATCH_SIZE, MAX_NODATA_FRACTION, PatchScores, check_compatible, score_tile
+from .imagery import Tile
+from .models import LoadedModel, sha256_of
+from .store import now, record_run
+
+
+@dataclass
+class RunResult:
+    scores: PatchScores
+    candidates: list[Candidate]
+    t_main: float
+    t_iso: float
+    started_at: str
+    finished_at: str
+
+    @property
+    def total_area_ha(self) -> float:
+        return sum(c.area_ha for c in self.candidates)
+
+    def candidates_geojson(self) -> dict:
+        return candidates_geojson(self.scores, self.candidates, self.t_main, self.t_iso)
+
+    def raw_geojson(self) -> dict:
+        return raw_geojson(self.scores)
+
+    def summary(self) -> str:
+        s = self.scores
+        return (f"{len(s)} patches of {s.tile.name} scored by {s.card.id} on {s.device} "
+                f"in {s.seconds:.1f} s ({s.skipped_nodata} skipped as nodata); "
+                f"{len(self.candidates)} candidates, {self.total_area_ha:.1f} ha "
+                f"(t_main {self.t_main:g}, t_iso {self.t_iso:g})")
+
+
+def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
+                  t_iso: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  max_nodata_fraction: float = MAX_NODATA_FRACTION, progress=None) -> RunResult:
+    check_compatible(tile, model.card)
+    t_main = model.card.t_main if t_main is None else t_main
+    t_iso = model.card.t_iso if t_iso is None else t_iso
+    started = now()
+    scores = score_tile(tile, model, batch_size=batch_size,
+                        max_nodata_fraction=max_nodata_fraction, progress=progress)
+    found = candidates(scores, t_main=t_main, t_iso=t_iso)
+    return RunResult(scores, found, t_main, t_iso, started, now())
+
+
+def store_result(db, result: RunResult) -> int:
+    """Record the scene, the run and its candidates; returns the run id."""
+    s = result.scores
+    tile = s.tile
+    west, south, east, north = tile.lonlat_bounds()
+    scene = {"path": str(Path(tile.path).resolve()), "name": tile.name,
+             "sha256": sha256_of(tile.path), "crs": tile.crs.to_string(),
+             "west": west, "south": south, "east": east, "north": north,
+             "width": tile.width, "height": tile.height,
+             "bands": ",".join(b or "" for b in tile.band_names), "product": tile.product,
+             "period_start": tile.period_start, "period_end": tile.period_end}
+    run = {"model_id": s.card.id, "model_sha256": s.model_sha256, "t_raw": s.card.t_raw,
+           "t_main": result.t_main, "t_iso": result.t_iso, "device": s.device,
+           "patches": len(s), "candidates": len(result.candidates), "seconds": s.seconds,
+           "started_at": result.started_at, "finished_at": result.finished_at,
+           "software": f"mining-review {__version__}"}
+    detections = []
+    for number, cand in enumerate(result.candidates, start=1):
+        geometry = to_lonlat_geojson(cand.geometry, tile.crs)
+        shape = shapely.geometry.shape(geometry)
+        centre = shape.representative_point()
+        w, so, e, n = shape.bounds
+        detections.append({
+            "source": f"run:{s.card.id}", "geometry": json.dumps(geometry),
+            "lon": centre.x, "lat": centre.y, "west": w, "south": so, "east": e, "north": n,
+            "score": cand.score, "area_ha": cand.area_ha, "area_source": "footprint",
+            "period_start": tile.period_start, "period_end": tile.period_end,
+            "model_id": s.card.id, "threshold": result.t_main,
+            "properties": {"score_max": cand.score_max, "patches": cand.patches,
+                           "tile": tile.name, "t_iso": result.t_iso}})
+    return record_run(db, scene, run, detections)

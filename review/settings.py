@@ -1,0 +1,35 @@
+"""Where the product keeps its files, and the limits a user can change.
+
+Everything is an environment variable with a sensible default, so the README's one
+command works on a fresh machine and tests can point each setting at a temporary
+folder or a server on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("REVIEW_DATA_DIR", REPO_ROOT / "data"))
+
+
+def db_path() -> Path:
+    return Path(os.environ.get("REVIEW_DB", data_dir() / "review.db"))
+
+
+def model_cache_dir() -> Path:
+    """Folder that holds downloaded model checkpoints (tests point it at ../shared)."""
+    return Path(os.environ.get("REVIEW_MODEL_CACHE", data_dir() / "models"))
+
+
+def model_base_url() -> str | None:
+    """Override for the published models' URL prefix (a mirror, or 127.0.0.1 in tests)."""
+    return os.environ.get("REVIEW_MODEL_BASE_URL") or None
+
+
+def max_tile_pixels() -> int:
+    """Largest tile (width x height) the engine accepts; protects small machines."""
+    return int(os.environ.get("REVIEW_MAX_TILE_PIXELS", 400_000_000))

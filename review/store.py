@@ -1,0 +1,123 @@
+"""The review database: one SQLite file, through sqlite-utils.
+
+WAL mode and a busy timeout let a detection run, the dashboard and several reviewers
+share the file. The schema is versioned with PRAGMA user_version; each migration runs
+once, in order, inside a transaction.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import sqlite_utils
+
+from .errors import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["scenes"].create({
+        "id": int, "path": str, "name": str, "sha256": str, "crs": str,
+        "west": float, "south": float, "east": float, "north": float,
+        "width": int, "height": int, "bands": str, "product": str,
+        "period_start": str, "period_end": str, "added_at": str,
+    }, pk="id", not_null={"path", "name"})
+    db["runs"].create({
+        "id": int, "scene_id": int, "model_id": str, "model_sha256": str,
+        "t_raw": float, "t_main": float, "t_iso": float, "device": str,
+        "patches": int, "candidates": int, "seconds": float, "started_at": str,
+        "finished_at": str, "software": str, "notes": str,
+    }, pk="id", foreign_keys=[("scene_id", "scenes", "id")])
+    db["detections"].create({
+        "id": int, "source": str, "external_id": str, "run_id": int, "scene_id": int,
+        "geometry": str, "lon": float, "lat": float,
+        "west": float, "south": float, "east": float, "north": float,
+        "score": float, "area_ha": float, "area_source": str,
+        "period_start": str, "period_end": str, "model_id": str, "threshold": float,
+        "properties": str, "added_at": str,
+    }, pk="id", not_null={"source", "geometry", "external_id"},
+        foreign_keys=[("run_id", "runs", "id"), ("scene_id", "scenes", "id")])
+    db["detections"].create_index(["source", "external_id"], unique=True)
+    db["detections"].create_index(["score"])
+    db["verdicts"].create({
+        "id": int, "detection_id": int, "reviewer": str, "verdict": str, "reason": str,
+        "note": str, "before_source": str, "before_start": str, "before_end": str,
+        "after_source": str, "after_start": str, "after_end": str,
+        "model_id": str, "threshold": float, "created_at": str,
+    }, pk="id", not_null={"detection_id", "reviewer", "verdict", "created_at"},
+        foreign_keys=[("detection_id", "detections", "id")])
+    db["verdicts"].create_index(["detection_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the review database."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys = ON")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable review database ({exc})") from exc
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    while schema_version(db) < len(MIGRATIONS):
+        version = schema_version(db)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            version = schema_version(db)
+            if version < len(MIGRATIONS):
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def record_run(db: sqlite_utils.Database, scene: dict, run: dict,
+               detections: Iterable[dict]) -> int:
+    """Store a scene (once per path+sha256), a run and its candidates in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        existing = list(db["scenes"].rows_where("path = ? and sha256 = ?",
+                                                [scene["path"], scene["sha256"]], limit=1))
+        if existing:
+            scene_id = existing[0]["id"]
+        else:
+            scene_id = db["scenes"].insert({**scene, "added_at": now()}).last_pk
+        run_id = db["runs"].insert({**run, "scene_id": scene_id}).last_pk
+        rows = [{**d, "run_id": run_id, "scene_id": scene_id, "added_at": now(),
+                 "external_id": d.get("external_id") or f"run{run_id}-{n}",
+                 "properties": json.dumps(d.get("properties") or {})}
+                for n, d in enumerate(detections, start=1)]
+        if rows:
+            db["detections"].insert_all(rows)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return run_id
