@@ -158,10 +158,13 @@ class Tile:
         try:
             with rasterio.open(self.path) as dataset:
                 if self.warped:
+                    # Without a nodata value, an alpha band marks pixels outside the source.
                     with WarpedVRT(dataset, crs=self.crs, transform=self.transform,
                                    width=self.width, height=self.height,
-                                   resampling=Resampling.nearest) as vrt:
-                        yield TileReader(self, vrt)
+                                   resampling=Resampling.nearest,
+                                   add_alpha=dataset.nodata is None) as vrt:
+                        alpha = vrt.count if dataset.nodata is None else None
+                        yield TileReader(self, vrt, alpha_index=alpha)
                 else:
                     yield TileReader(self, dataset)
         except RasterioError as exc:
@@ -171,9 +174,10 @@ class Tile:
 class TileReader:
     """An open tile: reads windows of named bands as float32 plus a validity mask."""
 
-    def __init__(self, tile: Tile, dataset):
+    def __init__(self, tile: Tile, dataset, alpha_index: int | None = None):
         self.tile = tile
         self.dataset = dataset
+        self.alpha_index = alpha_index
 
     def read(self, window: Window, indexes: Sequence[int],
              out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +188,10 @@ class TileReader:
                                      out_dtype="float32", resampling=Resampling.nearest)
             masks = self.dataset.read_masks(list(indexes), window=window, out_shape=shape,
                                             resampling=Resampling.nearest)
+            if self.alpha_index is not None:
+                alpha = self.dataset.read(self.alpha_index, window=window, out_shape=out_shape,
+                                          resampling=Resampling.nearest)
+                masks = np.concatenate([masks, alpha[None]])
         except RasterioError as exc:
             raise ImageryError(
                 f"{self.tile.name}: pixels could not be read near row {int(window.row_off)} "

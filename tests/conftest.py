@@ -1,0 +1,101 @@
+"""Shared fixtures: real data from ../shared/fixtures, tiny generated tiles and models."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("REVIEW_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+MODELS = FIXTURES / "models" / "earthrise"
+SLOVENIA = sorted((FIXTURES / "imagery" / "eolearn_slovenia_l1c").glob("reference_scene_*.tif"))
+GHANA = FIXTURES / "imagery" / "ghana_galamsey"
+
+needs_fixtures = pytest.mark.skipif(
+    not MODELS.is_dir() or not SLOVENIA,
+    reason=f"real fixtures not found at {FIXTURES} (the shared/ folder beside the repo); "
+           "set REVIEW_SHARED_FIXTURES to their location")
+
+TINY_BANDS = ("B2", "B3", "B4", "B8")
+TINY_PATCH = 16
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Every test gets its own data folder and an empty model cache."""
+    monkeypatch.setenv("REVIEW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "model-cache"))
+    monkeypatch.delenv("REVIEW_MODEL_BASE_URL", raising=False)
+    monkeypatch.delenv("REVIEW_DB", raising=False)
+
+
+@pytest.fixture
+def real_model_cache(monkeypatch):
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(MODELS))
+    return MODELS
+
+
+def write_tile(path, data, names=None, crs="EPSG:32633", origin=(500000.0, 5000000.0),
+               pixel=10.0, nodata=None, tags=None, dtype=None, compress=None):
+    """Write a (bands, rows, cols) array as a GeoTIFF with band descriptions."""
+    data = np.asarray(data)
+    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1],
+                   count=data.shape[0], dtype=dtype or data.dtype)
+    if crs is not None:
+        profile.update(crs=crs, transform=from_origin(origin[0], origin[1], pixel, pixel))
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if compress:
+        profile["compress"] = compress
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.astype(profile["dtype"]))
+        if names:
+            for index, name in enumerate(names, start=1):
+                dst.set_band_description(index, name)
+        if tags:
+            dst.update_tags(**tags)
+    return Path(path)
+
+
+def random_reflectance(bands, rows, cols, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(200, 6000, size=(bands, rows, cols)).astype("uint16")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A small real Keras model (16x16x4 -> sigmoid) with its JSON card beside it."""
+    from review.models import tensorflow
+
+    tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([
+        keras.Input((TINY_PATCH, TINY_PATCH, len(TINY_BANDS))),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    # Spread outputs over (0, 1) so thresholds matter.
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel * 20, bias - 1])
+    folder = tmp_path_factory.mktemp("tiny-model")
+    path = folder / "tiny.keras"
+    model.save(path)
+    (folder / "tiny.json").write_text(json.dumps({
+        "id": "tiny", "patch_size": TINY_PATCH, "bands": list(TINY_BANDS),
+        "scaling": "reflectance", "output": "sigmoid", "t_main": 0.5, "t_iso": 0.8}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path):
+    from review.models import load, read_card_beside
+
+    return load(read_card_beside(tiny_model_path), tiny_model_path)
