@@ -67,24 +67,35 @@ def random_reflectance(bands, rows, cols, seed=0):
     return rng.integers(200, 6000, size=(bands, rows, cols)).astype("uint16")
 
 
+def mine_tile(path, size=64, block=(16, 48), seed=4, **kwargs):
+    """Random background with a bright-red square: the tiny model's idea of a mine."""
+    data = random_reflectance(4, size, size, seed=seed)
+    lo, hi = block
+    data[2, lo:hi, lo:hi] = 9000
+    return write_tile(path, data, TINY_BANDS, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    """A small real Keras model (16x16x4 -> sigmoid) with its JSON card beside it."""
+    """A small real Keras model (16x16x4 -> sigmoid) with its JSON card beside it.
+
+    Its score is sigmoid(10 * mean(B2 - B3 + 2*B4 + 0.5*B8) - 10) over the patch, in
+    reflectance: random background scores about 0.1, a patch full of bright red about 1,
+    and every band moves the score differently, so band order matters.
+    """
     from review.models import tensorflow
 
     tensorflow()
     import keras
 
-    keras.utils.set_random_seed(7)
     model = keras.Sequential([
         keras.Input((TINY_PATCH, TINY_PATCH, len(TINY_BANDS))),
-        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.Conv2D(1, 1, use_bias=False),
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(1, activation="sigmoid"),
     ])
-    # Spread outputs over (0, 1) so thresholds matter.
-    kernel, bias = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([kernel * 20, bias - 1])
+    model.layers[0].set_weights([np.array([1.0, -1.0, 2.0, 0.5]).reshape(1, 1, 4, 1)])
+    model.layers[2].set_weights([np.array([[10.0]]), np.array([-10.0])])
     folder = tmp_path_factory.mktemp("tiny-model")
     path = folder / "tiny.keras"
     model.save(path)

@@ -1,0 +1,152 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio.shutil
+
+from review.cli import main
+from review.store import connect
+
+from .conftest import (REPO, SLOVENIA, TINY_BANDS, mine_tile, needs_fixtures,
+                       random_reflectance, write_tile)
+
+
+@pytest.fixture
+def tile_path(tmp_path):
+    return mine_tile(tmp_path / "tile.tif",
+                     tags={"PERIOD_START": "2024-01-01", "PERIOD_END": "2024-12-31"})
+
+
+def run_cli(*args):
+    """The CLI in a fresh process, as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "review", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_detect_writes_candidates_raw_patches_and_the_database(tmp_path, tile_path,
+                                                             tiny_model_path, capsys):
+    out, raw, db = tmp_path / "out.geojson", tmp_path / "raw.geojson", tmp_path / "review.db"
+    code = main(["detect", str(tile_path), "--model", str(tiny_model_path), "--out", str(out),
+                 "--raw", str(raw), "--db", str(db), "--quiet"])
+    assert code == 0
+    said = capsys.readouterr().out
+    assert "patches of tile.tif scored by tiny on CPU" in said or "on GPU" in said
+    patches = json.loads(raw.read_text())["features"]
+    assert len(patches) == 7 * 7
+    scores = [f["properties"]["score"] for f in patches]
+    found = json.loads(out.read_text())["features"]
+    # The bright square (pixels 16-48) is one candidate: the 5x5 patches that overlap it by
+    # a quarter or more score above t_main 0.5 and dissolve into pixels 8-56: 480 m square.
+    assert len(found) == 1
+    assert found[0]["properties"]["area_ha"] == pytest.approx(23.04)
+    assert found[0]["properties"]["patches"] == 25
+    assert all(f["properties"]["period_start"] == "2024-01-01" for f in found)
+    store = connect(db)
+    (run,) = list(store["runs"].rows)
+    assert run["model_id"] == "tiny" and run["patches"] == 49 and run["device"] in said
+    assert run["t_main"] == 0.5 and run["candidates"] == len(found)
+    stored = list(store["detections"].rows)
+    assert len(stored) == len(found)
+    assert stored[0]["area_ha"] == pytest.approx(found[0]["properties"]["area_ha"], abs=1e-3)
+    assert max(scores) >= max(d["score"] for d in stored)
+    (scene,) = list(store["scenes"].rows)
+    assert scene["name"] == "tile.tif" and scene["period_end"] == "2024-12-31"
+
+
+def test_raw_flag_alone_writes_patches_to_out(tmp_path, tile_path, tiny_model_path):
+    out = tmp_path / "raw.geojson"
+    assert main(["detect", str(tile_path), "--model", str(tiny_model_path), "--out", str(out),
+                 "--raw", "--quiet"]) == 0
+    features = json.loads(out.read_text())["features"]
+    assert len(features) == 49 and "score" in features[0]["properties"]
+
+
+def test_failed_run_changes_nothing_already_stored(tmp_path, tile_path, tiny_model_path, capsys):
+    out, db = tmp_path / "out.geojson", tmp_path / "review.db"
+    args = ["--model", str(tiny_model_path), "--out", str(out), "--db", str(db), "--quiet"]
+    assert main(["detect", str(tile_path), *args]) == 0
+    before_db = {t: connect(db)[t].count for t in ("scenes", "runs", "detections")}
+    before_out = out.read_bytes()
+    broken = tmp_path / "broken.tif"
+    rasterio.shutil.copy(tile_path, broken, driver="COG")
+    broken.write_bytes(broken.read_bytes()[:3000])
+    assert main(["detect", str(broken), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert {t: connect(db)[t].count for t in before_db} == before_db
+    assert out.read_bytes() == before_out
+
+
+BAD_INPUTS = {
+    "not a raster": (lambda tmp: _text_file(tmp), [], "not a raster"),
+    "no georeferencing": (lambda tmp: write_tile(tmp / "plain.tif", random_reflectance(4, 32, 32),
+                                                 TINY_BANDS, crs=None), [], "no georeferencing"),
+    "8-bit": (lambda tmp: write_tile(tmp / "photo.tif", np.full((4, 32, 32), 120, "uint8"),
+                                     TINY_BANDS), [], "8-bit"),
+    "missing bands": (lambda tmp: write_tile(tmp / "rgb.tif", random_reflectance(3, 32, 32),
+                                             ["B4", "B3", "B2"]), [], "needs bands B8"),
+    "unnamed bands": (lambda tmp: write_tile(tmp / "anon.tif", random_reflectance(4, 32, 32)),
+                      [], "have no names"),
+    "too large": (lambda tmp: write_tile(tmp / "big.tif", random_reflectance(4, 64, 64),
+                                         TINY_BANDS), ["--max-pixels", "1000"], "larger than the limit"),
+    "bad mapping": (lambda tmp: write_tile(tmp / "anon.tif", random_reflectance(4, 32, 32)),
+                    ["--bands", "B2,B3"], "gives 2 names but the file has 4"),
+}
+
+
+def _text_file(tmp):
+    path = tmp / "report.tif"
+    path.write_text("quarterly report")
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gets_one_line_and_a_nonzero_exit(case, tmp_path, tiny_model_path, capsys):
+    make, extra, expected = BAD_INPUTS[case]
+    out = tmp_path / "out.geojson"
+    code = main(["detect", str(make(tmp_path)), "--model", str(tiny_model_path),
+                 "--out", str(out), "--quiet", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and expected in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_bad_model_file_gets_one_line(tmp_path, tile_path, capsys):
+    fake = tmp_path / "weights.h5"
+    fake.write_bytes(b"\x89HDF\r\n")
+    assert main(["detect", str(tile_path), "--model", str(fake), "--out",
+                 str(tmp_path / "o.geojson")]) == 2
+    assert "not a published checkpoint" in capsys.readouterr().err
+
+
+def test_cli_process_prints_no_traceback_and_no_tensorflow_noise(tmp_path, tiny_model_path):
+    anon = write_tile(tmp_path / "anon.tif", random_reflectance(4, 32, 32))
+    done = run_cli("detect", anon, "--model", tiny_model_path, "--out", tmp_path / "o.geojson")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+@needs_fixtures
+def test_cli_on_a_real_scene_with_a_published_model(tmp_path, real_model_cache):
+    out = tmp_path / "raw.geojson"
+    done = run_cli("detect", SLOVENIA[0], "--model", "48px_v4.21", "--out", out, "--raw",
+                   "--period", "2017-01-01/2017-12-31")
+    assert done.returncode == 0, done.stderr
+    features = json.loads(out.read_text())["features"]
+    assert len(features) >= 4
+    assert {f["properties"]["period_end"] for f in features} == {"2017-12-31"}
+    assert "scored by 48px_v4.21 on" in done.stdout
+
+
+def test_models_command_lists_the_cards(capsys):
+    assert main(["models", "--json"]) == 0
+    cards = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {c["id"] for c in cards} >= {"48px_v4.21", "48px_v3.2", "44px_v2.8",
+                                        "44px_v2.6_rgb_ir", "48px_v3.2-3.7ensemble"}
+    assert all(c["cached"] is False for c in cards)
