@@ -59,6 +59,38 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--db", type=Path, help="also store the run and candidates in this SQLite file")
     detect.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    db_help = "review database (default: REVIEW_DB or data/review.db)"
+    imp = sub.add_parser("import", help="import detections (GeoJSON, GeoPackage, shapefile, lat/lon CSV)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--source", help="source name (default: the file name)")
+    imp.add_argument("--score-field", help="field holding the score, when not pred/mean/confidence")
+    imp.add_argument("--period-field", help="field holding a date, a year, YYYYQQ or START/END")
+    imp.add_argument("--id-field", help="field holding a stable id")
+    imp.add_argument("--area-field", help="field holding the mined area in hectares")
+    imp.add_argument("--point-size", type=float, default=480.0,
+                     help="side in metres of the square footprint given to points (default 480)")
+    imp.add_argument("--db", type=Path, help=db_help)
+
+    queue = sub.add_parser("queue", help="pending detections as JSON lines")
+    queue.add_argument("--limit", type=int, default=20)
+    queue.add_argument("--order", default="score", help="score | threshold | newest")
+    queue.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    queue.add_argument("--min-score", type=float)
+    queue.add_argument("--max-score", type=float)
+    queue.add_argument("--status", default="pending", help="pending | verified | false_positive | unsure | all")
+    queue.add_argument("--db", type=Path, help=db_help)
+
+    verdict = sub.add_parser("verdict", help="record a verdict on a detection")
+    verdict.add_argument("id", type=int)
+    verdict.add_argument("verdict", help="verified | false_positive | unsure | undo")
+    verdict.add_argument("--reviewer", required=True)
+    verdict.add_argument("--reason", help="for false_positive: riverbank, aquaculture, landslide, "
+                                          "industrial, agriculture, cloud, settlement, other")
+    verdict.add_argument("--note")
+    verdict.add_argument("--before", help="imagery shown as before: SOURCE@START/END")
+    verdict.add_argument("--after", help="imagery shown as after: SOURCE@START/END")
+    verdict.add_argument("--db", type=Path, help=db_help)
+
     models = sub.add_parser("models", help="list the published model cards")
     models.add_argument("--json", action="store_true")
     return parser
@@ -110,6 +142,66 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_db(args):
+    from .store import connect
+
+    return connect(args.db or settings.db_path())
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .importers import FieldMap, import_file
+
+    db = _open_db(args)
+    fields = FieldMap(score=args.score_field, period=args.period_field, id=args.id_field,
+                      area=args.area_field)
+    with tqdm(desc="importing", unit="feature", file=sys.stderr, leave=False, disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = import_file(db, args.file, source=args.source, fields=fields,
+                             point_size_m=args.point_size, progress=progress)
+    print(report.summary())
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from .queue import Filters, as_json_line, listing
+
+    status = None if args.status == "all" else args.status
+    filters = Filters(sources=args.source, score_min=args.min_score, score_max=args.max_score,
+                      status=status)
+    for row in listing(_open_db(args), filters, order=args.order, limit=args.limit):
+        print(as_json_line(row))
+    return 0
+
+
+def _imagery(text: str | None):
+    from .verdicts import Imagery
+
+    if not text:
+        return None
+    source, _, dates = text.partition("@")
+    start, _, end = dates.partition("/")
+    return Imagery(source=source or None, start=start or None, end=end or None)
+
+
+def cmd_verdict(args: argparse.Namespace) -> int:
+    from . import verdicts
+
+    db = _open_db(args)
+    if args.verdict == verdicts.UNDO:
+        verdicts.undo(db, args.id, args.reviewer)
+    else:
+        verdicts.record(db, args.id, args.reviewer, args.verdict, reason=args.reason,
+                        note=args.note, before=_imagery(args.before), after=_imagery(args.after))
+    status = db.execute("select status from detections where id = ?", [args.id]).fetchone()[0]
+    print(json.dumps({"id": args.id, "status": status}))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import CARDS
 
@@ -124,7 +216,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"detect": cmd_detect, "models": cmd_models}
+COMMANDS = {"detect": cmd_detect, "import": cmd_import, "queue": cmd_queue,
+            "verdict": cmd_verdict, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

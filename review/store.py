@@ -57,7 +57,21 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["verdicts"].create_index(["detection_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    # Status is derived from the verdict history; it is cached here, rewritten in the
+    # same transaction as every verdict, so the queue need not replay histories.
+    db["detections"].add_column("status", str, not_null_default="pending")
+    db["detections"].create_index(["status", "score"])
+    db["detections"].create_index(["period_start"])
+    # Who is looking at which detection right now; a lease, not a verdict.
+    db["claims"].create({"detection_id": int, "reviewer": str, "claimed_at": float},
+                        pk="detection_id")
+    db["imports"].create({"id": int, "source": str, "path": str, "sha256": str,
+                          "features": int, "added": int, "vintage": str, "imported_at": str},
+                         pk="id")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:

@@ -1,0 +1,186 @@
+"""The review queue: pending detections in a chosen order, filtered, handed out one at a time.
+
+`claim_next` gives each reviewer a detection nobody else holds: the claim is written in
+the same write transaction that chose it, so two reviewers asking at once get two
+different detections. Claims are leases that expire, so a closed browser tab does not
+hide a detection for ever.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import shapely
+import sqlite_utils
+
+from .errors import StoreError
+
+ORDERS = {
+    "score": "highest score first",
+    "threshold": "closest to the threshold first",
+    "newest": "newest period first",
+}
+_ORDER_SQL = {
+    "score": "score is null, score desc, id",
+    "threshold": "score is null, abs(score - coalesce(threshold, 0.5)), id",
+    "newest": "period_start is null, period_start desc, score desc, id",
+}
+CLAIM_SECONDS = 15 * 60
+
+
+@dataclass
+class Filters:
+    sources: list[str] = field(default_factory=list)
+    period_from: str | None = None        # detections whose period ends on or after this
+    period_to: str | None = None          # ... and starts on or before this
+    score_min: float | None = None
+    score_max: float | None = None
+    area: shapely.Geometry | None = None  # area of interest, lon/lat
+    status: str | None = "pending"
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = [], []
+        if self.status:
+            clauses.append("status = ?")
+            params.append(self.status)
+        if self.sources:
+            clauses.append(f"source in ({', '.join('?' * len(self.sources))})")
+            params += list(self.sources)
+        if self.period_from:
+            clauses.append("coalesce(period_end, period_start) >= ?")
+            params.append(self.period_from)
+        if self.period_to:
+            clauses.append("coalesce(period_start, period_end) <= ?")
+            params.append(self.period_to)
+        if self.score_min is not None:
+            clauses.append("score >= ?")
+            params.append(self.score_min)
+        if self.score_max is not None:
+            clauses.append("score <= ?")
+            params.append(self.score_max)
+        if self.area is not None:
+            west, south, east, north = self.area.bounds
+            clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")
+            params += [west, east, south, north]
+        return (" and ".join(clauses) or "1"), params
+
+    def keeps(self, row: dict) -> bool:
+        if self.area is None:
+            return True
+        return shapely.from_geojson(row["geometry"]).intersects(self.area)
+
+
+def _check_order(order: str) -> str:
+    if order not in ORDERS:
+        raise StoreError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
+    return _ORDER_SQL[order]
+
+
+def _select(db, filters: Filters, order: str, extra: str = "", params=(), limit: int = 100,
+            offset: int = 0) -> list[dict]:
+    where, where_params = filters.where()
+    sql = (f"select * from detections where {where} {extra} "
+           f"order by {_check_order(order)} limit ? offset ?")
+    cursor = db.execute(sql, [*where_params, *params, limit, offset])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _matching(db, filters: Filters, order: str, extra: str = "", params=(), page: int = 200):
+    """Rows in order, refined by the exact area-of-interest test (SQL only checks boxes)."""
+    offset = 0
+    while True:
+        batch = _select(db, filters, order, extra, params, limit=page, offset=offset)
+        yield from (row for row in batch if filters.keeps(row))
+        if len(batch) < page:
+            return
+        offset += page
+
+
+def listing(db: sqlite_utils.Database, filters: Filters | None = None, order: str = "score",
+            limit: int = 100, offset: int = 0) -> list[dict]:
+    """Detections matching the filters, in order (no claims taken)."""
+    filters = filters or Filters()
+    if filters.area is None:
+        return _select(db, filters, order, limit=limit, offset=offset)
+    rows = []
+    for row in _matching(db, filters, order):
+        rows.append(row)
+        if len(rows) >= offset + limit:
+            break
+    return rows[offset:]
+
+
+def count(db: sqlite_utils.Database, filters: Filters | None = None) -> int:
+    filters = filters or Filters()
+    where, params = filters.where()
+    if filters.area is None:
+        return db.execute(f"select count(*) from detections where {where}", params).fetchone()[0]
+    cursor = db.execute(f"select geometry from detections where {where}", params)
+    return sum(1 for (geometry,) in cursor if shapely.from_geojson(geometry).intersects(filters.area))
+
+
+def claim_next(db: sqlite_utils.Database, reviewer: str, filters: Filters | None = None,
+               order: str = "score", skip: tuple[int, ...] = (),
+               claim_seconds: float = CLAIM_SECONDS) -> dict | None:
+    """Claim the next pending detection for a reviewer (releasing their previous claim)."""
+    filters = filters or Filters()
+    _check_order(order)
+    moment = time.time()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("delete from claims where reviewer = ? or claimed_at < ?",
+                   [reviewer, moment - claim_seconds])
+        skip_sql = f"and id not in ({', '.join('?' * len(skip))})" if skip else ""
+        extra = f"and id not in (select detection_id from claims) {skip_sql}"
+        chosen = next(_matching(db, filters, order, extra, tuple(skip), page=50), None)
+        if chosen is not None:
+            db.execute("insert into claims (detection_id, reviewer, claimed_at) values (?, ?, ?)",
+                       [chosen["id"], reviewer, moment])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return chosen
+
+
+def release(db: sqlite_utils.Database, reviewer: str) -> None:
+    db.execute("delete from claims where reviewer = ?", [reviewer])
+
+
+def get(db: sqlite_utils.Database, detection_id: int) -> dict:
+    try:
+        return db["detections"].get(detection_id)
+    except sqlite_utils.db.NotFoundError as exc:
+        raise StoreError(f"no detection with id {detection_id}") from exc
+
+
+def neighbours(db: sqlite_utils.Database, detection: dict, radius_km: float = 3.0,
+               limit: int = 20) -> list[dict]:
+    """Other detections within radius_km of this one's centre (by bounding box, then distance)."""
+    import math
+
+    lat = detection["lat"]
+    dlat = radius_km / 111.32
+    dlon = radius_km / (111.32 * max(math.cos(math.radians(lat)), 0.01))
+    rows = db.execute(
+        "select id, source, score, status, lon, lat, area_ha, period_start from detections "
+        "where id != ? and lon between ? and ? and lat between ? and ? limit 500",
+        [detection["id"], detection["lon"] - dlon, detection["lon"] + dlon, lat - dlat, lat + dlat])
+    found = []
+    for row in rows.fetchall():
+        dx = (row[4] - detection["lon"]) * 111.32 * math.cos(math.radians(lat))
+        dy = (row[5] - lat) * 111.32
+        distance = math.hypot(dx, dy)
+        if distance <= radius_km:
+            found.append({"id": row[0], "source": row[1], "score": row[2], "status": row[3],
+                          "distance_km": round(distance, 2), "area_ha": row[6],
+                          "period_start": row[7]})
+    return sorted(found, key=lambda r: r["distance_km"])[:limit]
+
+
+def as_json_line(row: dict) -> str:
+    keep = ("id", "source", "external_id", "score", "area_ha", "area_source", "period_start",
+            "period_end", "model_id", "status", "lon", "lat")
+    return json.dumps({k: row.get(k) for k in keep})
