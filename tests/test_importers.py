@@ -1,0 +1,136 @@
+import json
+
+import pytest
+import shapely
+
+from review.importers import FieldMap, ImportFailed, import_file, period_of
+from review.store import connect
+
+from .conftest import FIXTURES, needs_fixtures
+
+DETECTIONS = FIXTURES / "detections" / "earthrise"
+LABELS = FIXTURES / "labels"
+REAL_FILES = sorted(DETECTIONS.glob("*.geojson")) + sorted(LABELS.glob("*.geojson")) + [
+    LABELS / "raisg_mineria_ilegal_2022" / "MineriaIlegal_pt.shp",
+    LABELS / "texty_amber_coordinates.csv",
+]
+
+
+@pytest.fixture
+def db(tmp_path):
+    return connect(tmp_path / "review.db")
+
+
+@pytest.mark.parametrize("value, period", [
+    (202400, ("2024-01-01", "2024-12-31")), (202503, ("2025-07-01", "2025-09-30")),
+    (201800.0, ("2018-01-01", "2018-12-31")), (2019, ("2019-01-01", "2019-12-31")),
+    ("2013", ("2013-01-01", "2013-12-31")), ("2013-03-27T00:00:00", ("2013-03-27", "2013-03-27")),
+    ("2020-01-01/2020-06-30", ("2020-01-01", "2020-06-30")), (None, (None, None)),
+    (float("nan"), (None, None)), ("sin información", (None, None)),
+])
+def test_periods_are_read_from_every_convention(value, period):
+    assert period_of(value) == period
+
+
+@needs_fixtures
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
+def test_every_real_fixture_imports_and_a_second_import_adds_nothing(db, path):
+    first = import_file(db, path)
+    assert first.added == first.features > 0
+    again = import_file(db, path)
+    assert again.added == 0 and again.already_present == first.features
+    assert db["detections"].count == first.features
+    row = next(db["detections"].rows)
+    geometry = shapely.from_geojson(row["geometry"])
+    assert geometry.geom_type in ("Polygon", "MultiPolygon") and geometry.is_valid
+    assert -180 <= row["lon"] <= 180 and -90 <= row["lat"] <= 90
+
+
+@needs_fixtures
+def test_website_layer_keeps_mined_area_and_reads_year_as_yyyyqq(db):
+    import_file(db, DETECTIONS / "mining_202400_simplified.geojson")
+    total, start, end, sources = db.execute(
+        "select round(sum(area_ha), 1), min(period_start), max(period_end), "
+        "group_concat(distinct area_source) from detections").fetchone()
+    assert total == 78930.7                      # the published sum, listed in the fixtures README
+    assert (start, end) == ("2024-01-01", "2024-12-31")
+    assert sources == "Mined area (ha)"
+
+
+@needs_fixtures
+def test_raw_patches_keep_their_score_model_and_period(db):
+    report = import_file(db, DETECTIONS / "amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson",
+                         source="amazon 2023")
+    assert "score in pred" in report.vintage
+    row = db.execute("select min(score), model_id, threshold, period_start, period_end, "
+                     "area_source from detections").fetchone()
+    assert row[0] >= 0.5 and row[1:] == ("48px_v3.7", 0.5, "2023-01-01", "2023-12-31", "footprint")
+
+
+@needs_fixtures
+def test_diff_file_with_invalid_polygons_is_repaired(db):
+    report = import_file(db, DETECTIONS / "amazon_basin_48px_v3.2-3.7ensemble_dissolved-0.6_2023diff.geojson")
+    assert report.repaired == 80 and "diff file" in report.vintage
+    assert db.execute("select round(sum(area_ha), 1) from detections").fetchone()[0] == 25806.4
+
+
+@needs_fixtures
+def test_raisg_points_are_reprojected_from_sirgas_and_get_square_footprints(db):
+    import_file(db, LABELS / "raisg_mineria_ilegal_2022" / "MineriaIlegal_pt.shp", point_size_m=200)
+    row = db.execute("select geometry, lon, lat, area_ha, period_start, properties from detections "
+                     "where period_start is not null limit 1").fetchone()
+    square = shapely.from_geojson(row[0])
+    assert len(square.exterior.coords) == 5
+    assert row[3] == pytest.approx(4.0, rel=0.02)           # 200 m x 200 m = 4 ha
+    assert -82 < row[1] < -34 and -20 < row[2] < 13          # South America, in lon/lat
+    props = json.loads(row[5])
+    assert props["fecha_situ"][:4] == row[4][:4]
+    assert "país" in props                                   # original field names kept verbatim
+
+
+def test_csv_with_mapped_fields(db, tmp_path):
+    path = tmp_path / "sites.csv"
+    path.write_text("site,latitude,longitude,conf,seen\nA,-5.1,-57.5,0.9,2021\nB,-5.2,-57.6,0.4,202203\n")
+    report = import_file(db, path, fields=FieldMap(score="conf", period="seen", id="site"))
+    assert report.added == 2
+    rows = {r["external_id"]: r for r in db["detections"].rows}
+    assert rows["site:A"]["score"] == 0.9 and rows["site:A"]["period_end"] == "2021-12-31"
+    assert rows["site:B"]["period_start"] == "2022-07-01"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "not a readable"),
+    ("{\"type\": \"FeatureCollection\", \"features\": []}", "no features"),
+    ("{\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\", \"properties\": {}, "
+     "\"geometry\": {\"type\": \"Point\", \"coordinates\": [200, 95]}}]}", "out of range"),
+    ("{\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\", \"properties\": {}, "
+     "\"geometry\": {\"type\": \"LineString\", \"coordinates\": [[0, 0], [1, 1]]}}]}", "LineString"),
+    ("{\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\", \"properties\": {}, "
+     "\"geometry\": null}]}", "no geometry"),
+    ("not json at all {", "not a readable"),
+])
+def test_bad_files_are_refused_and_change_nothing(db, tmp_path, content, message):
+    good = tmp_path / "good.geojson"
+    good.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"pred": 0.7},
+         "geometry": {"type": "Point", "coordinates": [-57.5, -5.1]}}]}))
+    import_file(db, good)
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(content)
+    with pytest.raises(ImportFailed, match=message):
+        import_file(db, bad)
+    assert db["detections"].count == 1 and db["imports"].count == 1
+
+
+def test_csv_without_coordinates_is_refused(db, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("name,value\na,1\n")
+    with pytest.raises(ImportFailed, match="latitude and longitude"):
+        import_file(db, path)
+
+
+def test_unknown_mapped_field_is_named(db, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("lat,lon\n1,2\n")
+    with pytest.raises(ImportFailed, match="no field 'conf' for the score"):
+        import_file(db, path, fields=FieldMap(score="conf"))
