@@ -288,10 +288,9 @@ def _warp_to_utm(tile: Tile, dataset) -> Tile:
 TRUE_COLOUR = ("B4", "B3", "B2")
 
 
-def stretch_limits(rgb: np.ndarray, valid: np.ndarray,
+def stretch_limits(values: np.ndarray,
                    percentiles: tuple[float, float] = (2, 98)) -> tuple[float, float]:
-    """One low/high pair for all three bands, so colours keep their balance."""
-    values = rgb[:, valid]
+    """One low/high pair over valid pixel values of all bands, so colours keep their balance."""
     if values.size == 0:
         return 0.0, 1.0
     low, high = np.percentile(values, percentiles)
@@ -319,7 +318,7 @@ def render_rgb(tile: Tile, window: Window | None = None, bands: Sequence[str] = 
     out_shape = None if scale <= 1 else (max(1, int(rows / scale)), max(1, int(cols / scale)))
     with tile.reader() as reader:
         rgb, valid = reader.read(window, indexes, out_shape=out_shape)
-    low, high = limits or stretch_limits(rgb, valid)
+    low, high = limits or stretch_limits(rgb[:, valid])
     scaled = np.clip((rgb - low) / (high - low), 0, 1) * 255
     scaled[:, ~valid] = 0
     return Image.fromarray(np.moveaxis(scaled.astype(np.uint8), 0, -1), mode="RGB")

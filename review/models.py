@@ -14,8 +14,6 @@ import json
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -150,43 +148,24 @@ def _tqdm_progress(label: str) -> tuple[ProgressFn, Callable[[], None]]:
     return update, bar.close
 
 
-def download(card: ModelCard, destination: Path, progress: ProgressFn | None = None,
-             timeout: float = 60) -> Path:
+def download(card: ModelCard, destination: Path, progress: ProgressFn | None = None) -> Path:
     """Fetch a checkpoint into the cache, verifying its sha256 before it is kept."""
+    from .downloads import DownloadFailed, fetch
+
     url = card.download_url()
     if not url:
         raise ModelError(f"model {card.id} has no download URL; put {card.filename} "
                          f"in {destination.parent}")
-    destination.parent.mkdir(parents=True, exist_ok=True)
     close = None
     if progress is None:
         progress, close = _tqdm_progress(f"downloading {card.filename}")
-    digest = hashlib.sha256()
-    handle, partial = tempfile.mkstemp(prefix=card.filename + ".", suffix=".part",
-                                       dir=destination.parent)
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            done = 0
-            for block in iter(lambda: response.read(1 << 16), b""):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                progress(done, total)
-        if card.sha256 and digest.hexdigest() != card.sha256:
-            raise ModelError(
-                f"downloaded {card.filename} has sha256 {digest.hexdigest()[:12]}..., "
-                f"expected {card.sha256[:12]}...; the file was not kept")
-        os.replace(partial, destination)
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise ModelError(f"could not download model {card.id} from {url}: {reason}") from exc
+        return fetch(url, destination, sha256=card.sha256, progress=progress)
+    except DownloadFailed as exc:
+        raise ModelError(f"model {card.id}: {exc}") from exc
     finally:
         if close:
             close()
-        if os.path.exists(partial):
-            os.remove(partial)
-    return destination
 
 
 def resolve(spec: str, progress: ProgressFn | None = None) -> tuple[ModelCard, Path]:

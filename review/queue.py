@@ -145,6 +145,21 @@ def claim_next(db: sqlite_utils.Database, reviewer: str, filters: Filters | None
     return chosen
 
 
+def claim(db: sqlite_utils.Database, reviewer: str, detection_id: int) -> dict:
+    """Take a specific detection (opened from the map, or brought back by undo)."""
+    detection = get(db, detection_id)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("delete from claims where reviewer = ?", [reviewer])
+        db.execute("insert or replace into claims (detection_id, reviewer, claimed_at) "
+                   "values (?, ?, ?)", [detection_id, reviewer, time.time()])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return detection
+
+
 def release(db: sqlite_utils.Database, reviewer: str) -> None:
     db.execute("delete from claims where reviewer = ?", [reviewer])
 

@@ -33,3 +33,24 @@ def model_base_url() -> str | None:
 def max_tile_pixels() -> int:
     """Largest tile (width x height) the engine accepts; protects small machines."""
     return int(os.environ.get("REVIEW_MAX_TILE_PIXELS", 400_000_000))
+
+
+EARTHRISE_DATA = ("https://github.com/earthrise-media/mining-detector/raw/"
+                  "bbbcb2d722c930626f322bec751a22e4acb22750/data/outputs/")
+
+
+def example_url() -> str:
+    """The published detections layer the home page offers to load on an empty database."""
+    return os.environ.get("REVIEW_EXAMPLE_URL", EARTHRISE_DATA +
+                          "48px_v3.7/amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson")
+
+
+def basemap_url() -> str:
+    """XYZ tile URL of the high-resolution basemap shown beside the chips."""
+    return os.environ.get(
+        "REVIEW_BASEMAP_URL",
+        "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}")
+
+
+def basemap_name() -> str:
+    return os.environ.get("REVIEW_BASEMAP_NAME", "Esri World Imagery")

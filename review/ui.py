@@ -44,6 +44,8 @@ def home_page() -> None:
     _setup("Home")
     st.title("Mining review")
     st.caption("Find illegal mining in satellite imagery, and confirm it by eye before anyone relies on it.")
+    if "flash" in st.session_state:
+        st.success(st.session_state.pop("flash"))
     try:
         db = _db()
     except ReviewError as exc:
@@ -55,19 +57,28 @@ def home_page() -> None:
               "verdicts": "Verdicts"}
     for column, (table, count) in zip(columns, counts.items()):
         column.metric(labels[table], f"{count:,}")
-    if counts["detections"]:
-        by_source = pd.DataFrame(db.execute(
-            "select source, count(*) as detections, round(sum(area_ha), 1) as area_ha "
-            "from detections group by source order by detections desc").fetchall(),
-            columns=["source", "detections", "area_ha"])
-        st.subheader("Detections by source")
-        st.dataframe(by_source, hide_index=True)
     st.subheader("What to do next")
     if not counts["detections"]:
-        st.info("The database is empty. Open **Detect** to run a published detector over a "
-                "GeoTIFF tile; its candidates are stored here for review.")
+        st.info("The database is empty. Load a published example to try the review loop, "
+                "import detections with `python -m review import FILE`, or open **Detect** to "
+                "run a detector over a GeoTIFF tile.")
+        st.caption(f"Example: {settings.example_url()}")
+        if st.button("Load the example detections", type="primary"):
+            _load_example(db)
     else:
-        st.info("Run more tiles on **Detect**.")
+        pending = db.execute("select count(*) from detections where status = 'pending'").fetchone()[0]
+        if pending:
+            st.info(f"{pending:,} detections wait for a verdict: open **Review**.")
+        else:
+            st.success("Every detection has a verdict.")
+        by_source = pd.DataFrame(db.execute(
+            "select source, status, count(*) from detections group by source, status").fetchall(),
+            columns=["source", "status", "n"])
+        table = by_source.pivot_table(index="source", columns="status", values="n",
+                                      aggfunc="sum", fill_value=0)
+        table["total"] = table.sum(axis=1)
+        st.subheader("Detections by source and status")
+        st.dataframe(table.sort_values("total", ascending=False))
     st.caption(f"Database: {settings.db_path()} · detector device: {_device()}")
 
 
@@ -171,3 +182,334 @@ def _candidate_map(geometries: list[dict], bounds) -> None:
         folium.GeoJson(geometry, tooltip=f"candidate {number}",
                        style_function=lambda _: {"color": "#d7301f", "weight": 2}).add_to(fmap)
     st_folium(fmap, height=420, use_container_width=True, returned_objects=[])
+
+
+# ------------------------------------------------------------------------ example
+
+
+def _load_example(db) -> None:
+    from .downloads import fetch
+    from .importers import import_file
+
+    url = settings.example_url()
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "example.geojson"
+    bar = st.progress(0.0, text=f"Downloading {name}…")
+
+    def progress(done, total):
+        bar.progress(min(done / total, 1.0) if total else 0.0, text=f"Downloading {name}: {done:,} bytes")
+
+    try:
+        path = fetch(url, settings.data_dir() / "examples" / name, progress=progress)
+        report = import_file(db, path, source="example: " + Path(name).stem,
+                             progress=lambda done, total: bar.progress(done / total, text="Importing…"))
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["flash"] = report.summary()
+    st.rerun()
+
+
+# ------------------------------------------------------------------------- review
+
+
+
+def _all_sources(db) -> list[str]:
+    return [r[0] for r in db.execute("select distinct source from detections order by source")]
+
+
+def _aoi(upload):
+    """An uploaded GeoJSON area of interest as one lon/lat geometry."""
+    import json
+
+    import shapely
+
+    if upload is None:
+        return None
+    try:
+        data = json.loads(upload.getvalue())
+        if data.get("type") == "FeatureCollection":
+            geometries = [f["geometry"] for f in data["features"]]
+        elif data.get("type") == "Feature":
+            geometries = [data["geometry"]]
+        else:
+            geometries = [data]
+        shapes = [shapely.geometry.shape(g) for g in geometries]
+        area = shapely.union_all([s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon")])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReviewError(f"{upload.name}: not a GeoJSON area of interest ({exc})") from exc
+    if area.is_empty:
+        raise ReviewError(f"{upload.name}: the area of interest needs at least one polygon")
+    return area
+
+
+def _filters_sidebar(db, with_status: bool = False):
+    from .queue import Filters
+    from .verdicts import STATUSES
+
+    with st.sidebar:
+        sources = st.multiselect("Sources", _all_sources(db), key="f_sources")
+        low, high = st.slider("Score", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_score")
+        period_from = st.text_input("Period from (YYYY-MM-DD)", key="f_from")
+        period_to = st.text_input("Period to (YYYY-MM-DD)", key="f_to")
+        status = None
+        if with_status:
+            status = st.selectbox("Status", ["all", *STATUSES], key="f_status")
+        upload = st.file_uploader("Area of interest (GeoJSON)", type=["geojson", "json"], key="f_aoi")
+    try:
+        area = _aoi(upload)
+    except ReviewError as exc:
+        st.sidebar.error(str(exc))
+        area = None
+    return Filters(sources=sources, score_min=low if low > 0 else None,
+                   score_max=high if high < 1 else None, period_from=period_from or None,
+                   period_to=period_to or None, area=area,
+                   status=(None if status == "all" else status) if with_status else "pending")
+
+
+def _decide(verdict: str, reason: str | None = None) -> None:
+    """Button callback: record at once, then move on."""
+    from . import verdicts
+
+    state = st.session_state
+    detection_id = state.get("current_id")
+    if detection_id is None:
+        return
+    before, after = state.get("shown", (None, None))
+    try:
+        verdicts.record(_db(), detection_id, state["reviewer"].strip(), verdict, reason=reason,
+                        note=state.get("note") or None, before=before, after=after)
+    except ReviewError as exc:
+        state["flash_error"] = str(exc)
+        return
+    label = verdicts.VERDICTS[verdict] + (f" ({verdicts.REASONS[reason]})" if reason else "")
+    state.setdefault("done", []).append(detection_id)
+    state["flash"] = f"#{detection_id}: {label}"
+    state["current_id"] = None
+    state["note"] = ""
+
+
+def _skip() -> None:
+    state = st.session_state
+    if state.get("current_id") is not None:
+        state.setdefault("skipped", []).append(state["current_id"])
+        state["flash"] = f"#{state['current_id']}: skipped"
+        state["current_id"] = None
+
+
+def _undo() -> None:
+    from . import queue, verdicts
+
+    state = st.session_state
+    done = state.get("done") or []
+    if not done:
+        state["flash_error"] = "Nothing to undo in this session."
+        return
+    detection_id = done.pop()
+    db = _db()
+    verdicts.undo(db, detection_id, state["reviewer"].strip())
+    queue.claim(db, state["reviewer"].strip(), detection_id)
+    state["current_id"] = detection_id
+    state["flash"] = f"#{detection_id}: verdict undone"
+
+
+def _current(db, reviewer: str, filters, order: str):
+    from . import queue
+
+    state = st.session_state
+    opened = state.pop("open_detection", None)
+    if opened is not None:
+        state["current_id"] = queue.claim(db, reviewer, int(opened))["id"]
+    signature = (order, tuple(filters.sources), filters.score_min, filters.score_max,
+                 filters.period_from, filters.period_to,
+                 filters.area.wkt if filters.area is not None else None)
+    if state.get("queue_signature") != signature:
+        state["queue_signature"] = signature
+        if opened is None:
+            state["current_id"] = None
+    if state.get("current_id") is not None:
+        return queue.get(db, state["current_id"])
+    chosen = queue.claim_next(db, reviewer, filters, order, skip=tuple(state.get("skipped", [])))
+    state["current_id"] = chosen["id"] if chosen else None
+    return chosen
+
+
+def review_page() -> None:
+    from . import queue
+    from .queue import ORDERS
+    from .verdicts import REASONS
+
+    _setup("Review")
+    state = st.session_state
+    try:
+        db = _db()
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    with st.sidebar:
+        st.text_input("Your name (recorded with every verdict)", key="reviewer")
+        order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="order")
+    filters = _filters_sidebar(db)
+    if "flash" in state:
+        st.toast(state.pop("flash"))
+    if "flash_error" in state:
+        st.error(state.pop("flash_error"))
+    reviewer = (state.get("reviewer") or "").strip()
+    if not reviewer:
+        st.title("Review")
+        st.info("Enter your name in the sidebar to start reviewing.")
+        return
+    try:
+        detection = _current(db, reviewer, filters, order)
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    pending = queue.count(db, filters)
+    if detection is None:
+        st.title("Review")
+        st.success(f"Nothing left to review with these filters ({pending} pending, "
+                   f"{len(state.get('skipped', []))} skipped in this session).")
+        st.button("Undo last verdict", on_click=_undo, shortcut="Z", disabled=not state.get("done"))
+        return
+    _show_detection(db, detection, pending)
+    st.text_input("Note (optional, kept with the verdict)", key="note")
+    row = st.columns(4)
+    row[0].button("Verified", on_click=_decide, args=("verified",), type="primary",
+                  shortcut="V", key="verdict_verified")
+    row[1].button("Unsure", on_click=_decide, args=("unsure",), shortcut="U", key="verdict_unsure")
+    row[2].button("Skip", on_click=_skip, shortcut="S", key="verdict_skip")
+    row[3].button("Undo last", on_click=_undo, shortcut="Z", key="verdict_undo",
+                  disabled=not state.get("done"))
+    st.caption("False positive, with its reason:")
+    reasons = st.columns(len(REASONS))
+    for column, (key, (code, label)) in zip(reasons, zip("12345678", REASONS.items())):
+        column.button(label, on_click=_decide, args=("false_positive", code), shortcut=key,
+                      key=f"fp_{code}", help=f"false positive: {label} (key {key})")
+
+
+def _show_detection(db, detection: dict, pending: int) -> None:
+    import json
+
+    import shapely
+
+    from . import chips, queue, verdicts
+
+    state = st.session_state
+    geometry = shapely.from_geojson(detection["geometry"])
+    score = "no score" if detection["score"] is None else f"score {detection['score']:.3f}"
+    area = ("" if detection["area_ha"] is None
+            else f" · {detection['area_ha']:,.2f} ha ({detection['area_source']})")
+    st.subheader(f"Detection #{detection['id']} · {score}{area}")
+    st.caption(f"{pending:,} pending · source {detection['source']} · model "
+               f"{detection['model_id'] or 'unknown'} · period "
+               f"{detection['period_start'] or '?'} to {detection['period_end'] or '?'} · "
+               f"{detection['lat']:.5f}, {detection['lon']:.5f}")
+    scenes = chips.scenes_covering(db, detection)
+    before, after = chips.pick_before_after(scenes, detection)
+    shown = [s for s in (before, after) if s is not None]
+    left, right, side = st.columns([1, 1, 1])
+    pictures = []
+    try:
+        pictures = chips.render_pair(shown, geometry) if shown else []
+    except ReviewError as exc:
+        st.warning(f"Stored imagery could not be shown: {exc}")
+    if len(pictures) == 2:
+        left.image(pictures[0].image, caption=f"Before: {pictures[0].caption}")
+        right.image(pictures[1].image, caption=f"After: {pictures[1].caption}")
+        state["shown"] = (pictures[0].imagery, pictures[1].imagery)
+    elif len(pictures) == 1:
+        left.info("No stored scene before this one covers the detection.")
+        right.image(pictures[0].image, caption=f"After: {pictures[0].caption}")
+        state["shown"] = (None, pictures[0].imagery)
+    else:
+        left.info("No stored scene covers this detection; judge it on the basemap.")
+        state["shown"] = (None, verdicts.Imagery(source=f"{settings.basemap_name()} (current basemap)"))
+    with side:
+        _detail_map(geometry)
+    history = verdicts.history(db, detection["id"])
+    near = queue.neighbours(db, detection)
+    with st.expander(f"History ({len(history)}) and neighbours within 3 km ({len(near)})"):
+        if history:
+            st.dataframe(pd.DataFrame(history)[["created_at", "reviewer", "verdict", "reason", "note"]],
+                         hide_index=True)
+        if near:
+            st.dataframe(pd.DataFrame(near), hide_index=True)
+        properties = json.loads(detection.get("properties") or "{}")
+        if properties:
+            st.json(properties, expanded=False)
+
+
+def _detail_map(geometry) -> None:
+    import folium
+    from streamlit_folium import st_folium
+
+    west, south, east, north = geometry.bounds
+    fmap = folium.Map(tiles=None, control_scale=True)
+    folium.TileLayer(settings.basemap_url(), attr=settings.basemap_name(),
+                     name=settings.basemap_name(), max_zoom=19).add_to(fmap)
+    folium.GeoJson(geometry.__geo_interface__,
+                   style_function=lambda _: {"color": "#ffd600", "weight": 2, "fill": False}).add_to(fmap)
+    fmap.fit_bounds([[south, west], [north, east]], padding=(40, 40))
+    st_folium(fmap, height=330, use_container_width=True, returned_objects=[], key="detail_map")
+    st.caption(f"Basemap: {settings.basemap_name()} (current imagery, not dated)")
+
+
+# ---------------------------------------------------------------------------- map
+
+STATUS_COLOURS = {"pending": "#9e9e9e", "verified": "#d7301f", "false_positive": "#2b83ba",
+                  "unsure": "#fdae61"}
+MAP_LIMIT = 3000
+
+
+def map_page() -> None:
+    import html
+
+    import folium
+    from streamlit_folium import st_folium
+
+    from . import queue
+
+    _setup("Map")
+    st.title("Map")
+    try:
+        db = _db()
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    filters = _filters_sidebar(db, with_status=True)
+    total = queue.count(db, filters)
+    rows = queue.listing(db, filters, order="score", limit=MAP_LIMIT)
+    st.caption(f"{total:,} detections match" + (f"; the {MAP_LIMIT:,} highest scores are drawn"
+                                                 if total > MAP_LIMIT else ""))
+    if not rows:
+        st.info("No detections match these filters.")
+        return
+    last = {r[0]: r[1:] for r in db.execute(
+        "select v.detection_id, v.reviewer, v.verdict, v.note from verdicts v join "
+        "(select detection_id, max(id) as id from verdicts group by detection_id) m on v.id = m.id")}
+    fmap = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    west = min(r["west"] for r in rows)
+    south = min(r["south"] for r in rows)
+    east = max(r["east"] for r in rows)
+    north = max(r["north"] for r in rows)
+    fmap.fit_bounds([[south, west], [north, east]])
+    for row in rows:
+        colour = STATUS_COLOURS.get(row["status"], "#000")
+        lines = [f"<b>#{row['id']}</b> {html.escape(row['source'])}",
+                 f"status: {html.escape(row['status'])}",
+                 "score: " + ("-" if row["score"] is None else f"{row['score']:.3f}")]
+        if row["id"] in last:
+            reviewer, verdict, note = last[row["id"]]
+            lines.append(f"last: {html.escape(verdict)} by {html.escape(reviewer)}")
+            if note:
+                lines.append(f"note: {html.escape(note)}")
+        folium.CircleMarker([row["lat"], row["lon"]], radius=5, color=colour, fill=True,
+                            fill_opacity=0.8, popup=folium.Popup("<br>".join(lines), max_width=300),
+                            tooltip=f"#{row['id']}").add_to(fmap)
+    st_folium(fmap, height=520, use_container_width=True, returned_objects=[], key="overview_map")
+    st.caption(" · ".join(f"{status}: {colour}" for status, colour in STATUS_COLOURS.items()))
+    table = pd.DataFrame(rows)[["id", "source", "status", "score", "area_ha", "period_start"]]
+    st.dataframe(table, hide_index=True)
+    chosen = st.selectbox("Open a detection in Review", table["id"].tolist(), key="open_id")
+    if st.button("Open in Review", type="primary"):
+        st.session_state["open_detection"] = int(chosen)
+        st.switch_page("pages/2_Review.py")
