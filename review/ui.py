@@ -460,9 +460,22 @@ STATUS_COLOURS = {"pending": "#9e9e9e", "verified": "#d7301f", "false_positive":
 MAP_LIMIT = 3000
 
 
-def map_page() -> None:
+def popup_html(row: dict, last_verdict: tuple | None) -> str:
+    """A map popup; everything people typed is escaped."""
     import html
 
+    lines = [f"<b>#{row['id']}</b> {html.escape(row['source'])}",
+             f"status: {html.escape(row['status'])}",
+             "score: " + ("-" if row["score"] is None else f"{row['score']:.3f}")]
+    if last_verdict:
+        reviewer, verdict, note = last_verdict
+        lines.append(f"last: {html.escape(verdict)} by {html.escape(reviewer)}")
+        if note:
+            lines.append(f"note: {html.escape(note)}")
+    return "<br>".join(lines)
+
+
+def map_page() -> None:
     import folium
     from streamlit_folium import st_folium
 
@@ -494,17 +507,9 @@ def map_page() -> None:
     fmap.fit_bounds([[south, west], [north, east]])
     for row in rows:
         colour = STATUS_COLOURS.get(row["status"], "#000")
-        lines = [f"<b>#{row['id']}</b> {html.escape(row['source'])}",
-                 f"status: {html.escape(row['status'])}",
-                 "score: " + ("-" if row["score"] is None else f"{row['score']:.3f}")]
-        if row["id"] in last:
-            reviewer, verdict, note = last[row["id"]]
-            lines.append(f"last: {html.escape(verdict)} by {html.escape(reviewer)}")
-            if note:
-                lines.append(f"note: {html.escape(note)}")
+        popup = folium.Popup(popup_html(row, last.get(row["id"])), max_width=300)
         folium.CircleMarker([row["lat"], row["lon"]], radius=5, color=colour, fill=True,
-                            fill_opacity=0.8, popup=folium.Popup("<br>".join(lines), max_width=300),
-                            tooltip=f"#{row['id']}").add_to(fmap)
+                            fill_opacity=0.8, popup=popup, tooltip=f"#{row['id']}").add_to(fmap)
     st_folium(fmap, height=520, use_container_width=True, returned_objects=[], key="overview_map")
     st.caption(" · ".join(f"{status}: {colour}" for status, colour in STATUS_COLOURS.items()))
     table = pd.DataFrame(rows)[["id", "source", "status", "score", "area_ha", "period_start"]]

@@ -1,23 +1,46 @@
 """Every page, driven through Streamlit's AppTest (no browser)."""
+import functools
+import http.server
+import json
+import threading
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from review import verdicts
+from review.importers import import_file
 from review.store import connect
 
-from .conftest import REPO, mine_tile
+from .conftest import FIXTURES, REPO, mine_tile, needs_fixtures
 
 TIMEOUT = 120
+HOME, DETECT, REVIEW, MAP = (str(REPO / p) for p in (
+    "app.py", "pages/1_Detect.py", "pages/2_Review.py", "pages/3_Map.py"))
 
 
 @pytest.fixture
 def db_path(tmp_path, monkeypatch):
     path = tmp_path / "review.db"
     monkeypatch.setenv("REVIEW_DB", str(path))
+    monkeypatch.setenv("REVIEW_BASEMAP_URL", "http://127.0.0.1:9/{z}/{x}/{y}.png")
+    return path
+
+
+def _detections_file(tmp_path, n=3, note=""):
+    features = []
+    for i in range(n):
+        lon, lat = -57.0 + i * 0.01, -5.0
+        features.append({"type": "Feature", "properties": {"pred": 0.6 + 0.1 * i, "id": f"d{i}"},
+                         "geometry": {"type": "Polygon", "coordinates": [[
+                             [lon, lat], [lon + 0.004, lat], [lon + 0.004, lat + 0.004],
+                             [lon, lat + 0.004], [lon, lat]]]}})
+    path = tmp_path / "detections_2023-01-01_2023-12-31.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     return path
 
 
 def test_home_page_on_an_empty_database_says_what_to_do(db_path):
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert [m.value for m in at.metric] == ["0", "0", "0", "0"]
     assert "database is empty" in at.info[0].value
@@ -25,9 +48,43 @@ def test_home_page_on_an_empty_database_says_what_to_do(db_path):
                for c in at.caption)
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@needs_fixtures
+def test_home_page_loads_the_published_example_from_its_url(db_path, monkeypatch):
+    folder = FIXTURES / "detections" / "earthrise"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = "amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson"
+    monkeypatch.setenv("REVIEW_EXAMPLE_URL", f"http://127.0.0.1:{server.server_address[1]}/{name}")
+    try:
+        at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+        at.button[0].click().run()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not at.exception and not at.error
+    assert [m.value for m in at.metric][2] == "1,809"
+    assert "1,809 added" in at.success[0].value
+    assert "1,809 detections wait for a verdict" in at.info[0].value
+
+
+def test_home_page_reports_a_failed_example_download(db_path, monkeypatch):
+    monkeypatch.setenv("REVIEW_EXAMPLE_URL", "http://127.0.0.1:9/nothing.geojson")
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert "could not download" in at.error[0].value
+    assert connect(db_path)["detections"].count == 0
+
+
 def test_detect_page_runs_an_uploaded_tile_and_stores_candidates(db_path, tmp_path, tiny_model_path):
     tile = mine_tile(tmp_path / "upload.tif")
-    at = AppTest.from_file(str(REPO / "pages" / "1_Detect.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.file_uploader[0].upload("upload.tif", tile.read_bytes(), "image/tiff")
     at.selectbox[0].select("A file on this machine").run()
     at.text_input(key="model_path").input(str(tiny_model_path))
@@ -39,15 +96,14 @@ def test_detect_page_runs_an_uploaded_tile_and_stores_candidates(db_path, tmp_pa
     (scene,) = list(db["scenes"].rows)
     assert scene["name"].endswith("upload.tif")
     assert (tmp_path / "data" / "scenes").is_dir()     # kept for the review page
-    # The home page now counts them.
-    home = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    home = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     assert [m.value for m in home.metric][:3] == ["1", "1", "1"]
 
 
 def test_detect_page_shows_bad_input_as_a_message(db_path, tmp_path, tiny_model_path):
     bad = tmp_path / "notes.tif"
     bad.write_text("not an image")
-    at = AppTest.from_file(str(REPO / "pages" / "1_Detect.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.text_input(key="tile_path").input(str(bad))
     at.selectbox[0].select("A file on this machine").run()
     at.text_input(key="model_path").input(str(tiny_model_path))
@@ -58,6 +114,120 @@ def test_detect_page_shows_bad_input_as_a_message(db_path, tmp_path, tiny_model_
 
 
 def test_detect_page_asks_for_a_tile(db_path):
-    at = AppTest.from_file(str(REPO / "pages" / "1_Detect.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.button[0].click().run()
     assert "Upload a GeoTIFF" in at.error[0].value
+
+
+def _review(db_path, reviewer="Ana"):
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT).run()
+    at.text_input(key="reviewer").input(reviewer).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_review_page_asks_for_a_name_first(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT).run()
+    assert "Enter your name" in at.info[0].value
+    assert not at.subheader
+
+
+def test_review_page_records_verdicts_with_the_buttons(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = _review(db_path)
+    assert at.subheader[0].value.startswith("Detection #3 · score 0.800")   # highest score first
+    at.text_input(key="note").input("<b>tailings</b> visible")
+    at.button(key="verdict_verified").click().run()
+    assert at.subheader[0].value.startswith("Detection #2")               # the next one, at once
+    at.button(key="fp_riverbank").click().run()
+    assert at.subheader[0].value.startswith("Detection #1")
+    at.button(key="verdict_unsure").click().run()
+    assert "Nothing left to review" in at.success[0].value
+    db = connect(db_path)
+    rows = list(db.execute("select detection_id, reviewer, verdict, reason, note, after_source "
+                           "from verdicts order by id"))
+    assert rows == [(3, "Ana", "verified", None, "<b>tailings</b> visible",
+                     "Esri World Imagery (current basemap)"),
+                    (2, "Ana", "false_positive", "riverbank", None, "Esri World Imagery (current basemap)"),
+                    (1, "Ana", "unsure", None, None, "Esri World Imagery (current basemap)")]
+    statuses = dict(db.execute("select id, status from detections"))
+    assert statuses == {1: "unsure", 2: "false_positive", 3: "verified"}
+
+
+def test_review_page_undo_and_skip(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = _review(db_path)
+    at.button(key="verdict_verified").click().run()             # #3 verified
+    at.button(key="verdict_undo").click().run()                 # back to #3, verdict undone
+    assert at.subheader[0].value.startswith("Detection #3")
+    at.button(key="verdict_skip").click().run()
+    assert at.subheader[0].value.startswith("Detection #2")
+    db = connect(db_path)
+    assert [v["verdict"] for v in verdicts.history(db, 3)] == ["verified", "undo"]
+    assert db["detections"].get(3)["status"] == "pending"
+
+
+def test_two_reviewers_see_different_detections(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    ana = _review(db_path, "Ana")
+    ben = _review(db_path, "Ben")
+    assert ana.subheader[0].value.split(" · ")[0] != ben.subheader[0].value.split(" · ")[0]
+
+
+def test_review_page_shows_before_and_after_from_stored_scenes(db_path, tmp_path, tiny_model):
+    from review.imagery import open_tile
+    from review.runs import run_detection, store_result
+
+    db = connect(db_path)
+    before = mine_tile(tmp_path / "before.tif", block=(0, 0),
+                       tags={"PERIOD_START": "2019-01-01", "PERIOD_END": "2019-12-31"})
+    after = mine_tile(tmp_path / "after.tif",
+                      tags={"PERIOD_START": "2024-01-01", "PERIOD_END": "2024-12-31"})
+    store_result(db, run_detection(open_tile(before), tiny_model))
+    store_result(db, run_detection(open_tile(after), tiny_model))
+    assert db["detections"].count == 1 and db["scenes"].count == 2
+    at = _review(db_path)
+    assert not at.warning, [w.value for w in at.warning]
+    captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
+    assert any(c.startswith("Before: before.tif") and "2019-01-01 to 2019-12-31" in c for c in captions)
+    assert any(c.startswith("After: after.tif") and "2024-01-01 to 2024-12-31" in c for c in captions)
+    at.button(key="verdict_verified").click().run()
+    (verdict,) = list(db["verdicts"].rows)
+    assert verdict["before_source"].startswith("before.tif") and verdict["before_end"] == "2019-12-31"
+    assert verdict["after_source"].startswith("after.tif") and verdict["after_start"] == "2024-01-01"
+    assert verdict["model_id"] == "tiny" and verdict["threshold"] == 0.5
+
+
+def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
+    db = connect(db_path)
+    import_file(db, _detections_file(tmp_path))
+    verdicts.record(db, 2, "<img src=x onerror=alert(1)>", "unsure", note="<script>x</script>")
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/3_Map.py").run()
+    assert not at.exception
+    assert "3 detections match" in at.caption[0].value
+    table = at.dataframe[0].value
+    assert sorted(table["id"].tolist()) == [1, 2, 3]
+    assert dict(zip(table["id"], table["status"]))[2] == "unsure"
+    at.selectbox(key="f_status").select("unsure").run()
+    assert at.dataframe[0].value["id"].tolist() == [2]
+    at.selectbox(key="open_id").select(2)
+    at.button[0].click().run()
+    assert not at.exception
+    # AppTest does not follow st.switch_page; the Review page gets what it was handed.
+    assert at.session_state["open_detection"] == 2
+    review = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
+    review.session_state["open_detection"] = 2
+    review.session_state["reviewer"] = "Ana"
+    review.run()
+    assert review.subheader[0].value.startswith("Detection #2")
+
+
+def test_map_popups_escape_what_reviewers_typed():
+    from review.ui import popup_html
+
+    html = popup_html({"id": 7, "source": "s<b>", "status": "unsure", "score": 0.5},
+                      ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "s&lt;b&gt;" in html
