@@ -380,10 +380,11 @@ def review_page() -> None:
     row[3].button("Undo last", on_click=_undo, shortcut="Z", key="verdict_undo",
                   disabled=not state.get("done"))
     st.caption("False positive, with its reason:")
-    reasons = st.columns(len(REASONS))
+    reasons = st.columns(4) + st.columns(4)
     for column, (key, (code, label)) in zip(reasons, zip("12345678", REASONS.items())):
         column.button(label, on_click=_decide, args=("false_positive", code), shortcut=key,
-                      key=f"fp_{code}", help=f"false positive: {label} (key {key})")
+                      key=f"fp_{code}", help=f"false positive: {label} (key {key})",
+                      use_container_width=True)
 
 
 def _show_detection(db, detection: dict, pending: int) -> None:

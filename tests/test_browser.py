@@ -1,0 +1,118 @@
+"""One real-browser test: Debian's Chromium, driven by Playwright, against `streamlit run`.
+
+The suite starts Streamlit on 127.0.0.1 and stops it; the browser is told not to reach
+anything else (and the basemap points at a closed local port).
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from review.importers import import_file
+from review.store import connect
+
+from .conftest import FIXTURES, REPO, needs_fixtures
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="Debian's chromium is not installed (apt-get install -y chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def streamlit_server(tmp_path):
+    port = _free_port()
+    db = tmp_path / "review.db"
+    env = {**os.environ, "REVIEW_DB": str(db), "REVIEW_DATA_DIR": str(tmp_path / "data"),
+           "REVIEW_BASEMAP_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start: " + process.stdout.read().decode()[-2000:])
+    yield url, db
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _wait_until_idle(page) -> None:
+    """Streamlit marks the app element while a script run is in progress."""
+    from playwright.sync_api import expect
+
+    expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=60_000)
+    expect(page.get_by_role("button", name="Verified")).to_be_enabled()
+
+
+@needs_fixtures
+@needs_chromium
+def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    report = import_file(db, FIXTURES / "detections" / "earthrise" /
+                         "amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson")
+    assert report.added == 1809
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url + "/Review")
+        name = page.get_by_label("Your name (recorded with every verdict)")
+        name.fill("Ana")
+        name.press("Enter")
+        heading = page.get_by_role("heading", name="Detection #")
+        expect(heading).to_be_visible()
+        first = heading.inner_text().split(" · ")[0]          # "Detection #1261"
+        _wait_until_idle(page)
+        page.get_by_text("False positive, with its reason").click()   # focus leaves the text box
+        page.keyboard.press("v")
+        expect(page.get_by_role("heading", name="Detection #")).not_to_have_text(
+            re.compile(re.escape(first) + r"\b"), timeout=60_000)
+        first_id = int(first.split("#")[1])
+
+        page.reload()
+        name = page.get_by_label("Your name (recorded with every verdict)")
+        name.fill("Ana")
+        name.press("Enter")
+        expect(page.get_by_role("heading", name="Detection #")).to_be_visible()
+        assert page.get_by_role("heading", name="Detection #").inner_text().split(" · ")[0] != first
+
+        page.goto(url + "/")
+        expect(page.get_by_text("Verdicts")).to_be_visible()
+        metric = page.locator('[data-testid="stMetric"]', has_text="Verdicts")
+        expect(metric).to_contain_text("1")
+        browser.close()
+    (verdict,) = list(connect(db_path)["verdicts"].rows)
+    assert (verdict["detection_id"], verdict["reviewer"], verdict["verdict"]) == (first_id, "Ana", "verified")
+    assert connect(db_path)["detections"].get(first_id)["status"] == "verified"
