@@ -66,9 +66,9 @@ def pick_before_after(scenes: list[dict], detection: dict) -> tuple[dict | None,
 
 
 def _scene_tile(scene: dict) -> Tile:
-    bands = scene.get("bands") or None
     # The stored names are the ones the run used (a user's --bands mapping included).
-    mapping = bands if bands and all(bands.split(",")) else None
+    names = [b or "-" for b in scene["bands"].split(",")] if scene.get("bands") else []
+    mapping = names if any(n != "-" for n in names) else None
     return open_tile(scene["path"], bands=mapping, period=(scene["period_start"], scene["period_end"]))
 
 

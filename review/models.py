@@ -186,10 +186,15 @@ def resolve(spec: str, progress: ProgressFn | None = None) -> tuple[ModelCard, P
                          "or the path of a .h5/.keras file")
     if path.suffix.lower() not in (".h5", ".keras", ".hdf5"):
         raise ModelError(f"{path.name}: a model must be a Keras .h5 or .keras file")
-    card = card_for_checksum(sha256_of(path))
+    checksum = sha256_of(path)
+    card = card_for_checksum(checksum)
     if card is not None:
         return card, path
-    return read_card_beside(path), path
+    card = read_card_beside(path)
+    if card.sha256 and card.sha256 != checksum:
+        raise ModelError(f"{path.name} has sha256 {checksum[:12]}... but its card says "
+                         f"{card.sha256[:12]}...; the file is not the one the card describes")
+    return card, path
 
 
 def read_card_beside(path: Path) -> ModelCard:

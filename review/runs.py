@@ -58,17 +58,22 @@ def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
     return RunResult(scores, found, t_main, t_iso, started, now())
 
 
+def scene_record(tile: Tile) -> dict:
+    """A tile as a row of the scenes table (footprint in lon/lat, bands as the run named them)."""
+    west, south, east, north = tile.lonlat_bounds()
+    return {"path": str(Path(tile.path).resolve()), "name": tile.name,
+            "sha256": sha256_of(tile.path), "crs": tile.crs.to_string(),
+            "west": west, "south": south, "east": east, "north": north,
+            "width": tile.width, "height": tile.height,
+            "bands": ",".join(b or "" for b in tile.band_names), "product": tile.product,
+            "period_start": tile.period_start, "period_end": tile.period_end}
+
+
 def store_result(db, result: RunResult) -> int:
     """Record the scene, the run and its candidates; returns the run id."""
     s = result.scores
     tile = s.tile
-    west, south, east, north = tile.lonlat_bounds()
-    scene = {"path": str(Path(tile.path).resolve()), "name": tile.name,
-             "sha256": sha256_of(tile.path), "crs": tile.crs.to_string(),
-             "west": west, "south": south, "east": east, "north": north,
-             "width": tile.width, "height": tile.height,
-             "bands": ",".join(b or "" for b in tile.band_names), "product": tile.product,
-             "period_start": tile.period_start, "period_end": tile.period_end}
+    scene = scene_record(tile)
     run = {"model_id": s.card.id, "model_sha256": s.model_sha256, "t_raw": s.card.t_raw,
            "t_main": result.t_main, "t_iso": result.t_iso, "device": s.device,
            "patches": len(s), "candidates": len(result.candidates), "seconds": s.seconds,

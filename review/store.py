@@ -112,17 +112,32 @@ def migrate(db: sqlite_utils.Database) -> None:
             raise
 
 
+def _scene_id(db: sqlite_utils.Database, scene: dict) -> int:
+    existing = list(db["scenes"].rows_where("path = ? and sha256 = ?",
+                                            [scene["path"], scene["sha256"]], limit=1))
+    if existing:
+        return existing[0]["id"]
+    return db["scenes"].insert({**scene, "added_at": now()}).last_pk
+
+
+def add_scene(db: sqlite_utils.Database, scene: dict) -> int:
+    """Register a tile (once per path and content) so reviews can show it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        scene_id = _scene_id(db, scene)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return scene_id
+
+
 def record_run(db: sqlite_utils.Database, scene: dict, run: dict,
                detections: Iterable[dict]) -> int:
     """Store a scene (once per path+sha256), a run and its candidates in one transaction."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        existing = list(db["scenes"].rows_where("path = ? and sha256 = ?",
-                                                [scene["path"], scene["sha256"]], limit=1))
-        if existing:
-            scene_id = existing[0]["id"]
-        else:
-            scene_id = db["scenes"].insert({**scene, "added_at": now()}).last_pk
+        scene_id = _scene_id(db, scene)
         run_id = db["runs"].insert({**run, "scene_id": scene_id}).last_pk
         rows = [{**d, "run_id": run_id, "scene_id": scene_id, "added_at": now(),
                  "external_id": d.get("external_id") or f"run{run_id}-{n}",

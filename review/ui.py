@@ -79,7 +79,42 @@ def home_page() -> None:
         table["total"] = table.sum(axis=1)
         st.subheader("Detections by source and status")
         st.dataframe(table.sort_values("total", ascending=False))
+    _import_section(db)
     st.caption(f"Database: {settings.db_path()} · detector device: {_device()}")
+
+
+def _import_section(db) -> None:
+    from .importers import FieldMap, import_file
+
+    with st.expander("Import detections from a file"):
+        upload = st.file_uploader("GeoJSON, GeoPackage, zipped shapefile or lat/lon CSV",
+                                  type=["geojson", "json", "gpkg", "zip", "csv", "fgb"], key="import_file")
+        source = st.text_input("Source name (default: the file name)", key="import_source")
+        columns = st.columns(3)
+        score = columns[0].text_input("Score field (if not pred/mean/confidence)", key="import_score")
+        period = columns[1].text_input("Date or period field", key="import_period")
+        ident = columns[2].text_input("Id field", key="import_id")
+        if not st.button("Import", key="import_button"):
+            return
+        if upload is None:
+            st.error("Choose a file to import.")
+            return
+        folder = settings.data_dir() / "imports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        bar = st.progress(0.0, text="Importing…")
+        try:
+            report = import_file(db, path, source=source or None,
+                                 fields=FieldMap(score=score or None, period=period or None,
+                                                 id=ident or None),
+                                 progress=lambda done, total: bar.progress(
+                                     done / total, text=f"Imported {done:,} of {total:,}"))
+        except ReviewError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["flash"] = report.summary()
+        st.rerun()
 
 
 # ------------------------------------------------------------------------- detect
@@ -107,6 +142,15 @@ def detect_page() -> None:
     st.caption("Run a published mining detector over a Sentinel-2 tile and send its candidates to review.")
     upload = st.file_uploader("GeoTIFF tile (Sentinel-2 L1C digital numbers)", type=["tif", "tiff"])
     typed_path = st.text_input("…or the path of a tile on this machine", key="tile_path")
+    try:
+        stored = {f"{s['name']} ({s['period_start'] or '?'} to {s['period_end'] or '?'})": s["path"]
+                  for s in _db()["scenes"].rows_where(order_by="id desc")}
+    except ReviewError:
+        stored = {}
+    picked = st.selectbox("…or a stored scene", ["(none)", *stored], key="stored_scene")
+    before_upload = st.file_uploader(
+        "Optional: an earlier tile of the same place, shown as the 'before' view in Review",
+        type=["tif", "tiff"], key="before_upload")
     ids = list(CARDS)
     model_id = st.selectbox("Model", ids + ["A file on this machine"], index=ids.index(DEFAULT_MODEL),
                             format_func=lambda i: f"{i}: {CARDS[i].description}" if i in CARDS else i)
@@ -125,14 +169,33 @@ def detect_page() -> None:
                                 card.t_iso if card else 0.8, 0.01)
     if not st.button("Run detector", type="primary"):
         return
-    source = _save_upload(upload) if upload is not None else (typed_path.strip() or None)
-    if source is None:
-        st.error("Upload a GeoTIFF or give the path of one.")
+    source = (_save_upload(upload) if upload is not None
+              else typed_path.strip() or stored.get(picked))
+    if not source:
+        st.error("Upload a GeoTIFF, give the path of one, or pick a stored scene.")
         return
     if not model_spec:
         st.error("Give the path of the model file.")
         return
+    if before_upload is not None and not _store_before(before_upload, bands or None):
+        return
     _run_and_show(source, model_spec, bands or None, (start or None, end or None), t_main, t_iso)
+
+
+def _store_before(upload, bands) -> bool:
+    """Register the 'before' tile as a scene; its period comes from its tags."""
+    from .imagery import open_tile
+    from .runs import scene_record
+
+    try:
+        tile = open_tile(_save_upload(upload), bands=bands)
+        store.add_scene(_db(), scene_record(tile))
+    except ReviewError as exc:
+        st.error(f"Before tile: {exc}")
+        return False
+    if not tile.period_start:
+        st.warning(f"{tile.name} has no period in its tags; Review cannot tell it is the earlier view.")
+    return True
 
 
 def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:

@@ -88,6 +88,26 @@ def test_raisg_points_are_reprojected_from_sirgas_and_get_square_footprints(db):
     assert "país" in props                                   # original field names kept verbatim
 
 
+def test_geopackage_and_zipped_shapefile_import(db, tmp_path):
+    import zipfile
+
+    import geopandas as gpd
+
+    frame = gpd.GeoDataFrame({"confidence": [0.8, 0.6], "site": ["a", "b"]},
+                             geometry=[shapely.Point(-60.0, -3.0), shapely.box(-60.1, -3.1, -60.09, -3.09)],
+                             crs="EPSG:4326").to_crs("EPSG:32720")          # stored in UTM
+    frame.to_file(tmp_path / "sites.gpkg", driver="GPKG")
+    report = import_file(db, tmp_path / "sites.gpkg")
+    assert report.added == 2 and "score in confidence" in report.vintage
+    assert sorted(round(r["lon"], 1) for r in db["detections"].rows) == [-60.1, -60.0]
+    frame[frame.geom_type == "Polygon"].to_file(tmp_path / "sites.shp")   # one type per shapefile
+    with zipfile.ZipFile(tmp_path / "sites.zip", "w") as archive:
+        for part in tmp_path.glob("sites.*"):
+            if part.suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+                archive.write(part, part.name)
+    assert import_file(db, tmp_path / "sites.zip", source="zipped").added == 1
+
+
 def test_csv_with_mapped_fields(db, tmp_path):
     path = tmp_path / "sites.csv"
     path.write_text("site,latitude,longitude,conf,seen\nA,-5.1,-57.5,0.9,2021\nB,-5.2,-57.6,0.4,202203\n")

@@ -127,6 +127,18 @@ def test_unpublished_file_needs_a_card_beside_it(tmp_path, tiny_model_path):
     assert card.id == "mine" and card.bands == TINY_BANDS and card.output == "sigmoid"
 
 
+def test_file_whose_checksum_differs_from_its_card_is_refused(tmp_path, tiny_model_path):
+    alone = tmp_path / "mine.keras"
+    shutil.copy(tiny_model_path, alone)
+    card = {"patch_size": TINY_PATCH, "bands": list(TINY_BANDS), "sha256": "ab" * 32}
+    (tmp_path / "mine.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="is not the one the card describes"):
+        resolve(str(alone))
+    card["sha256"] = sha256_of(alone)
+    (tmp_path / "mine.json").write_text(json.dumps(card))
+    assert resolve(str(alone))[0].sha256 == card["sha256"]
+
+
 def test_card_with_bad_fields_is_refused(tmp_path, tiny_model_path):
     alone = tmp_path / "mine.keras"
     shutil.copy(tiny_model_path, alone)

@@ -86,7 +86,7 @@ def test_detect_page_runs_an_uploaded_tile_and_stores_candidates(db_path, tmp_pa
     tile = mine_tile(tmp_path / "upload.tif")
     at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.file_uploader[0].upload("upload.tif", tile.read_bytes(), "image/tiff")
-    at.selectbox[0].select("A file on this machine").run()
+    at.selectbox[1].select("A file on this machine").run()
     at.text_input(key="model_path").input(str(tiny_model_path))
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -100,12 +100,57 @@ def test_detect_page_runs_an_uploaded_tile_and_stores_candidates(db_path, tmp_pa
     assert [m.value for m in home.metric][:3] == ["1", "1", "1"]
 
 
+def test_home_page_imports_an_uploaded_file_once(db_path, tmp_path):
+    path = _detections_file(tmp_path)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="import_file").upload(path.name, path.read_bytes(), "application/geo+json")
+    at.text_input(key="import_source").input("partner <b>desk</b>")
+    at.button(key="import_button").click().run()
+    assert not at.exception and not at.error
+    assert "3 added" in at.success[0].value
+    at.file_uploader(key="import_file").upload(path.name, path.read_bytes(), "application/geo+json")
+    at.button(key="import_button").click().run()
+    assert "0 added, 3 already present" in at.success[0].value
+    assert {r["source"] for r in connect(db_path)["detections"].rows} == {"partner <b>desk</b>"}
+
+
+def test_home_page_import_of_a_bad_file_is_a_message(db_path, tmp_path):
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="import_file").upload("x.csv", b"name\nfoo\n", "text/csv")
+    at.button(key="import_button").click().run()
+    assert not at.exception
+    assert "latitude and longitude" in at.error[0].value
+
+
+def test_detect_page_stores_a_before_tile_and_reruns_a_stored_scene(db_path, tmp_path, tiny_model_path):
+    tile = mine_tile(tmp_path / "after.tif", tags={"PERIOD_START": "2024-01-01", "PERIOD_END": "2024-12-31"})
+    before = mine_tile(tmp_path / "before.tif", block=(0, 0),
+                       tags={"PERIOD_START": "2019-01-01", "PERIOD_END": "2019-12-31"})
+    at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
+    at.file_uploader[0].upload("after.tif", tile.read_bytes(), "image/tiff")
+    at.file_uploader(key="before_upload").upload("before.tif", before.read_bytes(), "image/tiff")
+    at.selectbox[1].select("A file on this machine").run()
+    at.text_input(key="model_path").input(str(tiny_model_path))
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    db = connect(db_path)
+    assert sorted(s["period_start"] for s in db["scenes"].rows) == ["2019-01-01", "2024-01-01"]
+    # The stored scene can be run again without uploading it.
+    again = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
+    label = next(o for o in again.selectbox(key="stored_scene").options if "2024-01-01" in o)
+    again.selectbox(key="stored_scene").select(label)
+    again.selectbox[1].select("A file on this machine").run()
+    again.text_input(key="model_path").input(str(tiny_model_path))
+    again.button[0].click().run()
+    assert not again.error and connect(db_path)["runs"].count == 2
+
+
 def test_detect_page_shows_bad_input_as_a_message(db_path, tmp_path, tiny_model_path):
     bad = tmp_path / "notes.tif"
     bad.write_text("not an image")
     at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.text_input(key="tile_path").input(str(bad))
-    at.selectbox[0].select("A file on this machine").run()
+    at.selectbox[1].select("A file on this machine").run()
     at.text_input(key="model_path").input(str(tiny_model_path))
     at.button[0].click().run()
     assert not at.exception
@@ -116,7 +161,7 @@ def test_detect_page_shows_bad_input_as_a_message(db_path, tmp_path, tiny_model_
 def test_detect_page_asks_for_a_tile(db_path):
     at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.button[0].click().run()
-    assert "Upload a GeoTIFF" in at.error[0].value
+    assert "Upload a GeoTIFF, give the path of one, or pick a stored scene" in at.error[0].value
 
 
 def _review(db_path, reviewer="Ana"):
