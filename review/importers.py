@@ -169,6 +169,12 @@ def _read_csv(path: Path):
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ImportFailed(f"{path.name}: not a readable CSV ({_first_line(exc)})") from exc
     lower = {c.lower().strip(): c for c in table.columns}
+    if "wkt" in lower:         # this tool's own CSV export carries footprints as WKT
+        try:
+            geometries = shapely.from_wkt(table[lower["wkt"]].astype(str).to_numpy())
+        except shapely.errors.GEOSException as exc:
+            raise ImportFailed(f"{path.name}: the wkt column holds an unreadable geometry ({exc})") from exc
+        return gpd.GeoDataFrame(table.drop(columns=lower["wkt"]), geometry=geometries, crs="EPSG:4326")
     lat = next((lower[n] for n in ("lat", "latitude", "y") if n in lower), None)
     lon = next((lower[n] for n in ("lon", "lng", "long", "longitude", "x") if n in lower), None)
     if lat is None or lon is None:
@@ -284,6 +290,10 @@ def prepare(path: str | Path, fields: FieldMap | None = None,
 
         areas = gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs("EPSG:6933").area.to_numpy() / 10_000
         area_source = "footprint"
+    # This tool's own exports say where each feature came from: keep it, so a re-import
+    # of an export is recognised feature by feature.
+    own_export = {"source", "external_id"} <= set(frame.columns) and \
+        frame["source"].notna().all() and frame["external_id"].notna().all()
     file_period = period_from_filename(path.name)
     model = re.search(r"\d+px_v[\d.]+(?:-[\d.]+ensemble)?", path.name)
     threshold = re.search(r"_(0\.\d+)_", path.name)
@@ -295,7 +305,9 @@ def prepare(path: str | Path, fields: FieldMap | None = None,
     rows = []
     for i in range(len(frame)):
         props = {c: _json_value(v) for c, v in zip(columns, values[i])}
-        if id_field:
+        if own_export:
+            external = str(props["external_id"])
+        elif id_field:
             external = f"{id_field}:{props[id_field]}"
         else:
             digest = hashlib.sha1(raw_wkb[i] + json.dumps(props, sort_keys=True,
@@ -314,8 +326,10 @@ def prepare(path: str | Path, fields: FieldMap | None = None,
                      "east": bounds[i][2], "north": bounds[i][3],
                      "score": score, "area_ha": area, "area_source": area_source,
                      "period_start": start, "period_end": end,
-                     "model_id": model.group(0) if model else None,
-                     "threshold": float(threshold.group(1)) if threshold else None,
+                     "model_id": props.get("model") if own_export else (model.group(0) if model else None),
+                     "threshold": props.get("threshold") if own_export else (
+                         float(threshold.group(1)) if threshold else None),
+                     **({"source": str(props["source"])} if own_export else {}),
                      "properties": json.dumps(props, default=str)})
     return rows, _vintage(frame, score_field, area_field, period_field), repaired
 
@@ -350,15 +364,13 @@ def import_file(db, path: str | Path, source: str | None = None, fields: FieldMa
     stamp = now()
     added = 0
     for first in range(0, len(rows), batch_size):
-        batch = [{**row, "source": source, "added_at": stamp}
+        batch = [{"source": source, **row, "added_at": stamp}
                  for row in rows[first:first + batch_size]]
         db.execute("BEGIN IMMEDIATE")
         try:
-            before = db.execute("select count(*) from detections where source = ?",
-                                [source]).fetchone()[0]
+            before = db.execute("select count(*) from detections").fetchone()[0]
             db["detections"].insert_all(batch, ignore=True, batch_size=batch_size)
-            added += db.execute("select count(*) from detections where source = ?",
-                                [source]).fetchone()[0] - before
+            added += db.execute("select count(*) from detections").fetchone()[0] - before
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -38,6 +38,7 @@ class Filters:
     score_max: float | None = None
     area: shapely.Geometry | None = None  # area of interest, lon/lat
     status: str | None = "pending"
+    sample_id: int | None = None          # only members of this random sample
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -59,6 +60,9 @@ class Filters:
         if self.score_max is not None:
             clauses.append("score <= ?")
             params.append(self.score_max)
+        if self.sample_id is not None:
+            clauses.append("id in (select detection_id from sample_members where sample_id = ?)")
+            params.append(self.sample_id)
         if self.area is not None:
             west, south, east, north = self.area.bounds
             clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")
@@ -87,7 +91,7 @@ def _select(db, filters: Filters, order: str, extra: str = "", params=(), limit:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def _matching(db, filters: Filters, order: str, extra: str = "", params=(), page: int = 200):
+def matching(db, filters: Filters, order: str, extra: str = "", params=(), page: int = 200):
     """Rows in order, refined by the exact area-of-interest test (SQL only checks boxes)."""
     offset = 0
     while True:
@@ -105,7 +109,7 @@ def listing(db: sqlite_utils.Database, filters: Filters | None = None, order: st
     if filters.area is None:
         return _select(db, filters, order, limit=limit, offset=offset)
     rows = []
-    for row in _matching(db, filters, order):
+    for row in matching(db, filters, order):
         rows.append(row)
         if len(rows) >= offset + limit:
             break
@@ -134,7 +138,7 @@ def claim_next(db: sqlite_utils.Database, reviewer: str, filters: Filters | None
                    [reviewer, moment - claim_seconds])
         skip_sql = f"and id not in ({', '.join('?' * len(skip))})" if skip else ""
         extra = f"and id not in (select detection_id from claims) {skip_sql}"
-        chosen = next(_matching(db, filters, order, extra, tuple(skip), page=50), None)
+        chosen = next(matching(db, filters, order, extra, tuple(skip), page=50), None)
         if chosen is not None:
             db.execute("insert into claims (detection_id, reviewer, claimed_at) values (?, ?, ?)",
                        [chosen["id"], reviewer, moment])

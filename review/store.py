@@ -71,7 +71,19 @@ def _v2(db: sqlite_utils.Database) -> None:
                          pk="id")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    # Random samples of a stratum, drawn once and kept, so precision and area estimates
+    # can be computed from what people reviewed of them.
+    db["samples"].create({"id": int, "name": str, "filters": str, "seed": int, "size": int,
+                          "stratum_detections": int, "stratum_area_ha": float,
+                          "created_at": str}, pk="id", not_null={"name"})
+    db["sample_members"].create({"sample_id": int, "detection_id": int},
+                                pk=("sample_id", "detection_id"),
+                                foreign_keys=[("sample_id", "samples", "id"),
+                                              ("detection_id", "detections", "id")])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:

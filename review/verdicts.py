@@ -43,15 +43,20 @@ class Imagery:
         return f"{self.source or 'unknown source'}, {dates}"
 
 
-def status_from_history(decisions: list[str]) -> str:
-    stack: list[str] = []
-    for decision in decisions:
-        if decision == UNDO:
+def standing(history: list, verdict_of=lambda item: item):
+    """The latest decision not taken back by an undo, or None."""
+    stack = []
+    for item in history:
+        if verdict_of(item) == UNDO:
             if stack:
                 stack.pop()
         else:
-            stack.append(decision)
-    return stack[-1] if stack else "pending"
+            stack.append(item)
+    return stack[-1] if stack else None
+
+
+def status_from_history(decisions: list[str]) -> str:
+    return standing(decisions) or "pending"
 
 
 def _check(verdict: str, reason: str | None, reviewer: str) -> None:

@@ -1,0 +1,194 @@
+"""What leaves the tool: hand-verified detections, training samples, evidence pictures.
+
+GeoJSON follows RFC 7946: lon/lat, exterior rings counter-clockwise, no "crs" member.
+Every feature carries where it came from, its final status and its whole verdict
+history with the imagery each verdict was based on. Exported features keep their
+`source` and `external_id`, so importing an export adds nothing new.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import shapely
+
+from .errors import ReviewError
+from .queue import Filters, matching
+from .verdicts import standing
+
+FORMATS = ("geojson", "gpkg", "csv")
+SPLITS = (("train", 0.7), ("val", 0.85), ("test", 1.0))
+
+
+def _history(db, ids: list[int]) -> dict[int, list[dict]]:
+    found: dict[int, list[dict]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = db.execute(
+            f"select detection_id, reviewer, verdict, reason, note, created_at, before_source, "
+            f"before_start, before_end, after_source, after_start, after_end, model_id, threshold "
+            f"from verdicts where detection_id in ({', '.join('?' * len(chunk))}) order by id", chunk)
+        names = [d[0] for d in rows.description]
+        for row in rows.fetchall():
+            record = dict(zip(names, row))
+            found[record.pop("detection_id")].append({
+                "reviewer": record["reviewer"], "verdict": record["verdict"],
+                "reason": record["reason"], "note": record["note"], "time": record["created_at"],
+                "before": {"source": record["before_source"], "start": record["before_start"],
+                           "end": record["before_end"]},
+                "after": {"source": record["after_source"], "start": record["after_start"],
+                          "end": record["after_end"]},
+                "model": record["model_id"], "threshold": record["threshold"]})
+    return found
+
+
+def select(db, filters: Filters) -> list[dict]:
+    return list(matching(db, filters, "score", page=2000))
+
+
+def features(db, filters: Filters) -> list[dict]:
+    """GeoJSON features (RFC 7946) of the detections matching the filters."""
+    rows = select(db, filters)
+    histories = _history(db, [r["id"] for r in rows])
+    out = []
+    for row in rows:
+        geometry = shapely.orient_polygons(shapely.from_geojson(row["geometry"]), exterior_cw=False)
+        out.append({
+            "type": "Feature", "id": row["id"],
+            "geometry": json.loads(shapely.to_geojson(geometry)),
+            "properties": {
+                "id": row["id"], "source": row["source"], "external_id": row["external_id"],
+                "model": row["model_id"], "score": row["score"], "threshold": row["threshold"],
+                "period_start": row["period_start"], "period_end": row["period_end"],
+                "area_ha": row["area_ha"], "area_source": row["area_source"],
+                "status": row["status"], "verdicts": histories[row["id"]],
+                "original_properties": json.loads(row["properties"] or "{}")}})
+    return out
+
+
+def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> int:
+    """Write the matching detections; returns how many. Format from the suffix by default."""
+    path = Path(path)
+    fmt = fmt or {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg",
+                  ".csv": "csv"}.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ReviewError(f"{path.name}: export as .geojson, .gpkg or .csv")
+    found = features(db, filters)
+    partial = path.with_name(path.name + ".part")
+    if fmt == "geojson":
+        partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
+    else:
+        frame = _flat_frame(found)
+        if fmt == "csv":
+            frame.drop(columns="geometry").assign(wkt=frame.geometry.to_wkt()).to_csv(partial, index=False)
+        else:
+            frame.to_file(partial, driver="GPKG", layer="detections")
+    partial.replace(path)
+    return len(found)
+
+
+def _flat_frame(found: list[dict]):
+    """One row per feature; nested verdicts as JSON text, plus the latest verdict in columns."""
+    import geopandas as gpd
+
+    records = []
+    for feature in found:
+        props = dict(feature["properties"])
+        history = props.pop("verdicts")
+        last = standing(history, lambda v: v["verdict"])
+        props["original_properties"] = json.dumps(props["original_properties"])
+        props["verdicts"] = json.dumps(history)
+        props["last_reviewer"] = last["reviewer"] if last else None
+        props["last_reason"] = last["reason"] if last else None
+        props["last_note"] = last["note"] if last else None
+        props["last_verdict_time"] = last["time"] if last else None
+        records.append(props)
+    geometries = [shapely.geometry.shape(f["geometry"]) for f in found]
+    return gpd.GeoDataFrame(records, geometry=geometries, crs="EPSG:4326")
+
+
+# ------------------------------------------------------------------ training samples
+
+
+def _split(key: str) -> str:
+    fraction = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return next(name for name, upper in SPLITS if fraction <= upper)
+
+
+def training_samples(db, path: str | Path, filters: Filters | None = None) -> int:
+    """Reviewed detections as earthrise sampling locations: label 1 verified, 0 false positive."""
+    filters = filters or Filters(status=None)
+    rows = [r for r in select(db, Filters(**{**filters.__dict__, "status": None}))
+            if r["status"] in ("verified", "false_positive")]
+    out = []
+    for row in rows:
+        point = shapely.point_on_surface(shapely.from_geojson(row["geometry"]))
+        out.append({"type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [round(point.x, 7), round(point.y, 7)]},
+                    "properties": {"label": 1 if row["status"] == "verified" else 0,
+                                   "start_date": row["period_start"], "end_date": row["period_end"],
+                                   "source_file": row["source"],
+                                   "split": _split(f"{row['source']}|{row['external_id']}"),
+                                   "detection_id": row["id"]}})
+    Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": out}))
+    return len(out)
+
+
+# --------------------------------------------------------------------- evidence pack
+
+
+def evidence_png(db, detection_id: int) -> bytes:
+    """Before and after chips side by side, footprint outlined, with a caption to publish."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from . import chips
+    from .queue import get
+    from .verdicts import REASONS, VERDICTS, history, standing
+
+    detection = get(db, detection_id)
+    geometry = shapely.from_geojson(detection["geometry"])
+    scenes = chips.scenes_covering(db, detection)
+    before, after = chips.pick_before_after(scenes, detection)
+    shown = [s for s in (before, after) if s is not None]
+    if not shown:
+        raise ReviewError(f"no stored scene covers detection {detection_id}; run or upload a tile of it first")
+    pictures = chips.render_pair(shown, geometry)
+    side = max(max(p.image.size) for p in pictures)
+    labels = (["Before", "After"] if len(pictures) == 2 else ["After"])
+    verdict = standing(history(db, detection_id), lambda v: v["verdict"])
+    verdict_text = "not yet reviewed"
+    if verdict:
+        verdict_text = VERDICTS[verdict["verdict"]]
+        if verdict["reason"]:
+            verdict_text += f" ({REASONS[verdict['reason']]})"
+        verdict_text += f" by {verdict['reviewer']}, {verdict['created_at'][:10]}"
+    font = ImageFont.load_default()
+    lines = [
+        f"Detection #{detection_id} at {detection['lat']:.5f}, {detection['lon']:.5f}"
+        f" ({detection['source']})",
+        f"Period {detection['period_start'] or '?'} to {detection['period_end'] or '?'}; model "
+        f"{detection['model_id'] or 'unknown'}; score "
+        + ("n/a" if detection["score"] is None else f"{detection['score']:.3f}")
+        + ("" if detection["area_ha"] is None else f"; {detection['area_ha']:,.2f} ha"),
+        f"Verdict: {verdict_text}",
+    ] + [f"{label}: {p.caption}" for label, p in zip(labels, pictures)]
+    pad, line_height = 12, 16
+    width = pad + len(pictures) * (side + pad)
+    height = pad + side + pad + line_height * (len(lines) + 1) + pad
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for index, (label, picture) in enumerate(zip(labels, pictures)):
+        x = pad + index * (side + pad)
+        canvas.paste(picture.image, (x, pad))
+        draw.text((x + 6, pad + 6), label, fill="white", font=font, stroke_width=2, stroke_fill="black")
+    y = pad + side + pad
+    for line in lines:
+        draw.text((pad, y), line, fill="black", font=font)
+        y += line_height
+    draw.text((pad, y), "Footprint outlined in yellow. Imagery: Copernicus Sentinel-2 where stated.",
+              fill="#555555", font=font)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,206 @@
+"""Mined area over time, from the review database, with honest uncertainty.
+
+Per period (year, or quarter where the data has quarters) and optionally per region:
+counts and hectares for all detections and by status, new and cumulative area, the
+precision of the reviewed detections with a 95% Wilson interval, and, for a random
+sample drawn from a stratum, the estimated verified area of the whole stratum.
+
+The area of a detection is its source's mined-area attribute where there is one
+(earthrise's `Mined area (ha)`), else its footprint in an equal-area projection; the
+table says how much of each period's area came from which.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import shapely
+
+from .errors import ReviewError
+
+Z95 = 1.959963984540054
+STATUS_COLUMNS = ("verified", "false_positive", "unsure", "pending")
+COLUMNS = ["period", "detections", *STATUS_COLUMNS, "area_ha_all",
+           *(f"area_ha_{s}" for s in STATUS_COLUMNS), "area_ha_new", "area_ha_cumulative",
+           "area_ha_from_attribute", "area_ha_from_footprint", "precision",
+           "precision_low", "precision_high"]
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (nan, nan) with no trials."""
+    if trials == 0:
+        return math.nan, math.nan
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class SampleEstimate:
+    """Verified area of a stratum estimated from a simple random sample of its detections."""
+
+    stratum_detections: int
+    stratum_area_ha: float
+    sample_size: int
+    verified_area_ha: float          # point estimate for the whole stratum
+    low_ha: float
+    high_ha: float
+    ratio: float                     # verified share of area in the sample
+
+    def summary(self) -> str:
+        return (f"{self.verified_area_ha:,.1f} ha verified (95% CI {self.low_ha:,.1f} to "
+                f"{self.high_ha:,.1f}) of {self.stratum_area_ha:,.1f} ha in "
+                f"{self.stratum_detections:,} detections, from {self.sample_size} reviewed at random")
+
+
+def ratio_estimate(sample_areas: list[float], sample_verified: list[bool], stratum_count: int,
+                   stratum_area: float, z: float = Z95) -> SampleEstimate:
+    """Ratio estimator of verified area: R = sum(verified area) / sum(area) in the sample,
+    total = R * stratum area; its variance with the finite population correction
+    (Cochran, Sampling Techniques, 6.9)."""
+    n = len(sample_areas)
+    if n == 0:
+        raise ReviewError("the sample has no reviewed detections yet")
+    x = [float(a) for a in sample_areas]
+    y = [a if ok else 0.0 for a, ok in zip(x, sample_verified)]
+    sum_x = sum(x)
+    if sum_x <= 0:
+        raise ReviewError("the sampled detections have no area")
+    ratio = sum(y) / sum_x
+    total = ratio * stratum_area
+    if n < 2:
+        return SampleEstimate(stratum_count, stratum_area, n, total, math.nan, math.nan, ratio)
+    residual = sum((yi - ratio * xi) ** 2 for xi, yi in zip(x, y)) / (n - 1)
+    mean_x = sum_x / n
+    fpc = max(0.0, 1 - n / stratum_count)
+    se_ratio = math.sqrt(fpc * residual / n) / mean_x
+    half = z * se_ratio * stratum_area
+    return SampleEstimate(stratum_count, stratum_area, n, total, max(0.0, total - half),
+                          min(stratum_area, total + half), ratio)
+
+
+# ---------------------------------------------------------------------------- periods
+
+
+def period_label(start: str | None, end: str | None, by: str) -> str | None:
+    """'2024' for a year; with by='quarter', '2024Q3' for a period within one quarter."""
+    if not start:
+        return None
+    year = start[:4]
+    if by == "quarter" and end and len(start) >= 7 and len(end) >= 7:
+        first_q = (int(start[5:7]) - 1) // 3 + 1
+        last_q = (int(end[5:7]) - 1) // 3 + 1
+        if end[:4] == year and first_q == last_q:
+            return f"{year}Q{first_q}"
+    return year
+
+
+# ---------------------------------------------------------------------------- regions
+
+
+def read_regions(path: str | Path, name_field: str | None = None) -> list[tuple[str, shapely.Geometry]]:
+    """Polygons of an uploaded boundary file, each with a name."""
+    import geopandas as gpd
+
+    path = Path(path)
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:    # pyogrio raises several unrelated types for a bad file
+        raise ReviewError(f"{path.name}: not a readable boundary file ({exc})") from exc
+    if len(frame) == 0:
+        raise ReviewError(f"{path.name}: the boundary file has no features")
+    if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
+        frame = frame.to_crs("EPSG:4326")
+    kinds = set(frame.geom_type.dropna())
+    if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
+        raise ReviewError(f"{path.name}: regions must be polygons, the file has "
+                          f"{', '.join(sorted(kinds)) or 'no geometries'}")
+    field = name_field or next((c for c in ("name", "NAME", "region", "country", "id")
+                                if c in frame.columns), None)
+    names = [str(frame[field].iloc[i]) if field else f"region {i + 1}" for i in range(len(frame))]
+    return list(zip(names, frame.geometry.values))
+
+
+def assign_regions(frame: pd.DataFrame, regions: list[tuple[str, shapely.Geometry]]) -> pd.Series:
+    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    labels = pd.Series(["outside"] * len(frame), index=frame.index, dtype=object)
+    for name, geometry in regions:
+        inside = shapely.contains_xy(geometry, frame["lon"].to_numpy(), frame["lat"].to_numpy()) \
+            if len(points) else []
+        labels[(labels == "outside") & pd.Series(inside, index=frame.index, dtype=bool)] = name
+    return labels
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def detections_frame(db, sources: list[str] | None = None) -> pd.DataFrame:
+    sql = ("select id, source, status, area_ha, area_source, period_start, period_end, lon, lat, "
+           "properties from detections")
+    params: list = []
+    if sources:
+        sql += f" where source in ({', '.join('?' * len(sources))})"
+        params = list(sources)
+    return pd.read_sql_query(sql, db.conn, params=params)
+
+
+def trend_table(db, by: str = "year", regions: list | None = None, region_field: str | None = None,
+                sources: list[str] | None = None) -> pd.DataFrame:
+    """One row per period (and region), with the columns in COLUMNS."""
+    if by not in ("year", "quarter"):
+        raise ReviewError(f"--by must be year or quarter, not {by!r}")
+    frame = detections_frame(db, sources)
+    group = ["period"]
+    if regions is not None or region_field:
+        group = ["region", "period"]
+    if frame.empty:
+        return pd.DataFrame(columns=group[:-1] + COLUMNS)
+    frame["period"] = [period_label(s, e, by) for s, e in zip(frame["period_start"], frame["period_end"])]
+    frame = frame[frame["period"].notna()].copy()
+    if regions is not None:
+        frame["region"] = assign_regions(frame, regions)
+    elif region_field:
+        frame["region"] = [json.loads(p or "{}").get(region_field) or "unknown" for p in frame["properties"]]
+    frame["area_ha"] = frame["area_ha"].fillna(0.0)
+    rows = []
+    for key, part in frame.groupby(group, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(group, key))
+        row["detections"] = len(part)
+        row["area_ha_all"] = part["area_ha"].sum()
+        for status in STATUS_COLUMNS:
+            mine = part[part["status"] == status]
+            row[status] = len(mine)
+            row[f"area_ha_{status}"] = mine["area_ha"].sum()
+        from_footprint = part["area_source"] == "footprint"
+        row["area_ha_from_footprint"] = part.loc[from_footprint, "area_ha"].sum()
+        row["area_ha_from_attribute"] = part.loc[~from_footprint, "area_ha"].sum()
+        reviewed = row["verified"] + row["false_positive"]
+        row["precision"] = row["verified"] / reviewed if reviewed else math.nan
+        row["precision_low"], row["precision_high"] = wilson_interval(row["verified"], reviewed)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["area_ha_new"] = table["area_ha_all"]
+    keys = ["region"] if "region" in table.columns else []
+    if keys:
+        table["area_ha_cumulative"] = table.groupby(keys)["area_ha_all"].cumsum()
+    else:
+        table["area_ha_cumulative"] = table["area_ha_all"].cumsum()
+    return table[keys + COLUMNS]
+
+
+def area_basis(table: pd.DataFrame) -> str:
+    """How the areas in a table were measured, in words for a chart caption."""
+    attribute = table["area_ha_from_attribute"].sum() if len(table) else 0
+    footprint = table["area_ha_from_footprint"].sum() if len(table) else 0
+    if attribute and footprint:
+        return (f"{attribute:,.0f} ha from the sources' mined-area attribute, {footprint:,.0f} ha "
+                "from footprints in an equal-area projection")
+    if attribute:
+        return "areas from the sources' mined-area attribute (e.g. Mined area (ha))"
+    return "areas from detection footprints in an equal-area projection"
