@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,48 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--before", help="imagery shown as before: SOURCE@START/END")
     verdict.add_argument("--after", help="imagery shown as after: SOURCE@START/END")
     verdict.add_argument("--db", type=Path, help=db_help)
+
+    trends = sub.add_parser("trends", help="detections and mined area per period, by status")
+    trends.add_argument("--by", choices=["year", "quarter"], default="year")
+    trends.add_argument("--region", type=Path, help="boundary GeoJSON/GeoPackage of regions (polygons)")
+    trends.add_argument("--region-field", help="group by this field of the detections instead")
+    trends.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    trends.add_argument("--format", choices=["csv", "json"], default="csv")
+    trends.add_argument("--db", type=Path, help=db_help)
+
+    export = sub.add_parser("export", help="export detections with their verdicts "
+                                           "(.geojson, .gpkg, .csv)")
+    export.add_argument("out", type=Path)
+    export.add_argument("--status", default="verified",
+                        help="verified (default) | false_positive | unsure | pending | all")
+    export.add_argument("--source", action="append", default=[])
+    export.add_argument("--period-from")
+    export.add_argument("--period-to")
+    export.add_argument("--region", type=Path, help="only detections in these polygons")
+    export.add_argument("--db", type=Path, help=db_help)
+
+    samples = sub.add_parser("training-samples", help="reviewed detections as labelled points "
+                                                      "(earthrise sampling-location schema)")
+    samples.add_argument("out", type=Path)
+    samples.add_argument("--source", action="append", default=[])
+    samples.add_argument("--db", type=Path, help=db_help)
+
+    sample = sub.add_parser("sample", help="draw a random sample of a stratum to review, or "
+                                           "estimate its verified area")
+    sample.add_argument("--name", help="name of a new sample")
+    sample.add_argument("--size", type=int, help="detections to draw")
+    sample.add_argument("--seed", type=int, default=1)
+    sample.add_argument("--source", action="append", default=[])
+    sample.add_argument("--period-from")
+    sample.add_argument("--period-to")
+    sample.add_argument("--estimate", type=int, metavar="SAMPLE_ID",
+                        help="print the verified-area estimate of this sample")
+    sample.add_argument("--db", type=Path, help=db_help)
+
+    evidence = sub.add_parser("evidence", help="before/after PNG of one detection, with caption")
+    evidence.add_argument("id", type=int)
+    evidence.add_argument("out", type=Path)
+    evidence.add_argument("--db", type=Path, help=db_help)
 
     models = sub.add_parser("models", help="list the published model cards")
     models.add_argument("--json", action="store_true")
@@ -202,6 +245,76 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _region_area(path: Path | None):
+    import shapely
+
+    from .trends import read_regions
+
+    if path is None:
+        return None
+    return shapely.union_all([geometry for _, geometry in read_regions(path)])
+
+
+def cmd_trends(args: argparse.Namespace) -> int:
+    from .trends import read_regions, trend_table
+
+    regions = read_regions(args.region) if args.region else None
+    table = trend_table(_open_db(args), by=args.by, regions=regions,
+                        region_field=args.region_field, sources=args.source or None)
+    if args.format == "json":
+        for record in json.loads(table.to_json(orient="records")):
+            print(json.dumps(record))
+    else:
+        sys.stdout.write(table.to_csv(index=False, float_format="%.2f"))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .queue import Filters
+
+    filters = Filters(status=None if args.status == "all" else args.status, sources=args.source,
+                      period_from=args.period_from, period_to=args.period_to,
+                      area=_region_area(args.region))
+    count = export(_open_db(args), args.out, filters)
+    print(f"{count} detections written to {args.out}")
+    return 0
+
+
+def cmd_training_samples(args: argparse.Namespace) -> int:
+    from .export import training_samples
+    from .queue import Filters
+
+    count = training_samples(_open_db(args), args.out, Filters(status=None, sources=args.source))
+    print(f"{count} labelled points written to {args.out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import sampling
+    from .queue import Filters
+
+    db = _open_db(args)
+    if args.estimate is not None:
+        print(sampling.estimate(db, args.estimate).summary())
+        return 0
+    if not args.name or not args.size:
+        raise ReviewError("give --name and --size to draw a sample, or --estimate SAMPLE_ID")
+    filters = Filters(sources=args.source, period_from=args.period_from, period_to=args.period_to)
+    sample_id = sampling.draw(db, args.name, filters, args.size, seed=args.seed)
+    print(json.dumps({"sample_id": sample_id, "size": args.size}))
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from .export import evidence_png
+
+    png = evidence_png(_open_db(args), args.id)
+    args.out.write_bytes(png)
+    print(f"evidence for detection {args.id} written to {args.out}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import CARDS
 
@@ -217,7 +330,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"detect": cmd_detect, "import": cmd_import, "queue": cmd_queue,
-            "verdict": cmd_verdict, "models": cmd_models}
+            "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
+            "training-samples": cmd_training_samples, "sample": cmd_sample,
+            "evidence": cmd_evidence, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as exc:
         # Output paths the user gave: unwritable folder, full disk.
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)

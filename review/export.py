@@ -76,7 +76,7 @@ def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> in
     if fmt not in FORMATS:
         raise ReviewError(f"{path.name}: export as .geojson, .gpkg or .csv")
     found = features(db, filters)
-    partial = path.with_name(path.name + ".part")
+    partial = path.with_name(f".{path.stem}.part{path.suffix}")   # GDAL wants the real suffix
     if fmt == "geojson":
         partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
     else:

@@ -305,7 +305,7 @@ def _aoi(upload):
     return area
 
 
-def _filters_sidebar(db, with_status: bool = False):
+def _filters_sidebar(db, with_status: bool = False, default_status: str = "all"):
     from .queue import Filters
     from .verdicts import STATUSES
 
@@ -316,8 +316,15 @@ def _filters_sidebar(db, with_status: bool = False):
         period_to = st.text_input("Period to (YYYY-MM-DD)", key="f_to")
         status = None
         if with_status:
-            status = st.selectbox("Status", ["all", *STATUSES], key="f_status")
+            options = ["all", *STATUSES]
+            status = st.selectbox("Status", options, index=options.index(default_status), key="f_status")
         upload = st.file_uploader("Area of interest (GeoJSON)", type=["geojson", "json"], key="f_aoi")
+        samples = {s["id"]: s["name"] for s in db["samples"].rows}
+        sample_id = None
+        if samples:
+            sample_id = st.selectbox("Only a random sample", [None, *samples], key="f_sample",
+                                     format_func=lambda i: "(all detections)" if i is None
+                                     else f"{i}: {samples[i]}")
     try:
         area = _aoi(upload)
     except ReviewError as exc:
@@ -325,7 +332,7 @@ def _filters_sidebar(db, with_status: bool = False):
         area = None
     return Filters(sources=sources, score_min=low if low > 0 else None,
                    score_max=high if high < 1 else None, period_from=period_from or None,
-                   period_to=period_to or None, area=area,
+                   period_to=period_to or None, area=area, sample_id=sample_id,
                    status=(None if status == "all" else status) if with_status else "pending")
 
 
@@ -383,7 +390,7 @@ def _current(db, reviewer: str, filters, order: str):
     if opened is not None:
         state["current_id"] = queue.claim(db, reviewer, int(opened))["id"]
     signature = (order, tuple(filters.sources), filters.score_min, filters.score_max,
-                 filters.period_from, filters.period_to,
+                 filters.period_from, filters.period_to, filters.sample_id,
                  filters.area.wkt if filters.area is not None else None)
     if state.get("queue_signature") != signature:
         state["queue_signature"] = signature
@@ -582,3 +589,188 @@ def map_page() -> None:
     if st.button("Open in Review", type="primary"):
         st.session_state["open_detection"] = int(chosen)
         st.switch_page("pages/2_Review.py")
+
+
+# -------------------------------------------------------------------------- trends
+
+
+def _regions_from_upload(upload):
+    import tempfile
+
+    from .trends import read_regions
+
+    if upload is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        return read_regions(path)
+
+
+def trends_page() -> None:
+    from . import sampling
+    from .trends import area_basis, trend_table
+
+    _setup("Trends")
+    st.title("Trends")
+    try:
+        db = _db()
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    with st.sidebar:
+        by = st.radio("Period", ["year", "quarter"], horizontal=True, key="t_by")
+        sources = st.multiselect("Sources", _all_sources(db), key="t_sources")
+        region_upload = st.file_uploader("Regions (GeoJSON polygons)", type=["geojson", "json", "gpkg"],
+                                         key="t_regions")
+        region_field = st.text_input("…or group by this field of the detections (e.g. country)",
+                                     key="t_region_field")
+    try:
+        regions = _regions_from_upload(region_upload)
+        table = trend_table(db, by=by, regions=regions, region_field=region_field or None,
+                            sources=sources or None)
+    except ReviewError as exc:
+        st.error(str(exc))
+        regions, table = None, trend_table(db, by=by, sources=sources or None).iloc[0:0]
+    if table.empty:
+        st.info("No detections with a period yet: import or detect some, then review them.")
+    totals = table.groupby("period", as_index=False).sum(numeric_only=True) if "region" in table else table
+    st.caption(f"Area basis: {area_basis(table)}.")
+    _trend_charts(totals)
+    st.subheader("Table")
+    st.dataframe(table, hide_index=True)
+    st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
+                       "text/csv", key="t_csv")
+    _sample_section(db, sampling)
+
+
+def _trend_charts(table: pd.DataFrame) -> None:
+    import plotly.graph_objects as go
+
+    from .trends import STATUS_COLUMNS, wilson_interval
+
+    colours = {"verified": "#d7301f", "false_positive": "#2b83ba", "unsure": "#fdae61",
+               "pending": "#bdbdbd"}
+    config = {"toImageButtonOptions": {"format": "png", "scale": 2}, "displaylogo": False}
+    bars = go.Figure()
+    for status in STATUS_COLUMNS:
+        bars.add_bar(x=table["period"], y=table[f"area_ha_{status}"] if len(table) else [],
+                     name=status.replace("_", " "), marker_color=colours[status],
+                     customdata=table[status] if len(table) else [],
+                     hovertemplate="%{x}: %{y:,.1f} ha in %{customdata} detections<extra>%{fullData.name}</extra>")
+    bars.update_layout(barmode="stack", title="Mined area by review status (ha)",
+                       yaxis_title="hectares", xaxis_type="category", height=380)
+    st.plotly_chart(bars, config=config, key="chart_area")
+    line = go.Figure()
+    line.add_scatter(x=table["period"], y=table["area_ha_cumulative"] if len(table) else [],
+                     mode="lines+markers", name="all detections",
+                     hovertemplate="%{x}: %{y:,.1f} ha cumulative<extra></extra>")
+    if len(table):
+        line.add_scatter(x=table["period"], y=table["area_ha_verified"].cumsum(), mode="lines+markers",
+                         name="verified", hovertemplate="%{x}: %{y:,.1f} ha verified<extra></extra>")
+    line.update_layout(title="Cumulative mined area (ha)", yaxis_title="hectares",
+                       xaxis_type="category", height=340)
+    st.plotly_chart(line, config=config, key="chart_cumulative")
+    reviewed = table[(table["verified"] + table["false_positive"]) > 0] if len(table) else table
+    precision = go.Figure()
+    if len(reviewed):
+        bounds = [wilson_interval(int(v), int(v + f)) for v, f in
+                  zip(reviewed["verified"], reviewed["false_positive"])]
+        values = reviewed["verified"] / (reviewed["verified"] + reviewed["false_positive"])
+        precision.add_scatter(
+            x=reviewed["period"], y=values, mode="markers", name="precision",
+            error_y={"type": "data", "symmetric": False,
+                     "array": [hi - v for (lo, hi), v in zip(bounds, values)],
+                     "arrayminus": [v - lo for (lo, hi), v in zip(bounds, values)]},
+            customdata=list(zip(reviewed["verified"], reviewed["false_positive"])),
+            hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} verified, %{customdata[1]} false "
+                          "positives)<extra></extra>")
+    precision.update_layout(title="Precision of reviewed detections (95% Wilson interval)",
+                            yaxis_range=[0, 1], xaxis_type="category", height=320)
+    st.plotly_chart(precision, config=config, key="chart_precision")
+
+
+def _sample_section(db, sampling) -> None:
+    from .queue import Filters
+
+    st.subheader("Random samples")
+    st.caption("Draw detections at random from a stratum, review them (Review page, 'sample' "
+               "filter), and estimate the stratum's verified area from them.")
+    for sample in sampling.listing(db):
+        try:
+            text = sampling.estimate(db, sample["id"]).summary()
+        except ReviewError as exc:
+            text = str(exc)
+        st.write(f"Sample {sample['id']} · {sample['name']} · {sample['size']} of "
+                 f"{sample['stratum_detections']:,} detections: {text}")
+    with st.form("draw_sample"):
+        name = st.text_input("Sample name", key="s_name")
+        sources = st.multiselect("Stratum: sources", _all_sources(db), key="s_sources")
+        period_from = st.text_input("Stratum: period from", key="s_from")
+        period_to = st.text_input("Stratum: period to", key="s_to")
+        size = st.number_input("Detections to draw", 1, 10_000, 100, key="s_size")
+        if st.form_submit_button("Draw sample"):
+            try:
+                sample_id = sampling.draw(db, name or "sample", Filters(
+                    sources=sources, period_from=period_from or None, period_to=period_to or None),
+                    int(size))
+            except ReviewError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Sample {sample_id} drawn; review it on the Review page.")
+
+
+# -------------------------------------------------------------------------- export
+
+
+def export_page() -> None:
+    import tempfile
+
+    from . import export
+
+    _setup("Export")
+    st.title("Export")
+    try:
+        db = _db()
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    filters = _filters_sidebar(db, with_status=True, default_status="verified")
+    from . import queue
+
+    count = queue.count(db, filters)
+    st.write(f"{count:,} detections match the filters.")
+    choice = st.radio("Format", ["GeoJSON", "GeoPackage", "CSV"], horizontal=True, key="x_format")
+    suffix = {"GeoJSON": ".geojson", "GeoPackage": ".gpkg", "CSV": ".csv"}[choice]
+    if st.button("Prepare the file", type="primary", disabled=count == 0, key="x_prepare"):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"detections{suffix}"
+            try:
+                written = export.export(db, path, filters)
+            except ReviewError as exc:
+                st.error(str(exc))
+                return
+            st.session_state["export_file"] = (path.name, path.read_bytes(), written)
+    if "export_file" in st.session_state:
+        name, content, written = st.session_state["export_file"]
+        st.download_button(f"Download {name} ({written:,} detections)", content, name, key="x_download")
+    st.subheader("Training samples")
+    st.caption("Reviewed detections as labelled points (1 verified, 0 false positive) in "
+               "earthrise's sampling-location schema, to feed the next model.")
+    if st.button("Prepare training samples", key="x_samples"):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "training_samples.geojson"
+            written = export.training_samples(db, path, filters)
+            st.download_button(f"Download training_samples.geojson ({written} points)",
+                               path.read_bytes(), path.name, key="x_samples_download")
+    st.subheader("Evidence pack")
+    detection_id = st.number_input("Detection id", min_value=1, step=1, key="x_evidence_id")
+    if st.button("Make the evidence picture", key="x_evidence"):
+        try:
+            png = export.evidence_png(db, int(detection_id))
+        except ReviewError as exc:
+            st.error(str(exc))
+        else:
+            st.image(png, caption=f"Detection #{int(detection_id)}")
+            st.download_button("Download PNG", png, f"detection_{int(detection_id)}.png",
+                               "image/png", key="x_evidence_download")

@@ -276,3 +276,65 @@ def test_map_popups_escape_what_reviewers_typed():
                       ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "s&lt;b&gt;" in html
+
+
+TRENDS, EXPORT = str(REPO / "pages" / "4_Trends.py"), str(REPO / "pages" / "5_Export.py")
+
+
+@needs_fixtures
+def test_trends_page_shows_the_published_yearly_totals(db_path):
+    from .test_trends import LAYERS
+
+    db = connect(db_path)
+    for year in LAYERS:
+        import_file(db, FIXTURES / "detections" / "earthrise" / f"mining_{year}00_simplified.geojson")
+    at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in LAYERS.items()}
+    assert "mined-area attribute" in at.caption[0].value
+    assert len(at.get("plotly_chart")) == 3
+    assert at.get("download_button")
+
+
+def test_trends_page_on_an_empty_database_and_a_bad_region_file(db_path, tmp_path):
+    at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No detections with a period yet" in at.info[0].value
+    assert len(at.get("plotly_chart")) == 3              # empty charts, not a crash
+    import_file(connect(db_path), _detections_file(tmp_path))
+    points = json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [0, 0]}}]})
+    at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="t_regions").upload("points.geojson", points.encode(), "application/geo+json").run()
+    assert not at.exception
+    assert "regions must be polygons" in at.error[0].value
+
+
+def test_trends_page_draws_a_sample_and_reports_its_estimate(db_path, tmp_path):
+    db = connect(db_path)
+    import_file(db, _detections_file(tmp_path))
+    at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
+    at.text_input(key="s_name").input("2023 stratum")
+    at.number_input(key="s_size").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and "Sample 1 drawn" in at.success[0].value
+    for (member,) in db.execute("select detection_id from sample_members"):
+        verdicts.record(db, member, "ana", "verified")
+    at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
+    assert any("2023 stratum" in m.value and "ha verified" in m.value for m in at.markdown)
+
+
+def test_export_page_prepares_verified_geojson_and_evidence_errors(db_path, tmp_path):
+    db = connect(db_path)
+    import_file(db, _detections_file(tmp_path))
+    verdicts.record(db, 2, "ana", "verified")
+    at = AppTest.from_file(EXPORT, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "1 detections match" in at.markdown[0].value        # status defaults to verified
+    at.button(key="x_prepare").click().run()
+    assert not at.exception
+    assert "Download detections.geojson (1 detections)" in at.get("download_button")[0].proto.label
+    at.number_input(key="x_evidence_id").set_value(2)
+    at.button(key="x_evidence").click().run()
+    assert "no stored scene covers detection 2" in at.error[0].value

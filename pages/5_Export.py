@@ -1,0 +1,4 @@
+"""Export: hand-verified detections, training samples and evidence pictures."""
+from review import ui
+
+ui.export_page()

@@ -1,0 +1,140 @@
+import json
+import math
+
+import pytest
+import shapely
+
+from review import sampling, verdicts
+from review.cli import main
+from review.errors import ReviewError
+from review.importers import import_file
+from review.queue import Filters
+from review.store import connect
+from review.trends import period_label, ratio_estimate, read_regions, trend_table, wilson_interval
+
+from .conftest import FIXTURES, needs_fixtures
+
+LAYERS = {2018: 225598.8, 2019: 31182.3, 2020: 28765.8, 2021: 28486.9, 2022: 33541.8,
+          2023: 25806.4, 2024: 78930.7}      # sums of `Mined area (ha)`, from the fixtures README
+
+
+def test_wilson_interval_matches_hand_computation():
+    # 8 of 10: centre (0.8 + z²/20) / (1 + z²/10), half z·sqrt(0.016 + z²/400) / (1 + z²/10)
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    low, high = wilson_interval(0, 5)
+    assert low == 0.0 and high == pytest.approx(0.4345, abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_ratio_estimate_matches_hand_computation():
+    # R = 80/100; residuals 2, -16, 6, 8 -> s² = 360/3 = 120; fpc = 0.96;
+    # SE(R) = sqrt(0.96 * 120 / 4) / 25 = 0.214663; half = 1.96 * SE * 2500 = 1051.8
+    estimate = ratio_estimate([10, 20, 30, 40], [True, False, True, True], stratum_count=100,
+                              stratum_area=2500.0)
+    assert estimate.ratio == pytest.approx(0.8)
+    assert estimate.verified_area_ha == pytest.approx(2000.0)
+    assert estimate.low_ha == pytest.approx(948.17, abs=0.05)
+    assert estimate.high_ha == 2500.0            # capped at the stratum's whole area
+    with pytest.raises(ReviewError, match="no reviewed detections"):
+        ratio_estimate([], [], 10, 100.0)
+
+
+@pytest.mark.parametrize("start, end, by, label", [
+    ("2024-01-01", "2024-12-31", "year", "2024"), ("2025-07-01", "2025-09-30", "quarter", "2025Q3"),
+    ("2024-01-01", "2024-12-31", "quarter", "2024"), ("2013-03-27", "2013-03-27", "quarter", "2013Q1"),
+    (None, None, "year", None),
+])
+def test_period_labels(start, end, by, label):
+    assert period_label(start, end, by) == label
+
+
+@pytest.fixture
+def db(tmp_path):
+    return connect(tmp_path / "review.db")
+
+
+@needs_fixtures
+def test_yearly_website_layers_give_the_published_area_totals(db, capsys):
+    for year in LAYERS:
+        import_file(db, FIXTURES / "detections" / "earthrise" / f"mining_{year}00_simplified.geojson")
+    table = trend_table(db)
+    assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in LAYERS.items()}
+    assert table["area_ha_cumulative"].iloc[-1] == pytest.approx(sum(LAYERS.values()), abs=0.5)
+    assert (table["area_ha_from_footprint"] == 0).all()
+    db_path = db.conn.execute("pragma database_list").fetchone()[2]
+    assert main(["trends", "--db", db_path]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = lines[0].split(",")
+    assert header[:8] == ["period", "detections", "verified", "false_positive", "unsure",
+                          "pending", "area_ha_all", "area_ha_verified"]
+    totals = {int(l.split(",")[0]): float(l.split(",")[6]) for l in lines[1:]}
+    assert totals == pytest.approx(LAYERS, abs=0.05)
+
+
+def _polygons(db, tmp_path, n=6):
+    features = [{"type": "Feature", "properties": {"pred": 0.9, "country": "BR" if i < 4 else "PE"},
+                 "geometry": json.loads(shapely.to_geojson(shapely.box(-60 + i, -5, -60 + i + 0.01, -4.99)))}
+                for i in range(n)]
+    path = tmp_path / "d_2023-07-01_2023-09-30.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    import_file(db, path)
+
+
+def test_statuses_precision_quarters_and_regions(db, tmp_path):
+    _polygons(db, tmp_path)
+    verdicts.record(db, 1, "ana", "verified")
+    verdicts.record(db, 2, "ana", "verified")
+    verdicts.record(db, 3, "ana", "false_positive", reason="riverbank")
+    verdicts.record(db, 4, "ana", "unsure")
+    (row,) = trend_table(db, by="quarter").to_dict("records")
+    assert row["period"] == "2023Q3"
+    assert (row["verified"], row["false_positive"], row["unsure"], row["pending"]) == (2, 1, 1, 2)
+    assert row["precision"] == pytest.approx(2 / 3)
+    assert (row["precision_low"], row["precision_high"]) == pytest.approx(wilson_interval(2, 3))
+    assert row["area_ha_verified"] == pytest.approx(row["area_ha_all"] / 3, rel=0.01)
+    by_field = trend_table(db, region_field="country")
+    assert dict(zip(by_field["region"], by_field["detections"])) == {"BR": 4, "PE": 2}
+    boundary = tmp_path / "regions.geojson"
+    boundary.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "west"},
+         "geometry": json.loads(shapely.to_geojson(shapely.box(-61, -6, -57.5, -4)))}]}))
+    by_region = trend_table(db, regions=read_regions(boundary))
+    assert dict(zip(by_region["region"], by_region["detections"])) == {"west": 3, "outside": 3}
+
+
+def test_regions_must_be_polygons(tmp_path):
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [0, 0]}}]}))
+    with pytest.raises(ReviewError, match="regions must be polygons"):
+        read_regions(points)
+
+
+def test_empty_database_gives_an_empty_table(db, capsys):
+    assert trend_table(db).empty
+    db_path = db.conn.execute("pragma database_list").fetchone()[2]
+    assert main(["trends", "--db", db_path, "--format", "json"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_random_sample_estimate(db, tmp_path):
+    _polygons(db, tmp_path)
+    sample_id = sampling.draw(db, "all 2023", Filters(), size=4, seed=3)
+    members = [r[0] for r in db.execute("select detection_id from sample_members where sample_id = ?",
+                                        [sample_id])]
+    assert len(set(members)) == 4
+    assert sampling.draw(db, "again", Filters(), size=4, seed=3) != sample_id
+    again = [r[0] for r in db.execute("select detection_id from sample_members where sample_id = 2")]
+    assert sorted(again) == sorted(members)             # the same seed draws the same sample
+    with pytest.raises(ReviewError, match="no reviewed detections"):
+        sampling.estimate(db, sample_id)
+    for i, member in enumerate(members):
+        if i < 3:
+            verdicts.record(db, member, "ana", "verified")
+        else:
+            verdicts.record(db, member, "ana", "false_positive", reason="other")
+    estimate = sampling.estimate(db, sample_id)
+    assert estimate.sample_size == 4 and estimate.stratum_detections == 6
+    assert estimate.ratio == pytest.approx(0.75, rel=0.01)        # equal areas: 3 of 4
+    assert estimate.low_ha < estimate.verified_area_ha < estimate.high_ha
