@@ -54,3 +54,27 @@ def basemap_url() -> str:
 
 def basemap_name() -> str:
     return os.environ.get("REVIEW_BASEMAP_NAME", "Esri World Imagery")
+
+
+def tile_cache_dir() -> Path:
+    """Fetched composites (and the partial downloads a retry resumes from)."""
+    return Path(os.environ.get("REVIEW_TILE_CACHE", data_dir() / "tiles"))
+
+
+def stac_url() -> str:
+    return os.environ.get("REVIEW_STAC_URL", "https://earth-search.aws.element84.com/v1")
+
+
+def stac_collection() -> str:
+    return os.environ.get("REVIEW_STAC_COLLECTION", "sentinel-2-l2a")
+
+
+def fetch_max_km2() -> float:
+    """Largest area the dashboard fetches in one go; the CLI has no such limit."""
+    return float(os.environ.get("REVIEW_FETCH_MAX_KM2", 400))
+
+
+def wayback_config_url() -> str:
+    """Esri World Imagery Wayback's public list of dated releases."""
+    return os.environ.get("REVIEW_WAYBACK_CONFIG_URL",
+                          "https://s3-us-west-2.amazonaws.com/config.maptiles.arcgis.com/waybackconfig.json")
