@@ -33,6 +33,39 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _area_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bbox", help="area W,S,E,N in degrees")
+    parser.add_argument("--start", help="period start YYYY-MM-DD")
+    parser.add_argument("--end", help="period end YYYY-MM-DD")
+    parser.add_argument("--stac-url", help="STAC API (default: REVIEW_STAC_URL or Earth Search)")
+    parser.add_argument("--collection", help="collection (default: REVIEW_STAC_COLLECTION or sentinel-2-l2a)")
+    parser.add_argument("--cloud-limit", type=float, default=40.0, help="max scene cloud cover, percent")
+
+
+def _fetch_tile(args, bands: tuple[str, ...]) -> Path:
+    from tqdm import tqdm
+
+    from .fetch import FetchError, Request, Source, composite, parse_bbox
+
+    if not (args.bbox and args.start and args.end):
+        raise FetchError("give a TILE, or --bbox W,S,E,N with --start and --end to fetch one")
+    source = Source(cloud_limit=args.cloud_limit)
+    if args.stac_url:
+        source.url = args.stac_url
+    if args.collection:
+        source.collection = args.collection
+    request = Request(bbox=parse_bbox(args.bbox), start=args.start, end=args.end, bands=bands)
+    with tqdm(desc="fetching", unit="window", file=sys.stderr, leave=False,
+              disable=True if args.quiet else None) as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(what, refresh=False)
+            bar.update(done - bar.n)
+
+        return composite(source, request, out=getattr(args, "out", None) if args.command == "fetch" else None,
+                         progress=progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m review",
                                      description="Find mining in satellite tiles and review it.")
@@ -40,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     detect = sub.add_parser("detect", help="run a published detector over a GeoTIFF tile")
-    detect.add_argument("tile", help="GeoTIFF tile (Sentinel-2 digital numbers, reflectance x 10000)")
+    detect.add_argument("tile", nargs="?", help="GeoTIFF tile (Sentinel-2 digital numbers, "
+                        "reflectance x 10000); or give --bbox/--start/--end to fetch one")
     detect.add_argument("--model", default="48px_v4.21",
                         help="model card id (see `models`) or path to a .h5/.keras file")
     detect.add_argument("--out", required=True, type=Path, help="GeoJSON to write")
@@ -59,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {settings.max_tile_pixels():,})")
     detect.add_argument("--db", type=Path, help="also store the run and candidates in this SQLite file")
     detect.add_argument("--quiet", action="store_true", help="no progress bar")
+    _area_options(detect)
+
+    fetch = sub.add_parser("fetch", help="fetch a cloud-free Sentinel-2 composite from a STAC API")
+    _area_options(fetch)
+    fetch.add_argument("--out", type=Path, help="where to write the GeoTIFF (default: the tile cache)")
+    fetch.add_argument("--bands", help="band names to fetch (default: all the collection has)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
 
     db_help = "review database (default: REVIEW_DB or data/review.db)"
     imp = sub.add_parser("import", help="import detections (GeoJSON, GeoPackage, shapefile, lat/lon CSV)")
@@ -145,13 +186,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .imagery import open_tile
     from .models import load_model
     from .detect import check_compatible
-    from .runs import run_detection, store_result
+    from .runs import product_mismatch, run_detection, store_result
     from .candidates import write_geojson
 
-    tile = open_tile(args.tile, bands=args.bands, period=_period(args.period),
-                     max_pixels=args.max_pixels)
-    model = load_model(args.model)
+    if args.tile is not None:
+        tile = open_tile(args.tile, bands=args.bands, period=_period(args.period),
+                         max_pixels=args.max_pixels)
+        model = load_model(args.model)
+    else:
+        from .fetch import ALL_BANDS
+
+        model = load_model(args.model)       # first: it says which bands to fetch
+        wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
+        tile = open_tile(_fetch_tile(args, wanted), max_pixels=args.max_pixels)
     check_compatible(tile, model.card)
+    mismatch = product_mismatch(tile, model.card)
+    if mismatch:
+        print(f"warning: {mismatch}", file=sys.stderr)
     bar = None if args.quiet else tqdm(desc="scoring patches", unit="patch", file=sys.stderr,
                                        leave=False, disable=None)
 
@@ -315,6 +366,19 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetch import L2A_BANDS, ALL_BANDS
+    from .imagery import parse_band_mapping
+
+    if args.bands:
+        bands = tuple(parse_band_mapping(args.bands))
+    else:
+        bands = L2A_BANDS if "l2a" in (args.collection or settings.stac_collection()).lower() else ALL_BANDS
+    path = _fetch_tile(args, bands)
+    print(f"composite of {args.start} to {args.end} written to {path}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import CARDS
 
@@ -329,7 +393,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"detect": cmd_detect, "import": cmd_import, "queue": cmd_queue,
+COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "queue": cmd_queue,
             "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
             "training-samples": cmd_training_samples, "sample": cmd_sample,
             "evidence": cmd_evidence, "models": cmd_models}

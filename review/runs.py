@@ -58,6 +58,16 @@ def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
     return RunResult(scores, found, t_main, t_iso, started, now())
 
 
+def product_mismatch(tile: Tile, card) -> str | None:
+    """A warning when a model meets imagery of another product (e.g. L1C model, L2A tile)."""
+    product = (tile.product or "").upper()
+    for other in ("L1C", "L2A"):
+        if other in product and card.product.upper() != other:
+            return (f"model {card.id} was trained on Sentinel-2 {card.product} imagery; "
+                    f"this tile is {other} ({tile.product}), so its scores may be off")
+    return None
+
+
 def scene_record(tile: Tile) -> dict:
     """A tile as a row of the scenes table (footprint in lon/lat, bands as the run named them)."""
     west, south, east, north = tile.lonlat_bounds()
@@ -78,7 +88,8 @@ def store_result(db, result: RunResult) -> int:
            "t_main": result.t_main, "t_iso": result.t_iso, "device": s.device,
            "patches": len(s), "candidates": len(result.candidates), "seconds": s.seconds,
            "started_at": result.started_at, "finished_at": result.finished_at,
-           "software": f"mining-review {__version__}"}
+           "software": f"mining-review {__version__}",
+           "notes": product_mismatch(tile, s.card)}
     detections = []
     for number, cand in enumerate(result.candidates, start=1):
         geometry = to_lonlat_geojson(cand.geometry, tile.crs)

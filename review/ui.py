@@ -202,7 +202,7 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:
     from .candidates import to_lonlat_geojson
     from .detect import check_compatible
     from .imagery import open_tile
-    from .runs import run_detection, store_result
+    from .runs import product_mismatch, run_detection, store_result
 
     try:
         tile = open_tile(source, bands=bands, period=period)
@@ -220,8 +220,9 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:
     st.success(f"Run {run_id}: {result.summary()}")
     if tile.warped:
         st.info(f"The tile was in {tile.source_crs} and was warped to {tile.crs} at 10 m.")
-    if tile.product and "L2A" in tile.product.upper() and model.card.product == "L1C":
-        st.warning(f"Model {model.card.id} was trained on L1C imagery; this tile is {tile.product}.")
+    mismatch = product_mismatch(tile, model.card)
+    if mismatch:
+        st.warning(mismatch[0].upper() + mismatch[1:] + ".")
     if not result.candidates:
         st.info("No candidates above the thresholds.")
         return

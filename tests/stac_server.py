@@ -87,8 +87,8 @@ class StacServer:
                 "type": "Catalog", "id": "loopback", "stac_version": "1.0.0",
                 "description": "test catalogue", "conformsTo": CONFORMANCE,
                 "links": [{"rel": "self", "href": self.url}, {"rel": "root", "href": self.url},
-                          {"rel": "search", "href": self.url + "search", "method": "GET"},
-                          {"rel": "search", "href": self.url + "search", "method": "POST"}]})
+                          {"rel": "search", "href": self.url + "search", "method": "GET", "type": "application/geo+json"},
+                          {"rel": "search", "href": self.url + "search", "method": "POST", "type": "application/geo+json"}]})
         if url.path == "/search":
             if self.search_delay:
                 time.sleep(self.search_delay)

@@ -230,3 +230,39 @@ def test_bad_boxes_and_periods_are_refused():
         Request(bbox=(10, 45, 9, 46), start="2020-01-01", end="2020-12-31")
     with pytest.raises(FetchError, match="period"):
         Request(bbox=(9, 45, 10, 46), start="2021-01-01", end="2020-12-31")
+
+
+@needs_fixtures
+def test_cli_fetch_then_detect_by_area_flags_the_product(tmp_path, cache, real_model_cache, capsys):
+    from review.cli import main
+
+    files = tmp_path / "files"
+    scene = PAIRS / "mining_1003_t1.tif"
+    assets = split_bands(scene, files, "t1", keys=L2A_KEYS)
+    assets["scl"] = write_scl(files / "t1_scl.tif", scene, np.full((48, 48), 4))
+    server = StacServer(files, [make_item("t1", "2021-08-01", assets)])
+    try:
+        with rasterio.open(scene) as src:
+            w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        bbox = f"{w},{s},{e},{n}"
+        out = tmp_path / "composite.tif"
+        assert main(["fetch", f"--bbox={bbox}", "--start", "2021-01-01", "--end", "2021-12-31",
+                     "--stac-url", server.url, "--bands", "B2,B3,B4,B8", "--out", str(out), "--quiet"]) == 0
+        assert "written to" in capsys.readouterr().out
+        assert open_tile(out).band_names == ("B2", "B3", "B4", "B8")
+        # The 4-band model runs on the fetched area; the L1C-trained model is flagged on L2A.
+        db = tmp_path / "review.db"
+        code = main(["detect", f"--bbox={bbox}", "--start", "2021-01-01", "--end", "2021-12-31",
+                     "--stac-url", server.url, "--model", "44px_v2.6_rgb_ir", "--out",
+                     str(tmp_path / "c.geojson"), "--raw", "--db", str(db), "--quiet"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "warning: model 44px_v2.6_rgb_ir was trained on Sentinel-2 L1C imagery; this tile is L2A" in captured.err
+        from review.store import connect
+
+        (run,) = list(connect(db)["runs"].rows)
+        assert "L2A" in run["notes"]
+        assert main(["fetch", "--bbox", "1,2,3", "--start", "2021-01-01", "--end", "2021-12-31"]) == 2
+        assert "W,S,E,N" in capsys.readouterr().err
+    finally:
+        server.stop()
