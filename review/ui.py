@@ -419,6 +419,7 @@ def review_page() -> None:
     with st.sidebar:
         st.text_input("Your name (recorded with every verdict)", key="reviewer")
         order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="order")
+        st.radio("Before/after imagery", IMAGERY_KINDS, key="imagery_kind")
     filters = _filters_sidebar(db)
     if "flash" in state:
         st.toast(state.pop("flash"))
@@ -475,26 +476,26 @@ def _show_detection(db, detection: dict, pending: int) -> None:
                f"{detection['model_id'] or 'unknown'} · period "
                f"{detection['period_start'] or '?'} to {detection['period_end'] or '?'} · "
                f"{detection['lat']:.5f}, {detection['lon']:.5f}")
-    scenes = chips.scenes_covering(db, detection)
-    before, after = chips.pick_before_after(scenes, detection)
-    shown = [s for s in (before, after) if s is not None]
     left, right, side = st.columns([1, 1, 1])
-    pictures = []
-    try:
-        pictures = chips.render_pair(shown, geometry) if shown else []
-    except ReviewError as exc:
-        st.warning(f"Stored imagery could not be shown: {exc}")
+    kind = st.session_state.get("imagery_kind", IMAGERY_KINDS[0])
+    if kind == IMAGERY_KINDS[1]:
+        pictures, message = _wayback_pictures(detection, geometry)
+    else:
+        pictures, message = _scene_pictures(db, detection, geometry)
     if len(pictures) == 2:
         left.image(pictures[0].image, caption=f"Before: {pictures[0].caption}")
         right.image(pictures[1].image, caption=f"After: {pictures[1].caption}")
         state["shown"] = (pictures[0].imagery, pictures[1].imagery)
     elif len(pictures) == 1:
-        left.info("No stored scene before this one covers the detection.")
+        left.info(message or "No earlier imagery covers the detection.")
         right.image(pictures[0].image, caption=f"After: {pictures[0].caption}")
         state["shown"] = (None, pictures[0].imagery)
     else:
-        left.info("No stored scene covers this detection; judge it on the basemap.")
+        left.info(message or "No stored scene covers this detection; judge it on the basemap.")
         state["shown"] = (None, verdicts.Imagery(source=f"{settings.basemap_name()} (current basemap)"))
+    if kind == IMAGERY_KINDS[0] and len(pictures) < 2 and detection.get("period_start"):
+        right.button("Fetch Sentinel-2 before/after", on_click=_fetch_before_after,
+                     args=(detection["id"],), key="fetch_s2")
     with side:
         _detail_map(geometry)
     history = verdicts.history(db, detection["id"])
@@ -508,6 +509,55 @@ def _show_detection(db, detection: dict, pending: int) -> None:
         properties = json.loads(detection.get("properties") or "{}")
         if properties:
             st.json(properties, expanded=False)
+
+
+IMAGERY_KINDS = ("Sentinel-2 scenes", "Esri Wayback (dated, high resolution)")
+
+
+def _scene_pictures(db, detection, geometry):
+    from . import chips
+
+    scenes = chips.scenes_covering(db, detection)
+    before, after = chips.pick_before_after(scenes, detection)
+    shown = [s for s in (before, after) if s is not None]
+    try:
+        return (chips.render_pair(shown, geometry) if shown else []), None
+    except ReviewError as exc:
+        return [], f"Stored imagery could not be shown: {exc}"
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _wayback_releases(config_url: str):
+    from . import wayback
+
+    return wayback.releases(config_url)
+
+
+def _wayback_pictures(detection, geometry):
+    from . import wayback
+
+    try:
+        before, latest = wayback.pick(_wayback_releases(settings.wayback_config_url()),
+                                      detection.get("period_start"))
+        shown = [r for r in (before, latest) if r is not None]
+        if before is not None and before.id == latest.id:
+            shown = [latest]
+        return [wayback.chip(r, geometry) for r in shown], (
+            None if before else "No Wayback release predates this detection's period.")
+    except ReviewError as exc:
+        return [], f"Wayback imagery could not be had: {exc}"
+
+
+def _fetch_before_after(detection_id: int) -> None:
+    from . import fetch, queue
+
+    db = _db()
+    try:
+        fetch.before_after(db, queue.get(db, detection_id))
+    except ReviewError as exc:
+        st.session_state["flash_error"] = str(exc)
+    else:
+        st.session_state["flash"] = f"#{detection_id}: Sentinel-2 before/after fetched"
 
 
 def _detail_map(geometry) -> None:

@@ -1,0 +1,149 @@
+"""Before/after imagery for review: Sentinel-2 fetched on demand, and dated Wayback releases."""
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from PIL import Image
+from rasterio.warp import transform_bounds
+from streamlit.testing.v1 import AppTest
+
+from review import fetch, wayback
+from review.importers import import_file
+from review.store import connect
+
+from .conftest import FIXTURES, REPO, needs_fixtures
+from .stac_server import StacServer, make_item, split_bands, write_scl
+from .test_fetch import L2A_KEYS
+
+PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
+COLOURS = {"11": (200, 30, 30), "22": (30, 200, 30), "33": (30, 30, 200)}
+DATES = {"11": "2019-05-02", "22": "2020-11-18", "33": "2024-03-14"}
+
+
+@pytest.fixture
+def wayback_server(monkeypatch):
+    """Wayback's configuration file and solid-colour tiles per release, on 127.0.0.1."""
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            base = holder["url"]
+            if self.path == "/config.json":
+                body = json.dumps({key: {"itemTitle": f"World Imagery (Wayback {DATES[key]})",
+                                         "itemURL": f"{base}tiles/{key}/{{level}}/{{row}}/{{col}}.png"}
+                                   for key in DATES}).encode()
+                kind = "application/json"
+            elif self.path.startswith("/tiles/"):
+                release = self.path.split("/")[2]
+                buffer = io.BytesIO()
+                Image.new("RGB", (256, 256), COLOURS[release]).save(buffer, format="PNG")
+                body, kind = buffer.getvalue(), "image/png"
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["url"] = f"http://127.0.0.1:{server.server_address[1]}/"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("REVIEW_WAYBACK_CONFIG_URL", holder["url"] + "config.json")
+    yield holder["url"]
+    server.shutdown()
+    server.server_close()
+
+
+SITE = shapely.box(-56.2497, -6.7720, -56.2481, -6.7704)
+
+
+def _detection_file(tmp_path, period="2021-01-01_2021-12-31"):
+    path = tmp_path / f"site_{period}.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"pred": 0.93}, "geometry": json.loads(shapely.to_geojson(SITE))}]}))
+    return path
+
+
+def test_wayback_releases_are_read_and_picked_by_date(wayback_server):
+    found = wayback.releases()
+    assert [r.date for r in found] == ["2019-05-02", "2020-11-18", "2024-03-14"]
+    before, latest = wayback.pick(found, "2021-01-01")
+    assert (before.date, latest.date) == ("2020-11-18", "2024-03-14")
+    assert wayback.pick(found, "2019-01-01")[0] is None
+    picture = wayback.chip(before, SITE)
+    pixels = np.asarray(picture.image)
+    assert (pixels == COLOURS["22"]).all(axis=-1).mean() > 0.5       # this release's tiles
+    assert (pixels == [255, 214, 0]).all(axis=-1).sum() > 50         # footprint outlined
+    assert picture.imagery.start == "2020-11-18" and "Wayback" in picture.imagery.source
+
+
+def test_wayback_errors_are_clear(monkeypatch):
+    monkeypatch.setenv("REVIEW_WAYBACK_CONFIG_URL", "http://127.0.0.1:9/config.json")
+    with pytest.raises(wayback.WaybackError, match="could not fetch"):
+        wayback.releases()
+
+
+def test_review_page_shows_dated_wayback_views_and_records_them(tmp_path, monkeypatch, wayback_server):
+    db_path = tmp_path / "review.db"
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    import_file(connect(db_path), _detection_file(tmp_path))
+    at = AppTest.from_file(str(REPO / "pages" / "2_Review.py"), default_timeout=120).run()
+    at.text_input(key="reviewer").input("Ana").run()
+    at.radio(key="imagery_kind").set_value("Esri Wayback (dated, high resolution)").run()
+    assert not at.exception
+    captions = [i.caption for e in at.get("image") for i in e.proto.imgs]
+    assert captions == ["Before: Esri World Imagery Wayback release 2020-11-18, 2020-11-18 to 2020-11-18",
+                        "After: Esri World Imagery Wayback release 2024-03-14, 2024-03-14 to 2024-03-14"]
+    at.button(key="verdict_verified").click().run()
+    (verdict,) = list(connect(db_path)["verdicts"].rows)
+    assert (verdict["before_start"], verdict["after_start"]) == ("2020-11-18", "2024-03-14")
+    assert verdict["before_source"].startswith("Esri World Imagery Wayback")
+
+
+def test_review_periods():
+    assert fetch.review_periods({"id": 1, "period_start": "2021-01-01", "period_end": "2021-12-31"}) == \
+        (("2020-01-01", "2020-12-31"), ("2021-01-01", "2021-12-31"))
+    assert fetch.review_periods({"id": 1, "period_start": "2013-03-27", "period_end": "2013-03-27"}) == \
+        (("2012-01-01", "2012-12-31"), ("2013-01-01", "2013-12-31"))
+    with pytest.raises(fetch.FetchError, match="has no period"):
+        fetch.review_periods({"id": 7, "period_start": None, "period_end": None})
+
+
+@needs_fixtures
+def test_review_page_fetches_sentinel2_before_and_after(tmp_path, monkeypatch):
+    files = tmp_path / "files"
+    items = []
+    for name, when in (("mining_1003_t0.tif", "2020-06-01"), ("mining_1003_t1.tif", "2021-06-01")):
+        assets = split_bands(PAIRS / name, files, name[:-4], keys=L2A_KEYS)
+        assets["scl"] = write_scl(files / f"{name[:-4]}_scl.tif", PAIRS / name, np.full((48, 48), 4))
+        items.append(make_item(name[:-4], when, assets))
+    server = StacServer(files, items)
+    db_path = tmp_path / "review.db"
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
+    monkeypatch.setenv("REVIEW_STAC_URL", server.url)
+    import_file(connect(db_path), _detection_file(tmp_path))
+    try:
+        at = AppTest.from_file(str(REPO / "pages" / "2_Review.py"), default_timeout=120).run()
+        at.text_input(key="reviewer").input("Ana").run()
+        assert not at.get("image")
+        at.button(key="fetch_s2").click().run()
+    finally:
+        server.stop()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    captions = [i.caption for e in at.get("image") for i in e.proto.imgs]
+    assert len(captions) == 2
+    assert captions[0].startswith("Before: s2_2020-01-01_2020-12-31") and "2020-01-01 to 2020-12-31" in captions[0]
+    assert captions[1].startswith("After: s2_2021-01-01_2021-12-31") and "L2A median composite" in captions[1]
+    assert connect(db_path)["scenes"].count == 2
