@@ -148,6 +148,7 @@ def detect_page() -> None:
     except ReviewError:
         stored = {}
     picked = st.selectbox("…or a stored scene", ["(none)", *stored], key="stored_scene")
+    area = _area_picker()
     before_upload = st.file_uploader(
         "Optional: an earlier tile of the same place, shown as the 'before' view in Review",
         type=["tif", "tiff"], key="before_upload")
@@ -169,17 +170,79 @@ def detect_page() -> None:
                                 card.t_iso if card else 0.8, 0.01)
     if not st.button("Run detector", type="primary"):
         return
-    source = (_save_upload(upload) if upload is not None
-              else typed_path.strip() or stored.get(picked))
-    if not source:
-        st.error("Upload a GeoTIFF, give the path of one, or pick a stored scene.")
-        return
     if not model_spec:
         st.error("Give the path of the model file.")
+        return
+    source = (_save_upload(upload) if upload is not None
+              else typed_path.strip() or stored.get(picked))
+    if not source and area is not None:
+        source = _fetch_area(area, model_spec)
+        if source is None:
+            return
+    if not source:
+        st.error("Upload a GeoTIFF, give the path of one, pick a stored scene, or fetch an area.")
         return
     if before_upload is not None and not _store_before(before_upload, bands or None):
         return
     _run_and_show(source, model_spec, bands or None, (start or None, end or None), t_main, t_iso)
+
+
+def _area_picker():
+    """An area and period to fetch: typed as W,S,E,N or drawn as a rectangle on the map."""
+    import datetime as dt
+
+    with st.expander("…or fetch Sentinel-2 for an area and period"):
+        typed = st.text_input("Area W,S,E,N in degrees (or draw a rectangle below)", key="area_bbox")
+        columns = st.columns(2)
+        start = columns[0].date_input("From", dt.date(dt.date.today().year - 1, 1, 1), key="area_start")
+        end = columns[1].date_input("To", dt.date(dt.date.today().year - 1, 12, 31), key="area_end")
+        drawn = _draw_map()
+    bbox_text = typed.strip() or drawn
+    if not bbox_text:
+        return None
+    return bbox_text, start.isoformat(), end.isoformat()
+
+
+def _draw_map() -> str | None:
+    import folium
+    from folium.plugins import Draw
+    from streamlit_folium import st_folium
+
+    fmap = folium.Map(location=[0, -55], zoom_start=3, tiles=None)
+    folium.TileLayer(settings.basemap_url(), attr=settings.basemap_name()).add_to(fmap)
+    Draw(draw_options={"polyline": False, "polygon": False, "circle": False, "marker": False,
+                       "circlemarker": False, "rectangle": True}, edit_options={"edit": False}).add_to(fmap)
+    result = st_folium(fmap, height=320, use_container_width=True, key="area_map",
+                       returned_objects=["last_active_drawing"]) or {}
+    drawing = result.get("last_active_drawing")
+    if not drawing:
+        return None
+    import shapely
+
+    west, south, east, north = shapely.geometry.shape(drawing["geometry"]).bounds
+    return f"{west:.5f},{south:.5f},{east:.5f},{north:.5f}"
+
+
+def _fetch_area(area, model_spec) -> Path | None:
+    from .fetch import ALL_BANDS, Request, Source, composite, parse_bbox
+
+    bbox_text, start, end = area
+    try:
+        request = Request(bbox=parse_bbox(bbox_text), start=start, end=end)
+        limit = settings.fetch_max_km2()
+        if request.area_km2() > limit:
+            st.error(f"The area is {request.area_km2():,.0f} km², more than the dashboard fetches "
+                     f"at once ({limit:,.0f} km²). Use the command line: python -m review detect "
+                     f"--bbox={bbox_text} --start {start} --end {end}")
+            return None
+        model = _model(model_spec)
+        request.bands = tuple(b for b in ALL_BANDS if b in model.card.bands)
+        bar = st.progress(0.0, text="Searching the catalogue…")
+        return composite(Source(), request, progress=lambda done, total, what: bar.progress(
+            done / max(total, 1), text=f"Fetched {done} of {total} windows ({what})"))
+    except ReviewError as exc:
+        st.error(str(exc))
+        return None
 
 
 def _store_before(upload, bands) -> bool:

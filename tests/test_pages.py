@@ -161,7 +161,7 @@ def test_detect_page_shows_bad_input_as_a_message(db_path, tmp_path, tiny_model_
 def test_detect_page_asks_for_a_tile(db_path):
     at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
     at.button[0].click().run()
-    assert "Upload a GeoTIFF, give the path of one, or pick a stored scene" in at.error[0].value
+    assert "Upload a GeoTIFF, give the path of one, pick a stored scene, or fetch an area" in at.error[0].value
 
 
 def _review(db_path, reviewer="Ana"):

@@ -147,3 +147,35 @@ def test_review_page_fetches_sentinel2_before_and_after(tmp_path, monkeypatch):
     assert captions[0].startswith("Before: s2_2020-01-01_2020-12-31") and "2020-01-01 to 2020-12-31" in captions[0]
     assert captions[1].startswith("After: s2_2021-01-01_2021-12-31") and "L2A median composite" in captions[1]
     assert connect(db_path)["scenes"].count == 2
+
+
+@needs_fixtures
+def test_detect_page_fetches_an_area_and_refuses_a_huge_one(tmp_path, monkeypatch, real_model_cache):
+    files = tmp_path / "files"
+    scene = PAIRS / "mining_1003_t1.tif"
+    assets = split_bands(scene, files, "t1", keys=L2A_KEYS)
+    assets["scl"] = write_scl(files / "t1_scl.tif", scene, np.full((48, 48), 4))
+    server = StacServer(files, [make_item("t1", "2021-06-01", assets)])
+    db_path = tmp_path / "review.db"
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
+    monkeypatch.setenv("REVIEW_STAC_URL", server.url)
+    with rasterio.open(scene) as src:
+        w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    try:
+        at = AppTest.from_file(str(REPO / "pages" / "1_Detect.py"), default_timeout=120).run()
+        at.selectbox[1].select("44px_v2.6_rgb_ir")
+        at.text_input(key="area_bbox").input("-60,-10,-50,0")
+        at.date_input(key="area_start").set_value(__import__("datetime").date(2021, 1, 1))
+        at.date_input(key="area_end").set_value(__import__("datetime").date(2021, 12, 31))
+        at.button[0].click().run()
+        assert "Use the command line" in at.error[0].value
+        at.text_input(key="area_bbox").input(f"{w},{s},{e},{n}")
+        at.button[0].click().run()
+    finally:
+        server.stop()
+    assert not at.exception and not at.error, [x.value for x in at.error]
+    assert "scored by 44px_v2.6_rgb_ir" in at.success[0].value
+    assert any("trained on Sentinel-2 L1C" in x.value for x in at.warning)
+    (run,) = list(connect(db_path)["runs"].rows)
+    assert "L2A" in run["notes"]
