@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "overrides the file's tags")
     detect.add_argument("--t-main", type=_fraction, help="main threshold (default: the card's)")
     detect.add_argument("--t-iso", type=_fraction, help="threshold for isolated patches")
-    detect.add_argument("--batch-size", type=int, default=256)
+    detect.add_argument("--batch-size", type=int,
+                        help="patches per model call (default 256 on CPU, 1024 on GPU)")
     detect.add_argument("--max-nodata", type=_fraction, default=0.5,
                         help="skip patches with more than this fraction of nodata pixels")
     detect.add_argument("--max-pixels", type=int, help="refuse tiles larger than this "

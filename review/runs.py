@@ -12,7 +12,7 @@ import shapely
 
 from . import __version__
 from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, to_lonlat_geojson
-from .detect import DEFAULT_BATCH_SIZE, MAX_NODATA_FRACTION, PatchScores, check_compatible, score_tile
+from .detect import MAX_NODATA_FRACTION, PatchScores, check_compatible, score_tile
 from .imagery import Tile
 from .models import LoadedModel, sha256_of
 from .store import now, record_run
@@ -46,7 +46,7 @@ class RunResult:
 
 
 def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
-                  t_iso: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  t_iso: float | None = None, batch_size: int | None = None,
                   max_nodata_fraction: float = MAX_NODATA_FRACTION, progress=None) -> RunResult:
     check_compatible(tile, model.card)
     t_main = model.card.t_main if t_main is None else t_main
