@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--db", type=Path, help="also store the run and candidates in this SQLite file")
     detect.add_argument("--quiet", action="store_true", help="no progress bar")
     _area_options(detect)
+    detect.add_argument("--region", type=Path, help="area of interest (GeoJSON polygons): tile it, "
+                        "fetch and score the tiles on Dask, store candidates in --db")
+    detect.add_argument("--scheduler", default="local",
+                        help="Dask scheduler address (tcp://host:8786), 'local' for a LocalCluster, "
+                             "or 'none' to run in this process")
+    detect.add_argument("--tile-px", type=int, default=2048, help="region tile side in pixels")
 
     fetch = sub.add_parser("fetch", help="fetch a cloud-free Sentinel-2 composite from a STAC API")
     _area_options(fetch)
@@ -181,7 +187,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_region(args: argparse.Namespace) -> int:
+    import shapely
+    from tqdm import tqdm
+
+    from .export import export
+    from .fetch import Source
+    from .queue import Filters
+    from .region import run_region
+    from .trends import read_regions
+
+    if not (args.start and args.end):
+        raise ReviewError("a region run needs --start and --end")
+    aoi = shapely.union_all([geometry for _, geometry in read_regions(args.region)])
+    source = Source(cloud_limit=args.cloud_limit)
+    if args.stac_url:
+        source.url = args.stac_url
+    if args.collection:
+        source.collection = args.collection
+    db = _open_db(args)
+    with tqdm(desc="tiles", unit="tile", file=sys.stderr, leave=False,
+              disable=True if args.quiet else None) as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = run_region(db, aoi, args.start, args.end, args.model,
+                            scheduler=None if args.scheduler == "none" else args.scheduler,
+                            tile_px=args.tile_px, source=source, t_main=args.t_main,
+                            t_iso=args.t_iso, max_nodata=args.max_nodata, progress=progress)
+    export(db, args.out, Filters(status=None, sources=[f"region:{report.region_run_id}"]))
+    print(report.summary() + f"; candidates written to {args.out}")
+    return 0
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
+    if args.region is not None:
+        return cmd_region(args)
     from tqdm import tqdm
 
     from .imagery import open_tile

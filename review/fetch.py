@@ -69,6 +69,7 @@ class Request:
     start: str
     end: str
     bands: tuple[str, ...] = L2A_BANDS
+    crs: str | None = None      # force a UTM zone (region tiles share their region's zone)
 
     def __post_init__(self):
         west, south, east, north = self.bbox
@@ -93,10 +94,10 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def target_grid(bbox) -> tuple[rasterio.crs.CRS, Affine, int, int]:
+def target_grid(bbox, crs=None) -> tuple[rasterio.crs.CRS, Affine, int, int]:
     """The local UTM grid at 10 m covering the box, snapped to multiples of 10 m."""
     west, south, east, north = bbox
-    crs = utm_crs_for((west + east) / 2, (south + north) / 2)
+    crs = rasterio.crs.CRS.from_user_input(crs) if crs else utm_crs_for((west + east) / 2, (south + north) / 2)
     left, bottom, right, top = transform_bounds("EPSG:4326", crs, *bbox, densify_pts=21)
     left, top = math.floor(left / RESOLUTION) * RESOLUTION, math.ceil(top / RESOLUTION) * RESOLUTION
     width = int(math.ceil((right - left) / RESOLUTION))
@@ -106,7 +107,7 @@ def target_grid(bbox) -> tuple[rasterio.crs.CRS, Affine, int, int]:
 
 def cache_key(source: Source, request: Request) -> str:
     text = json.dumps([source.url, source.collection, source.cloud_limit, [round(v, 7) for v in request.bbox],
-                       request.start, request.end, list(request.bands)])
+                       request.start, request.end, list(request.bands)] + ([request.crs] if request.crs else []))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -218,7 +219,7 @@ def composite(source: Source, request: Request, out: Path | None = None,
             _copy(cached, Path(out))
         return final
     items = search(source, request)
-    grid = target_grid(request.bbox)
+    grid = target_grid(request.bbox, request.crs)
     crs, transform, width, height = grid
     parts = cache / "parts" / key
     parts.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,22 @@ def _v3(db: sqlite_utils.Database) -> None:
                                               ("detection_id", "detections", "id")])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    # Region runs on a cluster: which tiles are done and every patch score, so a stopped
+    # run resumes where it stopped and never stores a patch twice.
+    db["region_runs"].create({"id": int, "key": str, "aoi": str, "period_start": str,
+                              "period_end": str, "model_id": str, "model_sha256": str,
+                              "tile_px": int, "tiles": int, "status": str, "run_id": int,
+                              "started_at": str, "finished_at": str}, pk="id")
+    db["region_runs"].create_index(["key"], unique=True)
+    db["region_tiles"].create({"region_run_id": int, "tile": str, "status": str, "patches": int,
+                               "device": str, "error": str, "finished_at": str},
+                              pk=("region_run_id", "tile"))
+    db["region_patches"].create({"region_run_id": int, "x": float, "y": float, "score": float,
+                                 "tile": str}, pk=("region_run_id", "x", "y"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
