@@ -23,7 +23,7 @@ from .models import LoadedModel, ModelCard
 
 DEFAULT_BATCH_SIZE = 256
 MAX_NODATA_FRACTION = 0.5
-STRIP_BYTES = 256 * 2**20     # pixels held in memory at once, per strip
+STRIP_BYTES = 128 * 2**20     # pixels held in memory at once, per strip
 
 ProgressFn = Callable[[int, int], None]
 

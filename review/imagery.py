@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,10 @@ from rasterio.windows import Window
 
 from . import settings
 from .errors import BandError, ImageryError
+
+# GDAL's block cache defaults to 5% of RAM; strips are read once, so a small cache keeps
+# memory bounded on big tiles without slowing anything (MB; the user's setting wins).
+os.environ.setdefault("GDAL_CACHEMAX", "128")
 
 WARP_RESOLUTION_M = 10.0
 

@@ -125,3 +125,27 @@ def test_a_stopped_region_run_resumes_without_duplicates(tmp_path, cache, l1c_se
                        t_main=0.0, t_iso=0.0)
     assert again.tiles_scored == 0 and again.run_id == report.run_id
     assert db["detections"].count == report.candidates
+
+
+@needs_fixtures
+def test_region_from_the_command_line(tmp_path, cache, l1c_server, tiny_model_path, capsys):
+    import json
+
+    from review.cli import main
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "slovenia"}, "geometry": json.loads(shapely.to_geojson(_aoi()))}]}))
+    out, db = tmp_path / "region.geojson", tmp_path / "review.db"
+    args = ["detect", "--region", str(aoi), "--start", "2017-06-01", "--end", "2017-06-30",
+            "--stac-url", l1c_server.url, "--collection", "sentinel-2-l1c", "--model", str(tiny_model_path),
+            "--scheduler", "none", "--tile-px", "64", "--t-main", "0", "--t-iso", "0",
+            "--db", str(db), "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "region run 1:" in said and "candidates stored as run 1" in said
+    features = json.loads(out.read_text())["features"]
+    assert features and all(f["properties"]["source"] == "region:1" for f in features)
+    assert main(args) == 0                                      # again: nothing new
+    assert "(0 scored now)" in capsys.readouterr().out
+    assert connect(db)["detections"].count == len(features)
