@@ -252,13 +252,12 @@ def composite(source: Source, request: Request, out: Path | None = None,
         used.append(item.id)
     cube = np.zeros((len(request.bands), height, width), dtype=np.uint16)
     for index, band in enumerate(request.bands):
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN pixels stay nodata
-                median = np.nanmedian(np.stack(stacks[band]), axis=0)
-        cube[index] = np.where(np.isnan(median), 0, np.round(median)).astype(np.uint16)
+        stack = np.stack(stacks[band])
+        seen = ~np.all(np.isnan(stack), axis=0)          # pixels with a clear observation
+        median = np.zeros(stack.shape[1:], dtype=np.float32)
+        if seen.any():
+            median[seen] = np.nanmedian(stack[:, seen], axis=0)
+        cube[index] = np.round(median).astype(np.uint16)
     _write(cached, cube, request, source, crs, transform, used)
     if out and Path(out) != cached:
         _copy(cached, Path(out))
