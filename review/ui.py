@@ -527,7 +527,7 @@ def _show_detection(db, detection: dict, pending: int) -> None:
 
     import shapely
 
-    from . import chips, queue, verdicts
+    from . import queue, verdicts
 
     state = st.session_state
     geometry = shapely.from_geojson(detection["geometry"])

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+from rasterio.transform import Affine, from_origin
+
+from . import stac_server
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("REVIEW_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -23,6 +25,27 @@ needs_fixtures = pytest.mark.skipif(
 
 TINY_BANDS = ("B2", "B3", "B4", "B8")
 TINY_PATCH = 16
+
+
+# Slovenia scene 0 put exactly on the 10 m grid (its file says 9.99 m; 0.1% off).
+ON_GRID = Affine(10, 0, 465180, 0, -10, 5080260)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "tiles"
+    monkeypatch.setenv("REVIEW_TILE_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def l1c_server(tmp_path):
+    files = tmp_path / "files"
+    assets = stac_server.split_bands(SLOVENIA[0], files, "scene0", transform=ON_GRID)
+    item = stac_server.make_item("S2A_L1C_20170614", "2017-06-14", assets, collection="sentinel-2-l1c")
+    server = stac_server.StacServer(files, [item])
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

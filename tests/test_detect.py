@@ -8,7 +8,7 @@ from review.errors import BandError, ImageryError
 from review.imagery import open_tile
 from review.models import load_model
 
-from .conftest import (GHANA, SLOVENIA, TINY_BANDS, TINY_PATCH, needs_fixtures,
+from .conftest import (GHANA, SLOVENIA, TINY_BANDS, needs_fixtures,
                        random_reflectance, write_tile)
 
 

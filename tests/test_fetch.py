@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 
 from review.detect import score_tile
@@ -15,31 +14,12 @@ from review.fetch import FetchError, Request, Source, composite, parse_bbox, sea
 from review.imagery import open_tile
 from review.models import load_model
 
-from .conftest import FIXTURES, REPO, SLOVENIA, needs_fixtures
+from .conftest import FIXTURES, ON_GRID, REPO, SLOVENIA, needs_fixtures
 from .stac_server import StacServer, make_item, split_bands, write_scl
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
 L2A_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16", "B12": "swir22"}
 L2A_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")
-# Slovenia scene 0 put exactly on the 10 m grid (its file says 9.99 m; 0.1% off).
-ON_GRID = Affine(10, 0, 465180, 0, -10, 5080260)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "tiles"
-    monkeypatch.setenv("REVIEW_TILE_CACHE", str(folder))
-    return folder
-
-
-@pytest.fixture
-def l1c_server(tmp_path):
-    files = tmp_path / "files"
-    assets = split_bands(SLOVENIA[0], files, "scene0", transform=ON_GRID)
-    item = make_item("S2A_L1C_20170614", "2017-06-14", assets, collection="sentinel-2-l1c")
-    server = StacServer(files, [item])
-    yield server
-    server.stop()
 
 
 def _inner_bbox(transform, width, height, inset=150.0):

@@ -10,7 +10,7 @@ import pytest
 
 from review import models
 from review.errors import ModelError
-from review.models import CARDS, ModelCard, load, load_model, resolve, sha256_of
+from review.models import CARDS, ModelCard, load_model, resolve, sha256_of
 
 from .conftest import MODELS, TINY_BANDS, TINY_PATCH, needs_fixtures
 

@@ -5,7 +5,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import shapely
 
 from review.detect import score_tile
@@ -15,8 +14,8 @@ from review.models import load
 from review.region import plan_tiles, run_region
 from review.store import connect
 
-from .conftest import REPO, needs_fixtures
-from .test_fetch import ON_GRID, _inner_bbox, cache, l1c_server  # noqa: F401  (fixtures)
+from .conftest import ON_GRID, REPO, needs_fixtures
+from .test_fetch import _inner_bbox
 
 TILE_PX = 32          # 320 m tiles over a 1 km scene: several tiles
 

@@ -1,6 +1,4 @@
-import json
 import multiprocessing
-import sqlite3
 
 import pytest
 import shapely
