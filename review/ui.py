@@ -23,6 +23,18 @@ def _db():
     return store.connect(settings.db_path())
 
 
+def _page(title: str, heading: bool = True):
+    """Set the page up and open the database; None (with the reason shown) if it cannot be."""
+    _setup(title)
+    if heading:
+        st.title(title)
+    try:
+        return _db()
+    except ReviewError as exc:
+        st.error(str(exc))
+        return None
+
+
 @st.cache_resource(show_spinner=False)
 def _device() -> str:
     from .models import device_description
@@ -41,15 +53,12 @@ def _model(spec: str):
 
 
 def home_page() -> None:
-    _setup("Home")
+    db = _page("Home", heading=False)
     st.title("Mining review")
     st.caption("Find illegal mining in satellite imagery, and confirm it by eye before anyone relies on it.")
     if "flash" in st.session_state:
         st.success(st.session_state.pop("flash"))
-    try:
-        db = _db()
-    except ReviewError as exc:
-        st.error(str(exc))
+    if db is None:
         return
     counts = {table: db[table].count for table in ("scenes", "runs", "detections", "verdicts")}
     columns = st.columns(4)
@@ -472,13 +481,10 @@ def review_page() -> None:
     from .queue import ORDERS
     from .verdicts import REASONS
 
-    _setup("Review")
-    state = st.session_state
-    try:
-        db = _db()
-    except ReviewError as exc:
-        st.error(str(exc))
+    db = _page("Review", heading=False)
+    if db is None:
         return
+    state = st.session_state
     with st.sidebar:
         st.text_input("Your name (recorded with every verdict)", key="reviewer")
         order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="order")
@@ -666,12 +672,8 @@ def map_page() -> None:
 
     from . import queue
 
-    _setup("Map")
-    st.title("Map")
-    try:
-        db = _db()
-    except ReviewError as exc:
-        st.error(str(exc))
+    db = _page("Map")
+    if db is None:
         return
     filters = _filters_sidebar(db, with_status=True)
     total = queue.count(db, filters)
@@ -725,12 +727,8 @@ def trends_page() -> None:
     from . import sampling
     from .trends import area_basis, trend_table
 
-    _setup("Trends")
-    st.title("Trends")
-    try:
-        db = _db()
-    except ReviewError as exc:
-        st.error(str(exc))
+    db = _page("Trends")
+    if db is None:
         return
     with st.sidebar:
         by = st.radio("Period", ["year", "quarter"], horizontal=True, key="t_by")
@@ -842,12 +840,8 @@ def export_page() -> None:
 
     from . import export
 
-    _setup("Export")
-    st.title("Export")
-    try:
-        db = _db()
-    except ReviewError as exc:
-        st.error(str(exc))
+    db = _page("Export")
+    if db is None:
         return
     filters = _filters_sidebar(db, with_status=True, default_status="verified")
     from . import queue

@@ -150,3 +150,36 @@ def test_models_command_lists_the_cards(capsys):
     assert {c["id"] for c in cards} >= {"48px_v4.21", "48px_v3.2", "44px_v2.8",
                                         "44px_v2.6_rgb_ir", "48px_v3.2-3.7ensemble"}
     assert all(c["cached"] is False for c in cards)
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path, capsys):
+    notes = tmp_path / "notes.db"
+    notes.write_text("my field notes, not a database")
+    assert main(["queue", "--db", str(notes)]) == 2
+    assert "not a usable review database" in capsys.readouterr().err
+    assert notes.read_text() == "my field notes, not a database"
+
+
+def test_review_commands_from_the_command_line(tmp_path, capsys):
+    path = tmp_path / "d.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"pred": s},
+         "geometry": {"type": "Point", "coordinates": [-57 + s, -5]}} for s in (0.6, 0.9)]}))
+    db = str(tmp_path / "r.db")
+    assert main(["import", str(path), "--db", db, "--source", "partner"]) == 0
+    assert "2 added" in capsys.readouterr().out
+    assert main(["queue", "--db", db, "--limit", "5"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["score"] for r in rows] == [0.9, 0.6]
+    first = rows[0]["id"]
+    assert main(["verdict", str(first), "false_positive", "--reviewer", "ana", "--reason", "cloud",
+                 "--before", "S2@2019-01-01/2019-12-31", "--db", db]) == 0
+    assert json.loads(capsys.readouterr().out) == {"id": first, "status": "false_positive"}
+    assert main(["verdict", str(first), "maybe", "--reviewer", "ana", "--db", db]) == 2
+    assert "unknown verdict 'maybe'" in capsys.readouterr().err
+    assert main(["verdict", "999", "verified", "--reviewer", "ana", "--db", db]) == 2
+    assert "no detection with id 999" in capsys.readouterr().err
+    assert main(["queue", "--db", db]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [rows[1]["id"]]
+    row = connect(db)["verdicts"].get(1)
+    assert (row["before_source"], row["before_start"], row["before_end"]) == ("S2", "2019-01-01", "2019-12-31")
