@@ -53,8 +53,14 @@ def isolated_settings(tmp_path, monkeypatch):
     """Every test gets its own data folder and an empty model cache."""
     monkeypatch.setenv("REVIEW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "model-cache"))
-    monkeypatch.delenv("REVIEW_MODEL_BASE_URL", raising=False)
     monkeypatch.delenv("REVIEW_DB", raising=False)
+    # Anything a test does not point at its own local server goes to a closed local port,
+    # never to the public services the product uses by default.
+    nowhere = "http://127.0.0.1:9/"
+    for name in ("REVIEW_MODEL_BASE_URL", "REVIEW_STAC_URL", "REVIEW_EXAMPLE_URL",
+                 "REVIEW_WAYBACK_CONFIG_URL"):
+        monkeypatch.setenv(name, nowhere)
+    monkeypatch.setenv("REVIEW_BASEMAP_URL", nowhere + "{z}/{x}/{y}.png")
 
 
 @pytest.fixture

@@ -87,6 +87,17 @@ def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page()
         page.set_default_timeout(60_000)
+        blocked = []
+
+        def local_only(route):
+            # Map components ask CDNs for Leaflet; tests reach nothing beyond 127.0.0.1.
+            if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", local_only)
         page.goto(url + "/Review")
         name = page.get_by_label("Your name (recorded with every verdict)")
         name.fill("Ana")
