@@ -98,7 +98,12 @@ def _v4(db: sqlite_utils.Database) -> None:
                                  "tile": str}, pk=("region_run_id", "x", "y"))
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    # Neighbour look-ups on the Review page search a box around a detection's centre.
+    db["detections"].create_index(["lon", "lat"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:

@@ -153,7 +153,7 @@ def detect_page() -> None:
     typed_path = st.text_input("…or the path of a tile on this machine", key="tile_path")
     try:
         stored = {f"{s['name']} ({s['period_start'] or '?'} to {s['period_end'] or '?'})": s["path"]
-                  for s in _db()["scenes"].rows_where(order_by="id desc")}
+                  for s in _db()["scenes"].rows_where(order_by="id desc") if Path(s["path"]).is_file()}
     except ReviewError:
         stored = {}
     picked = st.selectbox("…or a stored scene", ["(none)", *stored], key="stored_scene")

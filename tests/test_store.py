@@ -1,0 +1,29 @@
+import sqlite3
+
+import sqlite_utils
+
+from review import store, verdicts
+from review.store import MIGRATIONS, connect, schema_version
+
+
+def test_an_old_database_is_migrated_without_losing_anything(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(sqlite3.connect(path))
+    MIGRATIONS[0](old)                                   # a database from the first release
+    old.execute("PRAGMA user_version = 1")
+    old["detections"].insert({"source": "s", "external_id": "a", "geometry": "{}", "score": 0.7})
+    old.conn.commit()
+    old.conn.close()
+    db = connect(path)
+    assert schema_version(db) == len(MIGRATIONS)
+    (row,) = list(db["detections"].rows)
+    assert row["external_id"] == "a" and row["score"] == 0.7 and row["status"] == "pending"
+    verdicts.record(db, row["id"], "ana", "verified")
+    assert db["detections"].get(row["id"])["status"] == "verified"
+    assert connect(path)["verdicts"].count == 1          # connecting again changes nothing
+
+
+def test_database_is_in_wal_mode_with_a_busy_timeout(tmp_path):
+    db = connect(tmp_path / "r.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.BUSY_TIMEOUT_MS
