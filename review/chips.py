@@ -13,6 +13,7 @@ import numpy as np
 import shapely
 from PIL import Image, ImageDraw
 from pyproj import Transformer
+from rasterio.errors import WindowError
 from rasterio.windows import Window, from_bounds
 
 from .errors import ImageryError
@@ -81,7 +82,7 @@ def _window(tile: Tile, bounds_lonlat) -> Window:
     full = Window(0, 0, tile.width, tile.height)
     try:
         return window.intersection(full)
-    except Exception as exc:       # rasterio raises WindowError for disjoint windows
+    except WindowError as exc:
         raise ImageryError(f"{tile.name} does not cover this detection") from exc
 
 

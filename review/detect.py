@@ -10,7 +10,7 @@ The tile is read in strips of patch rows, so memory stays bounded for any tile s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -41,7 +41,6 @@ class PatchScores:
     seconds: float = 0.0
     skipped_nodata: int = 0
     model_sha256: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def patch_size(self) -> int:

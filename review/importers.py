@@ -142,7 +142,6 @@ def period_from_filename(name: str) -> tuple[str | None, str | None]:
 
 def read_table(path: Path):
     """Read any supported file into a GeoDataFrame in lon/lat (EPSG:4326)."""
-    import geopandas as gpd
 
     if not path.exists():
         raise ImportFailed(f"{path}: no such file")
@@ -151,14 +150,27 @@ def read_table(path: Path):
     if path.suffix.lower() not in VECTOR_SUFFIXES:
         raise ImportFailed(f"{path.name}: import GeoJSON, GeoPackage, shapefile or a lat/lon CSV")
     try:
-        frame = gpd.read_file(path)
-    except Exception as exc:      # pyogrio raises several unrelated types for a bad file
-        raise ImportFailed(f"{path.name}: not a readable vector file ({_first_line(exc)})") from exc
+        frame = read_vector(path)
+    except ReviewError as exc:
+        raise ImportFailed(str(exc)) from exc
     if frame.crs is None:
         frame = frame.set_crs("EPSG:4326")
     elif not frame.crs.equals("EPSG:4326"):
         frame = frame.to_crs("EPSG:4326")
     return frame
+
+
+def read_vector(path: Path):
+    """A vector file through pyogrio; its errors become one clear ReviewError."""
+    import geopandas as gpd
+    import pyogrio.errors
+
+    try:
+        return gpd.read_file(path)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+            pyogrio.errors.FieldError, pyogrio.errors.GeometryError, pyogrio.errors.CRSError,
+            ValueError, OSError) as exc:
+        raise ReviewError(f"{path.name}: not a readable vector file ({_first_line(exc)})") from exc
 
 
 def _read_csv(path: Path):

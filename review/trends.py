@@ -105,13 +105,10 @@ def period_label(start: str | None, end: str | None, by: str) -> str | None:
 
 def read_regions(path: str | Path, name_field: str | None = None) -> list[tuple[str, shapely.Geometry]]:
     """Polygons of an uploaded boundary file, each with a name."""
-    import geopandas as gpd
+    from .importers import read_vector
 
     path = Path(path)
-    try:
-        frame = gpd.read_file(path)
-    except Exception as exc:    # pyogrio raises several unrelated types for a bad file
-        raise ReviewError(f"{path.name}: not a readable boundary file ({exc})") from exc
+    frame = read_vector(path)
     if len(frame) == 0:
         raise ReviewError(f"{path.name}: the boundary file has no features")
     if frame.crs is not None and not frame.crs.equals("EPSG:4326"):

@@ -354,28 +354,11 @@ def _all_sources(db) -> list[str]:
 
 
 def _aoi(upload):
-    """An uploaded GeoJSON area of interest as one lon/lat geometry."""
-    import json
-
+    """An uploaded area of interest (GeoJSON polygons) as one lon/lat geometry."""
     import shapely
 
-    if upload is None:
-        return None
-    try:
-        data = json.loads(upload.getvalue())
-        if data.get("type") == "FeatureCollection":
-            geometries = [f["geometry"] for f in data["features"]]
-        elif data.get("type") == "Feature":
-            geometries = [data["geometry"]]
-        else:
-            geometries = [data]
-        shapes = [shapely.geometry.shape(g) for g in geometries]
-        area = shapely.union_all([s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon")])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ReviewError(f"{upload.name}: not a GeoJSON area of interest ({exc})") from exc
-    if area.is_empty:
-        raise ReviewError(f"{upload.name}: the area of interest needs at least one polygon")
-    return area
+    regions = _regions_from_upload(upload)
+    return None if regions is None else shapely.union_all([geometry for _, geometry in regions])
 
 
 def _filters_sidebar(db, with_status: bool = False, default_status: str = "all"):
