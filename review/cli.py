@@ -249,7 +249,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     bar = None if args.quiet else tqdm(desc="scoring patches", unit="patch", file=sys.stderr,
                                        leave=False, disable=None)
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int | None, what: str) -> None:
         if bar is not None:
             bar.total = total
             bar.update(done - bar.n)
@@ -294,7 +294,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     fields = FieldMap(score=args.score_field, period=args.period_field, id=args.id_field,
                       area=args.area_field)
     with tqdm(desc="importing", unit="feature", file=sys.stderr, leave=False, disable=None) as bar:
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int | None, what: str) -> None:
             bar.total = total
             bar.update(done - bar.n)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -20,12 +19,11 @@ from rasterio.windows import Window
 from .errors import BandError, ImageryError
 from .imagery import Tile
 from .models import LoadedModel, ModelCard
+from .progress import Progress
 
 DEFAULT_BATCH_SIZE = 256
 MAX_NODATA_FRACTION = 0.5
 STRIP_BYTES = 128 * 2**20     # pixels held in memory at once, per strip
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -193,7 +191,7 @@ def _prefetch(generator, depth: int = 2):
 
 def score_tile(tile: Tile, model: LoadedModel, batch_size: int | None = None,
                max_nodata_fraction: float = MAX_NODATA_FRACTION,
-               progress: ProgressFn | None = None) -> PatchScores:
+               progress: Progress | None = None) -> PatchScores:
     """Score every grid patch of a tile with a loaded model."""
     from .models import device_description
 
@@ -215,7 +213,7 @@ def score_tile(tile: Tile, model: LoadedModel, batch_size: int | None = None,
         skipped += skipped_here
         done += covered
         if covered and progress:
-            progress(done, total)
+            progress(done, total, "patches")
 
     def joined(parts, dtype):
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)

@@ -12,11 +12,8 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
-
 from .errors import ReviewError
-
-ProgressFn = Callable[[int, "int | None"], None]
+from .progress import Progress
 
 
 class DownloadFailed(ReviewError):
@@ -24,7 +21,7 @@ class DownloadFailed(ReviewError):
 
 
 def fetch(url: str, destination: Path, sha256: str | None = None,
-          progress: ProgressFn | None = None, timeout: float = 60) -> Path:
+          progress: Progress | None = None, timeout: float = 60) -> Path:
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -39,7 +36,7 @@ def fetch(url: str, destination: Path, sha256: str | None = None,
                 digest.update(block)
                 done += len(block)
                 if progress:
-                    progress(done, total)
+                    progress(done, total, destination.name)
         if sha256 and digest.hexdigest() != sha256:
             raise DownloadFailed(
                 f"{destination.name} from {url} has sha256 {digest.hexdigest()[:12]}..., "

@@ -23,3 +23,9 @@ class ModelError(ReviewError):
 
 class StoreError(ReviewError):
     """The review database refused an operation."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type), to quote inside our own."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

@@ -18,7 +18,6 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import rasterio
@@ -29,8 +28,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from . import settings
-from .errors import ReviewError
+from .errors import ReviewError, first_line
 from .imagery import canonical_band, utm_crs_for
+from .progress import Progress
 
 RESOLUTION = 10.0
 # Scene classification (L2A SCL) classes kept: vegetation, bare soil, water, unclassified,
@@ -39,8 +39,6 @@ SCL_CLEAR = (4, 5, 6, 7, 11)
 SCL_NAMES = ("scl", "SCL")
 ALL_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 L2A_BANDS = tuple(b for b in ALL_BANDS if b != "B10")       # L2A has no cirrus band
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 class FetchError(ReviewError):
@@ -129,10 +127,10 @@ def search(source: Source, request: Request) -> list:
                               datetime=f"{request.start}/{request.end}", max_items=source.max_items)
         items = list(found.items())
     except (APIError, requests.RequestException) as exc:
-        raise FetchError(f"the catalogue at {source.url} did not answer properly ({_short(exc)})") from exc
+        raise FetchError(f"the catalogue at {source.url} did not answer properly ({first_line(exc)})") from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FetchError(f"the catalogue at {source.url} answered something that is not STAC "
-                         f"({_short(exc)})") from exc
+                         f"({first_line(exc)})") from exc
     clear = [i for i in items if (i.properties.get("eo:cloud_cover") or 0) <= source.cloud_limit]
     if not clear:
         more = f" ({len(items)} over the {source.cloud_limit:g}% cloud limit)" if items else ""
@@ -150,10 +148,6 @@ def _signer():
         raise FetchError("REVIEW_STAC_SIGN=planetary-computer needs `pip install planetary-computer`") from exc
     return planetary_computer.sign_inplace
 
-
-def _short(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0][:200] if lines else type(exc).__name__)
 
 
 def asset_for(item, band: str):
@@ -199,7 +193,7 @@ def _fetch_part(path: Path, href: str, grid, resampling) -> np.ndarray:
     try:
         data = _read_window(href, crs, transform, width, height, resampling)
     except RasterioError as exc:
-        raise FetchError(f"could not read {href} ({_short(exc)}); run the same request again "
+        raise FetchError(f"could not read {href} ({first_line(exc)}); run the same request again "
                          "to resume where it stopped") from exc
     partial = path.with_name(path.name + ".part.npy")
     np.save(partial, data)
@@ -208,7 +202,7 @@ def _fetch_part(path: Path, href: str, grid, resampling) -> np.ndarray:
 
 
 def composite(source: Source, request: Request, out: Path | None = None,
-              progress: ProgressFn | None = None) -> Path:
+              progress: Progress | None = None) -> Path:
     """Build (or take from the cache) the median composite; returns the GeoTIFF path."""
     key = cache_key(source, request)
     cache = settings.tile_cache_dir()
@@ -287,49 +281,3 @@ def _copy(src: Path, dst: Path) -> None:
     partial = dst.with_name(dst.stem + ".part" + dst.suffix)
     shutil.copyfile(src, partial)
     os.replace(partial, dst)
-
-
-# ------------------------------------------------------------------- review imagery
-
-REVIEW_BANDS = ("B2", "B3", "B4", "B8")
-
-
-def _shift_year(day: str, years: int) -> str:
-    year, rest = int(day[:4]), day[4:]
-    if rest == "-02-29":
-        rest = "-02-28"
-    return f"{year + years:04d}{rest}"
-
-
-def review_periods(detection: dict) -> tuple[tuple[str, str], tuple[str, str]]:
-    """(before, after) periods for a detection: its own period and the same dates a year
-    earlier; a period shorter than two months (a visit date) widens to its calendar year."""
-    start, end = detection.get("period_start"), detection.get("period_end") or detection.get("period_start")
-    if not start:
-        raise FetchError(f"detection {detection['id']} has no period, so there is no 'after' to fetch")
-    from datetime import date
-
-    if (date.fromisoformat(end) - date.fromisoformat(start)).days < 60:
-        start, end = f"{start[:4]}-01-01", f"{start[:4]}-12-31"
-    return (_shift_year(start, -1), _shift_year(end, -1)), (start, end)
-
-
-def before_after(db, detection: dict, source: Source | None = None,
-                 progress: ProgressFn | None = None) -> list[int]:
-    """Fetch (or take from the cache) the composites of a detection's period and of the
-    year before, around its footprint, and store them as scenes for the Review page."""
-    from .chips import chip_bounds
-    from .imagery import open_tile
-    from .runs import scene_record
-    from .store import add_scene
-
-    import shapely
-
-    source = source or Source()
-    bounds = chip_bounds(shapely.from_geojson(detection["geometry"]))
-    scene_ids = []
-    for start, end in review_periods(detection):
-        request = Request(bbox=bounds, start=start, end=end, bands=REVIEW_BANDS)
-        path = composite(source, request, progress=progress)
-        scene_ids.append(add_scene(db, scene_record(open_tile(path))))
-    return scene_ids

@@ -30,7 +30,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from . import settings
-from .errors import BandError, ImageryError
+from .errors import BandError, ImageryError, first_line
 
 # GDAL's block cache defaults to 5% of RAM; strips are read once, so a small cache keeps
 # memory bounded on big tiles without slowing anything (MB; the user's setting wins).
@@ -173,7 +173,7 @@ class Tile:
                 else:
                     yield TileReader(self, dataset)
         except RasterioError as exc:
-            raise ImageryError(f"{self.name}: could not be read ({_first_line(exc)})") from exc
+            raise ImageryError(f"{self.name}: could not be read ({first_line(exc)})") from exc
 
 
 class TileReader:
@@ -200,16 +200,12 @@ class TileReader:
         except RasterioError as exc:
             raise ImageryError(
                 f"{self.tile.name}: pixels could not be read near row {int(window.row_off)} "
-                f"({_first_line(exc)}); the file is truncated or corrupt") from exc
+                f"({first_line(exc)}); the file is truncated or corrupt") from exc
         valid = np.all(masks > 0, axis=0)
         if np.issubdtype(np.dtype(self.tile.dtype), np.floating):
             valid &= np.all(np.isfinite(data), axis=0)
         return data, valid
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def open_tile(path: str | Path, bands: str | Sequence[str] | None = None,
@@ -226,7 +222,7 @@ def open_tile(path: str | Path, bands: str | Sequence[str] | None = None,
     try:
         dataset = rasterio.open(path)
     except RasterioError as exc:
-        raise ImageryError(f"{path.name}: not a raster GDAL can open ({_first_line(exc)})") from exc
+        raise ImageryError(f"{path.name}: not a raster GDAL can open ({first_line(exc)})") from exc
     with dataset:
         if dataset.count == 0:
             raise ImageryError(f"{path.name}: the file holds no raster bands")

@@ -20,15 +20,15 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import ReviewError
+from .errors import ReviewError, first_line
+from .progress import Progress
 from .models import sha256_of
-from .store import now
+from .store import now, transaction
 
 POINT_SIZE_M = 480.0        # a point's review footprint: one 48-pixel patch at 10 m
 SCORE_FIELDS = ("pred", "mean", "confidence", "score")
@@ -37,8 +37,6 @@ ID_FIELDS = ("id", "fid", "pcode", "site_id")
 DATE_FIELDS = ("visit_date", "fecha_situ", "date", "observed", "acquired", "start_date")
 BATCH_SIZE = 1000
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip", ".fgb")
-
-ProgressFn = Callable[[int, int], None]
 
 
 class ImportFailed(ReviewError):
@@ -170,7 +168,7 @@ def read_vector(path: Path):
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             pyogrio.errors.FieldError, pyogrio.errors.GeometryError, pyogrio.errors.CRSError,
             ValueError, OSError) as exc:
-        raise ReviewError(f"{path.name}: not a readable vector file ({_first_line(exc)})") from exc
+        raise ReviewError(f"{path.name}: not a readable vector file ({first_line(exc)})") from exc
 
 
 def _read_csv(path: Path):
@@ -179,7 +177,7 @@ def _read_csv(path: Path):
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ImportFailed(f"{path.name}: not a readable CSV ({_first_line(exc)})") from exc
+        raise ImportFailed(f"{path.name}: not a readable CSV ({first_line(exc)})") from exc
     lower = {c.lower().strip(): c for c in table.columns}
     if "wkt" in lower:         # this tool's own CSV export carries footprints as WKT
         try:
@@ -199,10 +197,6 @@ def _read_csv(path: Path):
         raise ImportFailed(f"{path.name}: row {bad[0] + 2} has no numeric {lat}/{lon}")
     return gpd.GeoDataFrame(table, geometry=shapely.points(lons, lats), crs="EPSG:4326")
 
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _footprints(geometries: np.ndarray, point_size_m: float, name: str) -> tuple[np.ndarray, int]:
@@ -365,7 +359,7 @@ def _vintage(frame, score_field, area_field, period_field) -> str:
 
 def import_file(db, path: str | Path, source: str | None = None, fields: FieldMap | None = None,
                 point_size_m: float = POINT_SIZE_M, batch_size: int = BATCH_SIZE,
-                progress: ProgressFn | None = None) -> ImportReport:
+                progress: Progress | None = None) -> ImportReport:
     """Check a whole file, then add its new features in one transaction per batch."""
     started = time.perf_counter()
     path = Path(path)
@@ -378,17 +372,12 @@ def import_file(db, path: str | Path, source: str | None = None, fields: FieldMa
     for first in range(0, len(rows), batch_size):
         batch = [{"source": source, **row, "added_at": stamp}
                  for row in rows[first:first + batch_size]]
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             before = db.execute("select count(*) from detections").fetchone()[0]
             db["detections"].insert_all(batch, ignore=True, batch_size=batch_size)
             added += db.execute("select count(*) from detections").fetchone()[0] - before
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         if progress:
-            progress(min(first + batch_size, len(rows)), len(rows))
+            progress(min(first + batch_size, len(rows)), len(rows), "features")
     report = ImportReport(source=source, path=path.name, features=len(rows), added=added,
                           vintage=vintage, repaired=repaired,
                           seconds=time.perf_counter() - started)

@@ -21,7 +21,8 @@ from typing import Callable
 import numpy as np
 
 from . import settings
-from .errors import ModelError
+from .errors import ModelError, first_line
+from .progress import Progress
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _tf = None
@@ -131,16 +132,13 @@ def card_for_checksum(sha256: str) -> ModelCard | None:
     return next((c for c in CARDS.values() if c.sha256 == sha256), None)
 
 
-ProgressFn = Callable[[int, int | None], None]
-
-
-def _tqdm_progress(label: str) -> tuple[ProgressFn, Callable[[], None]]:
+def _tqdm_progress(label: str) -> tuple[Progress, Callable[[], None]]:
     from tqdm import tqdm
 
     bar = tqdm(desc=label, unit="B", unit_scale=True, file=sys.stderr, leave=False,
                disable=None)
 
-    def update(done: int, total: int | None) -> None:
+    def update(done: int, total: int | None, what: str = "") -> None:
         if total and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
@@ -148,7 +146,7 @@ def _tqdm_progress(label: str) -> tuple[ProgressFn, Callable[[], None]]:
     return update, bar.close
 
 
-def download(card: ModelCard, destination: Path, progress: ProgressFn | None = None) -> Path:
+def download(card: ModelCard, destination: Path, progress: Progress | None = None) -> Path:
     """Fetch a checkpoint into the cache, verifying its sha256 before it is kept."""
     from .downloads import DownloadFailed, fetch
 
@@ -168,7 +166,7 @@ def download(card: ModelCard, destination: Path, progress: ProgressFn | None = N
             close()
 
 
-def resolve(spec: str, progress: ProgressFn | None = None) -> tuple[ModelCard, Path]:
+def resolve(spec: str, progress: Progress | None = None) -> tuple[ModelCard, Path]:
     """A card id (downloaded into the cache on first use) or a path to a checkpoint."""
     if spec in CARDS:
         card = CARDS[spec]
@@ -312,17 +310,13 @@ def load(card: ModelCard, path: Path) -> LoadedModel:
         model = keras.models.load_model(path, compile=False)
     except ValueError as exc:
         if "Functional model" not in str(exc) or card.output != "mean":
-            raise ModelError(f"{path.name}: Keras cannot load it ({_first_line(exc)})") from exc
+            raise ModelError(f"{path.name}: Keras cannot load it ({first_line(exc)})") from exc
         model = rebuild_concatenated_ensemble(path)
     except (OSError, TypeError, KeyError) as exc:
-        raise ModelError(f"{path.name}: not a loadable Keras model ({_first_line(exc)})") from exc
+        raise ModelError(f"{path.name}: not a loadable Keras model ({first_line(exc)})") from exc
     _check_shape(card, path, model)
     return LoadedModel(card, path, model)
 
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _check_shape(card: ModelCard, path: Path, model) -> None:
@@ -389,6 +383,6 @@ def _layer_from_legacy(spec: dict):
     return layer_class.from_config(config)
 
 
-def load_model(spec: str, progress: ProgressFn | None = None) -> LoadedModel:
+def load_model(spec: str, progress: Progress | None = None) -> LoadedModel:
     card, path = resolve(spec, progress)
     return load(card, path)

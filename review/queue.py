@@ -15,6 +15,7 @@ import shapely
 import sqlite_utils
 
 from .errors import StoreError
+from .store import transaction
 
 ORDERS = {
     "score": "highest score first",
@@ -132,8 +133,7 @@ def claim_next(db: sqlite_utils.Database, reviewer: str, filters: Filters | None
     filters = filters or Filters()
     _check_order(order)
     moment = time.time()
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         db.execute("delete from claims where reviewer = ? or claimed_at < ?",
                    [reviewer, moment - claim_seconds])
         skip_sql = f"and id not in ({', '.join('?' * len(skip))})" if skip else ""
@@ -142,25 +142,16 @@ def claim_next(db: sqlite_utils.Database, reviewer: str, filters: Filters | None
         if chosen is not None:
             db.execute("insert into claims (detection_id, reviewer, claimed_at) values (?, ?, ?)",
                        [chosen["id"], reviewer, moment])
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return chosen
 
 
 def claim(db: sqlite_utils.Database, reviewer: str, detection_id: int) -> dict:
     """Take a specific detection (opened from the map, or brought back by undo)."""
     detection = get(db, detection_id)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         db.execute("delete from claims where reviewer = ?", [reviewer])
         db.execute("insert or replace into claims (detection_id, reviewer, claimed_at) "
                    "values (?, ?, ?)", [detection_id, reviewer, time.time()])
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return detection
 
 

@@ -17,7 +17,6 @@ import math
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import shapely
@@ -28,11 +27,10 @@ from rasterio.transform import from_origin
 
 from .errors import ReviewError
 from .imagery import utm_crs_for
+from .progress import Progress, silent
 
 TILE_PX = 2048
 PIXEL_M = 10.0
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def _model(spec: str):
 
     with _models_lock:
         if spec not in _models:
-            _models[spec] = load_model(spec, progress=lambda *a: None)
+            _models[spec] = load_model(spec, progress=silent)
         return _models[spec]
 
 
@@ -164,10 +162,10 @@ def _client(scheduler: str):
 def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
                scheduler: str | None = "local", tile_px: int = TILE_PX, source=None,
                t_main: float | None = None, t_iso: float | None = None, max_nodata: float = 0.5,
-               retries: int = 2, progress: ProgressFn | None = None) -> RegionReport:
+               retries: int = 2, progress: Progress | None = None) -> RegionReport:
     """Score a region tile by tile (on Dask unless scheduler is None), then store candidates."""
     from .fetch import Source
-    from .store import now
+    from .store import now, transaction
 
     model = _model(model_spec)
     source = asdict(source or Source())
@@ -190,8 +188,7 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
     failures = []
 
     def store(result: dict) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             db["region_patches"].insert_all(
                 ({"region_run_id": region_id, "x": x, "y": y, "score": s, "tile": result["tile"]}
                  for x, y, s in zip(result["x"], result["y"], result["scores"])), ignore=True)
@@ -199,10 +196,6 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
                                        "status": "done", "patches": len(result["scores"]),
                                        "device": result["device"], "error": None,
                                        "finished_at": now()}, pk=("region_run_id", "tile"))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     finished = len(done)
     if scheduler is None:

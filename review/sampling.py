@@ -11,7 +11,7 @@ import random
 
 from .errors import ReviewError
 from .queue import Filters, matching
-from .store import now
+from .store import now, transaction
 from .trends import SampleEstimate, ratio_estimate
 
 
@@ -34,17 +34,12 @@ def draw(db, name: str, filters: Filters, size: int, seed: int = 1) -> int:
     if size > len(stratum):
         raise ReviewError(f"the stratum has only {len(stratum)} detections; ask for fewer")
     chosen = random.Random(seed).sample(sorted(i for i, _ in stratum), size)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         sample_id = db["samples"].insert({
             "name": name, "filters": _filters_json(filters), "seed": seed, "size": size,
             "stratum_detections": len(stratum),
             "stratum_area_ha": sum(a for _, a in stratum), "created_at": now()}).last_pk
         db["sample_members"].insert_all({"sample_id": sample_id, "detection_id": i} for i in chosen)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return sample_id
 
 

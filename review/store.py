@@ -10,7 +10,8 @@ import json
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import sqlite_utils
 
@@ -106,6 +107,22 @@ def _v5(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction: BEGIN IMMEDIATE (take the write lock before reading, so what
+    is read cannot change before it is written), COMMIT at the end, ROLLBACK on any error."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"the review database is busy ({exc}); try again") from exc
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def connect(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the review database."""
     path = Path(path)
@@ -130,18 +147,12 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 def migrate(db: sqlite_utils.Database) -> None:
     while schema_version(db) < len(MIGRATIONS):
-        version = schema_version(db)
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             # Re-read inside the write lock: another process may have migrated meanwhile.
             version = schema_version(db)
             if version < len(MIGRATIONS):
                 MIGRATIONS[version](db)
                 db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
 
 def _scene_id(db: sqlite_utils.Database, scene: dict) -> int:
@@ -154,21 +165,15 @@ def _scene_id(db: sqlite_utils.Database, scene: dict) -> int:
 
 def add_scene(db: sqlite_utils.Database, scene: dict) -> int:
     """Register a tile (once per path and content) so reviews can show it."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         scene_id = _scene_id(db, scene)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return scene_id
 
 
 def record_run(db: sqlite_utils.Database, scene: dict, run: dict,
                detections: Iterable[dict]) -> int:
     """Store a scene (once per path+sha256), a run and its candidates in one transaction."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         scene_id = _scene_id(db, scene)
         run_id = db["runs"].insert({**run, "scene_id": scene_id}).last_pk
         rows = [{**d, "run_id": run_id, "scene_id": scene_id, "added_at": now(),
@@ -177,8 +182,4 @@ def record_run(db: sqlite_utils.Database, scene: dict, run: dict,
                 for n, d in enumerate(detections, start=1)]
         if rows:
             db["detections"].insert_all(rows)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return run_id

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from . import settings, store
+from .progress import fraction, silent
 from .errors import ReviewError
 
 
@@ -46,7 +47,7 @@ def _device() -> str:
 def _model(spec: str):
     from .models import load_model
 
-    return load_model(spec, progress=lambda done, total: None)
+    return load_model(spec, progress=silent)
 
 
 # --------------------------------------------------------------------------- home
@@ -117,8 +118,8 @@ def _import_section(db) -> None:
             report = import_file(db, path, source=source or None,
                                  fields=FieldMap(score=score or None, period=period or None,
                                                  id=ident or None),
-                                 progress=lambda done, total: bar.progress(
-                                     done / total, text=f"Imported {done:,} of {total:,}"))
+                                 progress=lambda done, total, what: bar.progress(
+                                     fraction(done, total), text=f"Imported {done:,} of {total:,}"))
         except ReviewError as exc:
             st.error(str(exc))
             return
@@ -248,7 +249,7 @@ def _fetch_area(area, model_spec) -> Path | None:
         request.bands = tuple(b for b in ALL_BANDS if b in model.card.bands)
         bar = st.progress(0.0, text="Searching the catalogue…")
         return composite(Source(), request, progress=lambda done, total, what: bar.progress(
-            done / max(total, 1), text=f"Fetched {done} of {total} windows ({what})"))
+            fraction(done, total), text=f"Fetched {done} of {total} windows ({what})"))
     except ReviewError as exc:
         st.error(str(exc))
         return None
@@ -282,8 +283,8 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:
         check_compatible(tile, model.card)
         bar = st.progress(0.0, text="Scoring patches…")
         result = run_detection(tile, model, t_main=t_main, t_iso=t_iso,
-                               progress=lambda done, total: bar.progress(
-                                   done / max(total, 1), text=f"Scored {done:,} of {total:,} patches"))
+                               progress=lambda done, total, what: bar.progress(
+                                   fraction(done, total), text=f"Scored {done:,} of {total:,} patches"))
         run_id = store_result(_db(), result)
     except ReviewError as exc:
         st.error(str(exc))
@@ -331,13 +332,13 @@ def _load_example(db) -> None:
     name = url.rstrip("/").rsplit("/", 1)[-1] or "example.geojson"
     bar = st.progress(0.0, text=f"Downloading {name}…")
 
-    def progress(done, total):
-        bar.progress(min(done / total, 1.0) if total else 0.0, text=f"Downloading {name}: {done:,} bytes")
+    def progress(done, total, what):
+        bar.progress(fraction(done, total), text=f"Downloading {name}: {done:,} bytes")
 
     try:
         path = fetch(url, settings.data_dir() / "examples" / name, progress=progress)
         report = import_file(db, path, source="example: " + Path(name).stem,
-                             progress=lambda done, total: bar.progress(done / total, text="Importing…"))
+                             progress=lambda done, total, what: bar.progress(fraction(done, total), text="Importing…"))
     except ReviewError as exc:
         st.error(str(exc))
         return
@@ -601,11 +602,11 @@ def _wayback_pictures(detection, geometry):
 
 
 def _fetch_before_after(detection_id: int) -> None:
-    from . import fetch, queue
+    from . import queue, review_imagery
 
     db = _db()
     try:
-        fetch.before_after(db, queue.get(db, detection_id))
+        review_imagery.before_after(db, queue.get(db, detection_id))
     except ReviewError as exc:
         st.session_state["flash_error"] = str(exc)
     else:

@@ -7,13 +7,12 @@ reviewer was shown and the model and threshold behind the detection.
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 import sqlite_utils
 
 from .errors import StoreError
-from .store import now
+from .store import now, transaction
 
 VERDICTS = {"verified": "verified", "false_positive": "false positive", "unsure": "unsure"}
 UNDO = "undo"
@@ -90,11 +89,7 @@ def undo(db: sqlite_utils.Database, detection_id: int, reviewer: str) -> int:
 
 def _append(db, detection_id, reviewer, verdict, reason, note, before, after) -> int:
     before, after = before or Imagery(), after or Imagery()
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"the review database is busy ({exc}); try again") from exc
-    try:
+    with transaction(db):
         row = db.execute("select model_id, threshold from detections where id = ?",
                          [detection_id]).fetchone()
         if row is None:
@@ -110,10 +105,6 @@ def _append(db, detection_id, reviewer, verdict, reason, note, before, after) ->
         db.execute("update detections set status = ? where id = ?",
                    [status_from_history(history), detection_id])
         db.execute("delete from claims where detection_id = ?", [detection_id])
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return verdict_id
 
 

@@ -84,7 +84,7 @@ def test_patches_that_are_mostly_nodata_are_skipped(tmp_path, tiny_model):
 def test_progress_is_reported_to_the_end(tmp_path, tiny_model):
     tile = open_tile(write_tile(tmp_path / "t.tif", random_reflectance(4, 40, 40), TINY_BANDS))
     seen = []
-    score_tile(tile, tiny_model, progress=lambda done, total: seen.append((done, total)))
+    score_tile(tile, tiny_model, progress=lambda done, total, what: seen.append((done, total)))
     assert seen[-1] == (16, 16)
 
 

@@ -53,7 +53,7 @@ def test_download_verifies_checksum_and_reports_progress(tmp_path, file_server, 
     cache = tmp_path / "cache"
     seen = []
     path = models.download(_card("weights.h5", hashlib.sha256(payload).hexdigest()),
-                           cache / "weights.h5", progress=lambda done, total: seen.append((done, total)))
+                           cache / "weights.h5", progress=lambda done, total, what: seen.append((done, total)))
     assert path.read_bytes() == payload
     assert seen[-1] == (len(payload), len(payload))
     assert list(cache.iterdir()) == [path]          # no partial file left behind

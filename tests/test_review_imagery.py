@@ -12,7 +12,7 @@ from PIL import Image
 from rasterio.warp import transform_bounds
 from streamlit.testing.v1 import AppTest
 
-from review import fetch, wayback
+from review import fetch, review_imagery, wayback
 from review.importers import import_file
 from review.store import connect
 
@@ -112,12 +112,12 @@ def test_review_page_shows_dated_wayback_views_and_records_them(tmp_path, monkey
 
 
 def test_review_periods():
-    assert fetch.review_periods({"id": 1, "period_start": "2021-01-01", "period_end": "2021-12-31"}) == \
+    assert review_imagery.review_periods({"id": 1, "period_start": "2021-01-01", "period_end": "2021-12-31"}) == \
         (("2020-01-01", "2020-12-31"), ("2021-01-01", "2021-12-31"))
-    assert fetch.review_periods({"id": 1, "period_start": "2013-03-27", "period_end": "2013-03-27"}) == \
+    assert review_imagery.review_periods({"id": 1, "period_start": "2013-03-27", "period_end": "2013-03-27"}) == \
         (("2012-01-01", "2012-12-31"), ("2013-01-01", "2013-12-31"))
     with pytest.raises(fetch.FetchError, match="has no period"):
-        fetch.review_periods({"id": 7, "period_start": None, "period_end": None})
+        review_imagery.review_periods({"id": 7, "period_start": None, "period_end": None})
 
 
 @needs_fixtures
