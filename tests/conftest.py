@@ -23,6 +23,10 @@ needs_fixtures = pytest.mark.skipif(
     reason=f"real fixtures not found at {FIXTURES} (the shared/ folder beside the repo); "
            "set REVIEW_SHARED_FIXTURES to their location")
 
+# Sums of `Mined area (ha)` in the Amazon Mining Watch website layers, from the fixtures README.
+WEBSITE_LAYER_HA = {2018: 225598.8, 2019: 31182.3, 2020: 28765.8, 2021: 28486.9,
+                    2022: 33541.8, 2023: 25806.4, 2024: 78930.7}
+
 TINY_BANDS = ("B2", "B3", "B4", "B8")
 TINY_PATCH = 16
 

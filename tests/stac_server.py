@@ -19,6 +19,17 @@ from rasterio.warp import transform_bounds
 
 CONFORMANCE = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
 
+# Earth Search's asset keys for the six L2A bands the Amazon pairs carry.
+L2A_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16", "B12": "swir22"}
+
+
+def inner_bbox(transform, width, height, inset=150.0):
+    """Lon/lat box of a UTM 33N scene's grid, `inset` metres inside its edges."""
+    left, top = transform.c, transform.f
+    right, bottom = left + width * transform.a, top + height * transform.e
+    return transform_bounds("EPSG:32633", "EPSG:4326", left + inset, bottom + inset,
+                            right - inset, top - inset)
+
 
 def make_item(item_id: str, when: str, assets: dict[str, Path], cloud_cover: float = 5.0,
               collection: str = "sentinel-2-l2a") -> dict:

@@ -15,24 +15,16 @@ from review.imagery import open_tile
 from review.models import load_model
 
 from .conftest import FIXTURES, ON_GRID, REPO, SLOVENIA, needs_fixtures
-from .stac_server import StacServer, make_item, split_bands, write_scl
+from .stac_server import L2A_KEYS, StacServer, inner_bbox, make_item, split_bands, write_scl
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
-L2A_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16", "B12": "swir22"}
 L2A_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")
-
-
-def _inner_bbox(transform, width, height, inset=150.0):
-    left, top = transform.c, transform.f
-    right, bottom = left + width * transform.a, top + height * transform.e
-    return transform_bounds("EPSG:32633", "EPSG:4326", left + inset, bottom + inset,
-                            right - inset, top - inset)
 
 
 @needs_fixtures
 def test_search_composite_detect_end_to_end(tmp_path, cache, l1c_server, real_model_cache):
     source = Source(url=l1c_server.url, collection="sentinel-2-l1c")
-    request = Request(bbox=_inner_bbox(ON_GRID, 100, 101), start="2017-06-01", end="2017-06-30",
+    request = Request(bbox=inner_bbox(ON_GRID, 100, 101), start="2017-06-01", end="2017-06-30",
                       bands=("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"))
     items = search(source, request)
     assert [i.id for i in items] == ["S2A_L1C_20170614"]
@@ -111,7 +103,7 @@ def test_cloudy_pixels_are_taken_from_the_clear_scene(tmp_path, cache):
 @needs_fixtures
 def test_second_request_reads_the_cache(cache, l1c_server):
     source = Source(url=l1c_server.url, collection="sentinel-2-l1c")
-    request = Request(bbox=_inner_bbox(ON_GRID, 100, 101), start="2017-06-01", end="2017-06-30",
+    request = Request(bbox=inner_bbox(ON_GRID, 100, 101), start="2017-06-01", end="2017-06-30",
                       bands=("B2", "B3", "B4"))
     first = composite(source, request)
     l1c_server.requests.clear()
@@ -135,7 +127,7 @@ composite(Source(url=sys.argv[1], collection="sentinel-2-l1c"),
 @needs_fixtures
 def test_a_killed_download_leaves_a_consistent_cache_and_the_retry_resumes(cache, l1c_server):
     l1c_server.asset_delay = 0.4
-    bbox = _inner_bbox(ON_GRID, 100, 101)
+    bbox = inner_bbox(ON_GRID, 100, 101)
     env = {**os.environ, "PYTHONPATH": str(REPO), "REVIEW_TILE_CACHE": str(cache)}
     process = subprocess.Popen([sys.executable, "-c", FETCH_SCRIPT, l1c_server.url,
                                 ",".join(map(str, bbox))], env=env, cwd=REPO)
@@ -171,7 +163,7 @@ def test_a_killed_download_leaves_a_consistent_cache_and_the_retry_resumes(cache
 @needs_fixtures
 def test_an_asset_that_fails_halfway_is_a_clear_error_and_a_retry_resumes(cache, l1c_server):
     source = Source(url=l1c_server.url, collection="sentinel-2-l1c")
-    request = Request(bbox=_inner_bbox(ON_GRID, 100, 101), start="2017-06-01", end="2017-06-30",
+    request = Request(bbox=inner_bbox(ON_GRID, 100, 101), start="2017-06-01", end="2017-06-30",
                       bands=("B2", "B3", "B4"))
     l1c_server.failing_assets = {"scene0_B04.tif"}
     with pytest.raises(FetchError, match="run the same request again to resume"):

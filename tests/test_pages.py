@@ -11,7 +11,7 @@ from review import verdicts
 from review.importers import import_file
 from review.store import connect
 
-from .conftest import FIXTURES, REPO, mine_tile, needs_fixtures
+from .conftest import FIXTURES, REPO, WEBSITE_LAYER_HA, mine_tile, needs_fixtures
 
 TIMEOUT = 120
 HOME, DETECT, REVIEW, MAP = (str(REPO / p) for p in (
@@ -283,15 +283,13 @@ TRENDS, EXPORT = str(REPO / "pages" / "4_Trends.py"), str(REPO / "pages" / "5_Ex
 
 @needs_fixtures
 def test_trends_page_shows_the_published_yearly_totals(db_path):
-    from .test_trends import LAYERS
-
     db = connect(db_path)
-    for year in LAYERS:
+    for year in WEBSITE_LAYER_HA:
         import_file(db, FIXTURES / "detections" / "earthrise" / f"mining_{year}00_simplified.geojson")
     at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in LAYERS.items()}
+    assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in WEBSITE_LAYER_HA.items()}
     assert "mined-area attribute" in at.caption[0].value
     assert len(at.get("plotly_chart")) == 3
     assert at.get("download_button")

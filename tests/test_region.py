@@ -15,13 +15,13 @@ from review.region import plan_tiles, run_region
 from review.store import connect
 
 from .conftest import ON_GRID, REPO, needs_fixtures
-from .test_fetch import _inner_bbox
+from .stac_server import inner_bbox
 
 TILE_PX = 32          # 320 m tiles over a 1 km scene: several tiles
 
 
 def _aoi():
-    return shapely.box(*_inner_bbox(ON_GRID, 100, 101, inset=120))
+    return shapely.box(*inner_bbox(ON_GRID, 100, 101, inset=120))
 
 
 def _source(server):

@@ -17,8 +17,7 @@ from review.importers import import_file
 from review.store import connect
 
 from .conftest import FIXTURES, REPO, needs_fixtures
-from .stac_server import StacServer, make_item, split_bands, write_scl
-from .test_fetch import L2A_KEYS
+from .stac_server import L2A_KEYS, StacServer, make_item, split_bands, write_scl
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
 COLOURS = {"11": (200, 30, 30), "22": (30, 200, 30), "33": (30, 30, 200)}

@@ -12,10 +12,7 @@ from review.queue import Filters
 from review.store import connect
 from review.trends import period_label, ratio_estimate, read_regions, trend_table, wilson_interval
 
-from .conftest import FIXTURES, needs_fixtures
-
-LAYERS = {2018: 225598.8, 2019: 31182.3, 2020: 28765.8, 2021: 28486.9, 2022: 33541.8,
-          2023: 25806.4, 2024: 78930.7}      # sums of `Mined area (ha)`, from the fixtures README
+from .conftest import FIXTURES, WEBSITE_LAYER_HA, needs_fixtures
 
 
 def test_wilson_interval_matches_hand_computation():
@@ -56,11 +53,11 @@ def db(tmp_path):
 
 @needs_fixtures
 def test_yearly_website_layers_give_the_published_area_totals(db, capsys):
-    for year in LAYERS:
+    for year in WEBSITE_LAYER_HA:
         import_file(db, FIXTURES / "detections" / "earthrise" / f"mining_{year}00_simplified.geojson")
     table = trend_table(db)
-    assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in LAYERS.items()}
-    assert table["area_ha_cumulative"].iloc[-1] == pytest.approx(sum(LAYERS.values()), abs=0.5)
+    assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in WEBSITE_LAYER_HA.items()}
+    assert table["area_ha_cumulative"].iloc[-1] == pytest.approx(sum(WEBSITE_LAYER_HA.values()), abs=0.5)
     assert (table["area_ha_from_footprint"] == 0).all()
     db_path = db.conn.execute("pragma database_list").fetchone()[2]
     assert main(["trends", "--db", db_path]) == 0
@@ -69,7 +66,7 @@ def test_yearly_website_layers_give_the_published_area_totals(db, capsys):
     assert header[:8] == ["period", "detections", "verified", "false_positive", "unsure",
                           "pending", "area_ha_all", "area_ha_verified"]
     totals = {int(l.split(",")[0]): float(l.split(",")[6]) for l in lines[1:]}
-    assert totals == pytest.approx(LAYERS, abs=0.05)
+    assert totals == pytest.approx(WEBSITE_LAYER_HA, abs=0.05)
 
 
 def _polygons(db, tmp_path, n=6):
