@@ -1,13 +1,17 @@
 """Shared fixtures: real data from ../shared/fixtures, tiny generated tiles and models."""
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import Affine, from_origin
 
 from . import stac_server
@@ -143,3 +147,63 @@ def tiny_model(tiny_model_path):
     from review.models import load, read_card_beside
 
     return load(read_card_beside(tiny_model_path), tiny_model_path)
+
+
+@pytest.fixture
+def db(tmp_path):
+    """An empty, migrated review database in the test's own folder."""
+    from review.store import connect
+
+    return connect(tmp_path / "review.db")
+
+
+def add_detections(db, n, source="s", **extra):
+    """n small square detections in a row along the equator of Pará, scores 0.3 + 0.07 i,
+    periods cycling 2018-2022; returns their ids in order."""
+    rows = []
+    for i in range(n):
+        lon, lat = -57.0 + i * 0.01, -5.0
+        box = shapely.box(lon, lat, lon + 0.004, lat + 0.004)
+        rows.append({"source": source, "external_id": f"{source}-{i}", "geometry": shapely.to_geojson(box),
+                     "lon": lon + 0.002, "lat": lat + 0.002, "west": lon, "south": lat,
+                     "east": lon + 0.004, "north": lat + 0.004, "score": round(0.3 + 0.07 * i, 2),
+                     "threshold": 0.5, "period_start": f"{2018 + i % 5}-01-01",
+                     "period_end": f"{2018 + i % 5}-12-31", "model_id": "48px_v4.21", **extra})
+    db["detections"].insert_all(rows)
+    return [r["id"] for r in db["detections"].rows_where("source = ?", [source], order_by="id")]
+
+
+def import_squares(db, tmp_path, n=6):
+    """n 0.01° squares (pred 0.9; country BR for the first four, PE after) imported from a
+    GeoJSON whose name gives the period 2023 Q3."""
+    from review.importers import import_file
+
+    features = [{"type": "Feature", "properties": {"pred": 0.9, "country": "BR" if i < 4 else "PE"},
+                 "geometry": json.loads(shapely.to_geojson(shapely.box(-60 + i, -5, -60 + i + 0.01, -4.99)))}
+                for i in range(n)]
+    path = tmp_path / "d_2023-07-01_2023-09-30.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return import_file(db, path)
+
+
+@pytest.fixture
+def file_server():
+    """Serve a folder over HTTP on 127.0.0.1; yields a function folder -> base URL."""
+    servers = []
+
+    def serve(folder):
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass

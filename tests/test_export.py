@@ -14,16 +14,11 @@ from review.imagery import open_tile
 from review.importers import import_file
 from review.queue import Filters
 from review.runs import scene_record
-from review.store import add_scene, connect
+from review.store import add_scene
 
 from .conftest import FIXTURES, needs_fixtures
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
-
-
-@pytest.fixture
-def db(tmp_path):
-    return connect(tmp_path / "review.db")
 
 
 def _site(i):

@@ -4,7 +4,6 @@ import pytest
 import shapely
 
 from review.importers import FieldMap, ImportFailed, import_file, period_of
-from review.store import connect
 
 from .conftest import FIXTURES, needs_fixtures
 
@@ -14,11 +13,6 @@ REAL_FILES = sorted(DETECTIONS.glob("*.geojson")) + sorted(LABELS.glob("*.geojso
     LABELS / "raisg_mineria_ilegal_2022" / "MineriaIlegal_pt.shp",
     LABELS / "texty_amber_coordinates.csv",
 ]
-
-
-@pytest.fixture
-def db(tmp_path):
-    return connect(tmp_path / "review.db")
 
 
 @pytest.mark.parametrize("value, period", [

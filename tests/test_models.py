@@ -1,9 +1,6 @@
-import functools
 import hashlib
-import http.server
 import json
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -13,29 +10,6 @@ from review.errors import ModelError
 from review.models import CARDS, ModelCard, load_model, resolve, sha256_of
 
 from .conftest import MODELS, TINY_BANDS, TINY_PATCH, needs_fixtures
-
-
-@pytest.fixture
-def file_server():
-    """Serve a folder over HTTP on 127.0.0.1; yields a function folder -> base URL."""
-    servers = []
-
-    def serve(folder):
-        handler = functools.partial(_QuietHandler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def _card(filename, sha256):

@@ -1,9 +1,11 @@
 import sqlite3
 
+import pytest
 import sqlite_utils
 
 from review import store, verdicts
-from review.store import MIGRATIONS, connect, schema_version
+from review.errors import StoreError
+from review.store import MIGRATIONS, connect, schema_version, transaction
 
 
 def test_an_old_database_is_migrated_without_losing_anything(tmp_path):
@@ -27,3 +29,30 @@ def test_database_is_in_wal_mode_with_a_busy_timeout(tmp_path):
     db = connect(tmp_path / "r.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.BUSY_TIMEOUT_MS
+
+
+def test_a_transaction_commits_whole_or_not_at_all(db):
+    with transaction(db):
+        db["imports"].insert({"source": "a", "path": "a.geojson"})
+    with pytest.raises(ZeroDivisionError):
+        with transaction(db):
+            db["imports"].insert({"source": "b", "path": "b.geojson"})
+            1 / 0
+    assert [r["source"] for r in db["imports"].rows] == ["a"]
+    with transaction(db):          # the connection is usable again after a rollback
+        db["imports"].insert({"source": "c", "path": "c.geojson"})
+    assert db["imports"].count == 2
+
+
+def test_a_writer_waits_for_another_and_a_locked_database_is_a_store_error(tmp_path):
+    path = tmp_path / "r.db"
+    first, second = connect(path), connect(path)
+    with transaction(first):
+        first["imports"].insert({"source": "a", "path": "a"})
+        second.execute("PRAGMA busy_timeout = 50")
+        with pytest.raises(StoreError, match="busy"):
+            with transaction(second):
+                pass
+    with transaction(second):                      # free again once the first committed
+        second["imports"].insert({"source": "b", "path": "b"})
+    assert first["imports"].count == 2

@@ -4,15 +4,13 @@ import math
 import pytest
 import shapely
 
-from review import sampling, verdicts
+from review import verdicts
 from review.cli import main
 from review.errors import ReviewError
 from review.importers import import_file
-from review.queue import Filters
-from review.store import connect
-from review.trends import period_label, ratio_estimate, read_regions, trend_table, wilson_interval
+from review.trends import period_label, read_regions, trend_table, wilson_interval
 
-from .conftest import FIXTURES, WEBSITE_LAYER_HA, needs_fixtures
+from .conftest import FIXTURES, WEBSITE_LAYER_HA, import_squares, needs_fixtures
 
 
 def test_wilson_interval_matches_hand_computation():
@@ -24,19 +22,6 @@ def test_wilson_interval_matches_hand_computation():
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
 
 
-def test_ratio_estimate_matches_hand_computation():
-    # R = 80/100; residuals 2, -16, 6, 8 -> s² = 360/3 = 120; fpc = 0.96;
-    # SE(R) = sqrt(0.96 * 120 / 4) / 25 = 0.214663; half = 1.96 * SE * 2500 = 1051.8
-    estimate = ratio_estimate([10, 20, 30, 40], [True, False, True, True], stratum_count=100,
-                              stratum_area=2500.0)
-    assert estimate.ratio == pytest.approx(0.8)
-    assert estimate.verified_area_ha == pytest.approx(2000.0)
-    assert estimate.low_ha == pytest.approx(948.17, abs=0.05)
-    assert estimate.high_ha == 2500.0            # capped at the stratum's whole area
-    with pytest.raises(ReviewError, match="no reviewed detections"):
-        ratio_estimate([], [], 10, 100.0)
-
-
 @pytest.mark.parametrize("start, end, by, label", [
     ("2024-01-01", "2024-12-31", "year", "2024"), ("2025-07-01", "2025-09-30", "quarter", "2025Q3"),
     ("2024-01-01", "2024-12-31", "quarter", "2024"), ("2013-03-27", "2013-03-27", "quarter", "2013Q1"),
@@ -44,11 +29,6 @@ def test_ratio_estimate_matches_hand_computation():
 ])
 def test_period_labels(start, end, by, label):
     assert period_label(start, end, by) == label
-
-
-@pytest.fixture
-def db(tmp_path):
-    return connect(tmp_path / "review.db")
 
 
 @needs_fixtures
@@ -69,17 +49,8 @@ def test_yearly_website_layers_give_the_published_area_totals(db, capsys):
     assert totals == pytest.approx(WEBSITE_LAYER_HA, abs=0.05)
 
 
-def _polygons(db, tmp_path, n=6):
-    features = [{"type": "Feature", "properties": {"pred": 0.9, "country": "BR" if i < 4 else "PE"},
-                 "geometry": json.loads(shapely.to_geojson(shapely.box(-60 + i, -5, -60 + i + 0.01, -4.99)))}
-                for i in range(n)]
-    path = tmp_path / "d_2023-07-01_2023-09-30.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    import_file(db, path)
-
-
 def test_statuses_precision_quarters_and_regions(db, tmp_path):
-    _polygons(db, tmp_path)
+    import_squares(db, tmp_path)
     verdicts.record(db, 1, "ana", "verified")
     verdicts.record(db, 2, "ana", "verified")
     verdicts.record(db, 3, "ana", "false_positive", reason="riverbank")
@@ -113,25 +84,3 @@ def test_empty_database_gives_an_empty_table(db, capsys):
     db_path = db.conn.execute("pragma database_list").fetchone()[2]
     assert main(["trends", "--db", db_path, "--format", "json"]) == 0
     assert capsys.readouterr().out == ""
-
-
-def test_random_sample_estimate(db, tmp_path):
-    _polygons(db, tmp_path)
-    sample_id = sampling.draw(db, "all 2023", Filters(), size=4, seed=3)
-    members = [r[0] for r in db.execute("select detection_id from sample_members where sample_id = ?",
-                                        [sample_id])]
-    assert len(set(members)) == 4
-    assert sampling.draw(db, "again", Filters(), size=4, seed=3) != sample_id
-    again = [r[0] for r in db.execute("select detection_id from sample_members where sample_id = 2")]
-    assert sorted(again) == sorted(members)             # the same seed draws the same sample
-    with pytest.raises(ReviewError, match="no reviewed detections"):
-        sampling.estimate(db, sample_id)
-    for i, member in enumerate(members):
-        if i < 3:
-            verdicts.record(db, member, "ana", "verified")
-        else:
-            verdicts.record(db, member, "ana", "false_positive", reason="other")
-    estimate = sampling.estimate(db, sample_id)
-    assert estimate.sample_size == 4 and estimate.stratum_detections == 6
-    assert estimate.ratio == pytest.approx(0.75, rel=0.01)        # equal areas: 3 of 4
-    assert estimate.low_ha < estimate.verified_area_ha < estimate.high_ha

@@ -1,0 +1,84 @@
+"""The review queue: orders, filters, claims that keep two reviewers apart."""
+import pytest
+import shapely
+
+from review import queue, verdicts
+from review.errors import StoreError
+from review.queue import Filters, claim_next, listing
+from review.store import connect
+
+from .conftest import add_detections
+
+
+
+def test_queue_orders(db):
+    ids = add_detections(db, 6)            # scores 0.3, 0.37, 0.44, 0.51, 0.58, 0.65
+    assert [r["id"] for r in listing(db, order="score")] == ids[::-1]
+    closest = [r["score"] for r in listing(db, order="threshold")]
+    assert closest[:2] == [0.51, 0.44]
+    newest = listing(db, order="newest")
+    assert newest[0]["period_start"] == "2022-01-01"
+    with pytest.raises(StoreError, match="unknown order"):
+        listing(db, order="random")
+
+
+def test_queue_filters(db):
+    add_detections(db, 6)
+    add_detections(db, 3, source="other")
+    assert {r["source"] for r in listing(db, Filters(sources=["other"]))} == {"other"}
+    assert all(0.4 <= r["score"] <= 0.6 for r in listing(db, Filters(score_min=0.4, score_max=0.6)))
+    in_2019 = listing(db, Filters(period_from="2019-01-01", period_to="2019-12-31"))
+    assert {r["period_start"] for r in in_2019} == {"2019-01-01"}
+    area = shapely.box(-56.985, -5.01, -56.965, -4.99)        # covers detections 2 and 3 of each
+    near = listing(db, Filters(area=area))
+    assert sorted(r["external_id"] for r in near) == ["other-2", "s-2", "s-3"]
+    assert queue.count(db, Filters(area=area)) == 3
+
+
+def test_reviewed_detections_leave_the_queue(db):
+    ids = add_detections(db, 3)
+    verdicts.record(db, ids[2], "ana", "verified")
+    assert ids[2] not in [r["id"] for r in listing(db)]
+    assert [r["id"] for r in listing(db, Filters(status="verified"))] == [ids[2]]
+
+
+def test_two_reviewers_never_get_the_same_detection(db, tmp_path):
+    add_detections(db, 5)
+    other = connect(tmp_path / "review.db")        # a second reviewer's own connection
+    a = claim_next(db, "ana")
+    b = claim_next(other, "ben")
+    assert a["id"] != b["id"]
+    assert claim_next(db, "ana")["id"] not in (b["id"],)     # ana moves on, ben keeps his
+    verdicts.record(other, b["id"], "ben", "verified")
+    skipped = claim_next(db, "ana", skip=(a["id"],))
+    assert skipped["id"] not in (a["id"], b["id"])
+
+
+def test_expired_claims_are_handed_out_again(db):
+    (only,) = add_detections(db, 1)
+    assert claim_next(db, "ana")["id"] == only
+    assert claim_next(db, "ben") is None
+    assert claim_next(db, "ben", claim_seconds=-1)["id"] == only
+
+
+def test_release_lets_another_reviewer_take_the_detection(db):
+    (only,) = add_detections(db, 1)
+    assert claim_next(db, "ana")["id"] == only
+    assert claim_next(db, "ben") is None
+    queue.release(db, "ana")
+    assert claim_next(db, "ben")["id"] == only
+
+
+def test_claim_takes_a_given_detection_and_refuses_a_missing_one(db):
+    ids = add_detections(db, 3)
+    assert queue.claim(db, "ana", ids[1])["id"] == ids[1]
+    assert claim_next(db, "ben")["id"] != ids[1]
+    with pytest.raises(StoreError, match="no detection with id 99"):
+        queue.claim(db, "ana", 99)
+
+
+def test_neighbours_within_3_km_nearest_first(db):
+    ids = add_detections(db, 6)            # 0.01° (about 1.1 km) apart along a parallel
+    near = queue.neighbours(db, db["detections"].get(ids[0]))
+    assert [n["id"] for n in near] == ids[1:3]
+    assert near[0]["distance_km"] == pytest.approx(1.11, abs=0.01)
