@@ -17,12 +17,29 @@ from rasterio.errors import WindowError
 from rasterio.windows import Window, from_bounds
 
 from .errors import ImageryError
-from .imagery import TRUE_COLOUR, Tile, open_tile, stretch_limits
+from .imagery import Tile, open_tile
 from .verdicts import Imagery
 
+TRUE_COLOUR = ("B4", "B3", "B2")
 MARGIN = 0.5               # fraction of the footprint's size added on every side
 MIN_SIDE_PX = 320          # small chips are enlarged (nearest neighbour) to at least this
 OUTLINE = (255, 214, 0)
+
+
+def stretch_limits(values: np.ndarray,
+                   percentiles: tuple[float, float] = (2, 98)) -> tuple[float, float]:
+    """One low/high pair over valid pixel values of all bands, so colours keep their balance."""
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, percentiles)
+    return float(low), float(high if high > low else low + 1)
+
+
+def to_image(rgb: np.ndarray, valid: np.ndarray, low: float, high: float) -> Image.Image:
+    """A (3, rows, cols) array stretched linearly between low and high; nodata black."""
+    scaled = np.clip((rgb - low) / (high - low), 0, 1) * 255
+    scaled[:, ~valid] = 0
+    return Image.fromarray(np.moveaxis(scaled.astype(np.uint8), 0, -1), mode="RGB")
 
 
 @dataclass
@@ -113,9 +130,7 @@ def render_pair(scenes: list[dict], geometry: shapely.Geometry,
     low, high = stretch_limits(np.concatenate([rgb[:, valid] for *_, rgb, valid in reads], axis=1))
     chips = []
     for scene, tile, window, rgb, valid in reads:
-        scaled = np.clip((rgb - low) / (high - low), 0, 1) * 255
-        scaled[:, ~valid] = 0
-        image = Image.fromarray(np.moveaxis(scaled.astype(np.uint8), 0, -1), mode="RGB")
+        image = to_image(rgb, valid, low, high)
         factor = max(1, int(np.ceil(MIN_SIDE_PX / max(image.size))))
         image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
         _outline(image, geometry, tile, window, factor)

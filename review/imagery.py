@@ -1,4 +1,4 @@
-"""Reading satellite tiles: band names, georeferencing, nodata, periods, windows, chips.
+"""Reading satellite tiles: band names, georeferencing, nodata, periods, windows.
 
 A `Tile` describes a GeoTIFF without holding its pixels; `Tile.reader()` opens it and
 reads windows, so a tile of any size is processed in bounded memory.
@@ -10,7 +10,6 @@ square nor 480 m wide.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -282,50 +281,3 @@ def _warp_to_utm(tile: Tile, dataset) -> Tile:
     height = int(math.ceil((top - bottom) / res))
     return replace(tile, crs=utm, transform=Affine(res, 0, left, 0, -res, top),
                    width=width, height=height, source_crs=dataset.crs)
-
-
-# ---------------------------------------------------------------- chips for humans
-
-TRUE_COLOUR = ("B4", "B3", "B2")
-
-
-def stretch_limits(values: np.ndarray,
-                   percentiles: tuple[float, float] = (2, 98)) -> tuple[float, float]:
-    """One low/high pair over valid pixel values of all bands, so colours keep their balance."""
-    if values.size == 0:
-        return 0.0, 1.0
-    low, high = np.percentile(values, percentiles)
-    return float(low), float(high if high > low else low + 1)
-
-
-def render_rgb(tile: Tile, window: Window | None = None, bands: Sequence[str] = TRUE_COLOUR,
-               limits: tuple[float, float] | None = None, max_side: int = 1024):
-    """A true-colour PIL image of a window, stretched between percentile limits.
-
-    Pass `limits` to give two chips (a before and an after) the same stretch.
-    Nodata pixels are drawn black.
-    """
-    from PIL import Image
-
-    indexes = []
-    for name in bands:
-        index = tile.band_index(name)
-        if index is None:
-            raise BandError(f"{tile.name}: has no band {name} for a true-colour chip")
-        indexes.append(index)
-    window = window or Window(0, 0, tile.width, tile.height)
-    rows, cols = int(window.height), int(window.width)
-    scale = max(rows, cols) / max_side
-    out_shape = None if scale <= 1 else (max(1, int(rows / scale)), max(1, int(cols / scale)))
-    with tile.reader() as reader:
-        rgb, valid = reader.read(window, indexes, out_shape=out_shape)
-    low, high = limits or stretch_limits(rgb[:, valid])
-    scaled = np.clip((rgb - low) / (high - low), 0, 1) * 255
-    scaled[:, ~valid] = 0
-    return Image.fromarray(np.moveaxis(scaled.astype(np.uint8), 0, -1), mode="RGB")
-
-
-def chip_png(tile: Tile, window: Window | None = None, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    render_rgb(tile, window, **kwargs).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -1,14 +1,11 @@
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 from rasterio.windows import Window
 
 from review.errors import BandError, ImageryError
-from review.imagery import canonical_band, open_tile, parse_band_mapping, render_rgb, chip_png
+from review.imagery import canonical_band, open_tile, parse_band_mapping
 
-from .conftest import GHANA, SLOVENIA, needs_fixtures, random_reflectance, write_tile
+from .conftest import GHANA, needs_fixtures, random_reflectance, write_tile
 
 
 @pytest.mark.parametrize("raw, name", [
@@ -129,30 +126,3 @@ def test_real_ghana_tile_is_unnamed_and_warped():
     tile = open_tile(GHANA / "galamsey_001.tif")
     assert tile.band_names == (None,) * 8
     assert tile.crs.to_epsg() == 32630 and tile.pixel_size == (10.0, 10.0)
-
-
-@needs_fixtures
-def test_true_colour_chip_from_real_scene():
-    tile = open_tile(SLOVENIA[0])
-    png = chip_png(tile, Window(10, 20, 48, 48))
-    image = Image.open(io.BytesIO(png))
-    assert image.size == (48, 48) and image.mode == "RGB"
-    pixels = np.asarray(image)
-    assert pixels.std() > 10              # a stretched picture, not a flat square
-    # The same stretch limits give the same picture: how before/after stay comparable.
-    same = render_rgb(tile, Window(10, 20, 48, 48), limits=(1000, 3000))
-    again = render_rgb(tile, Window(10, 20, 48, 48), limits=(1000, 3000))
-    assert np.array_equal(np.asarray(same), np.asarray(again))
-    assert not np.array_equal(np.asarray(same), pixels)
-
-
-def test_chip_needs_true_colour_bands(tmp_path):
-    tile = open_tile(write_tile(tmp_path / "t.tif", random_reflectance(1, 8, 8), ["B8"]))
-    with pytest.raises(BandError, match="no band B4"):
-        render_rgb(tile)
-
-
-def test_large_chip_is_decimated(tmp_path):
-    tile = open_tile(write_tile(tmp_path / "t.tif", random_reflectance(3, 300, 200),
-                                ["B4", "B3", "B2"]))
-    assert render_rgb(tile, max_side=100).size == (66, 100)
