@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -386,3 +387,16 @@ def _layer_from_legacy(spec: dict):
 def load_model(spec: str, progress: Progress | None = None) -> LoadedModel:
     card, path = resolve(spec, progress)
     return load(card, path)
+
+
+_loaded: dict[str, LoadedModel] = {}
+_loaded_lock = threading.Lock()
+
+
+def cached_model(spec: str, progress: Progress | None = None) -> LoadedModel:
+    """load_model once per process and spec: the dashboard's sessions and a Dask worker's
+    tasks share one copy (a Keras model is safe to call from several threads)."""
+    with _loaded_lock:
+        if spec not in _loaded:
+            _loaded[spec] = load_model(spec, progress)
+        return _loaded[spec]

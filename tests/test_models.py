@@ -170,3 +170,13 @@ def test_scaling_follows_the_card():
     out = unit.scale(np.full((1, 1, 1, 4), 1175.9235, dtype=np.float32)).ravel()
     assert out[0] == pytest.approx(0.0, abs=1e-6)
     assert out[3] == pytest.approx((1175.9235 - 2491.2354) / 893.9428, rel=1e-6)
+
+
+def test_a_model_is_loaded_once_per_process(tiny_model_path, monkeypatch):
+    calls = []
+    real = models.load_model
+    monkeypatch.setattr(models, "_loaded", {})
+    monkeypatch.setattr(models, "load_model", lambda spec, progress=None: calls.append(spec) or real(spec))
+    first = models.cached_model(str(tiny_model_path))
+    assert models.cached_model(str(tiny_model_path)) is first
+    assert calls == [str(tiny_model_path)]
