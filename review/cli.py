@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     verdict = sub.add_parser("verdict", help="record a verdict on a detection")
     verdict.add_argument("id", type=int)
     verdict.add_argument("verdict", help="verified | false_positive | unsure | undo")
-    verdict.add_argument("--reviewer", required=True)
+    verdict.add_argument("--reviewer", help="who decided (default: this computer's user name)")
     verdict.add_argument("--reason", help="for false_positive: riverbank, aquaculture, landslide, "
                                           "industrial, agriculture, cloud, settlement, other")
     verdict.add_argument("--note")
@@ -184,6 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the published model cards")
     models.add_argument("--json", action="store_true")
+
+    verify_log = sub.add_parser("verify-log", help="check the verdict log's hash chain; names "
+                                                   "the first verdict that does not match")
+    verify_log.add_argument("--db", type=Path, help=db_help)
+
+    backup = sub.add_parser("backup", help="consistent copy of the database while people review")
+    backup.add_argument("out", type=Path, help="the backup file to write")
+    backup.add_argument("--db", type=Path, help=db_help)
     return parser
 
 
@@ -329,13 +337,43 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     from . import verdicts
 
     db = _open_db(args)
+    reviewer = args.reviewer or _os_user()
     if args.verdict == verdicts.UNDO:
-        verdicts.undo(db, args.id, args.reviewer)
+        verdicts.undo(db, args.id, reviewer, via="cli")
     else:
-        verdicts.record(db, args.id, args.reviewer, args.verdict, reason=args.reason,
-                        note=args.note, before=_imagery(args.before), after=_imagery(args.after))
+        verdicts.record(db, args.id, reviewer, args.verdict, reason=args.reason, note=args.note,
+                        before=_imagery(args.before), after=_imagery(args.after), via="cli")
     status = db.execute("select status from detections where id = ?", [args.id]).fetchone()[0]
     print(json.dumps({"id": args.id, "status": status}))
+    return 0
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as exc:
+        raise ReviewError("this computer has no user name to record; give --reviewer") from exc
+
+
+def cmd_verify_log(args: argparse.Namespace) -> int:
+    from .verdict_log import verify
+
+    check = verify(_open_db(args))
+    if not check.ok:
+        raise ReviewError(f"the verdict log does not verify: {check.summary()}")
+    print(check.summary())
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .store import backup
+
+    db = _open_db(args)
+    path = backup(db, args.out)
+    print(f"backup of {args.db or settings.db_path()} written to {path} "
+          f"({db['verdicts'].count:,} verdicts); restore by copying it back while nobody reviews")
     return 0
 
 
@@ -439,7 +477,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "queue": cmd_queue,
             "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
             "training-samples": cmd_training_samples, "sample": cmd_sample,
-            "evidence": cmd_evidence, "models": cmd_models}
+            "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
+            "backup": cmd_backup}
 
 
 def main(argv: list[str] | None = None) -> int:

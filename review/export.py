@@ -28,7 +28,8 @@ def _history(db, ids: list[int]) -> dict[int, list[dict]]:
         chunk = ids[start:start + 500]
         rows = db.execute(
             f"select detection_id, reviewer, verdict, reason, note, created_at, before_source, "
-            f"before_start, before_end, after_source, after_start, after_end, model_id, threshold "
+            f"before_start, before_end, after_source, after_start, after_end, model_id, threshold, "
+            f"via, hash "
             f"from verdicts where detection_id in ({', '.join('?' * len(chunk))}) order by id", chunk)
         names = [d[0] for d in rows.description]
         for row in rows.fetchall():
@@ -40,7 +41,8 @@ def _history(db, ids: list[int]) -> dict[int, list[dict]]:
                            "end": record["before_end"]},
                 "after": {"source": record["after_source"], "start": record["after_start"],
                           "end": record["after_end"]},
-                "model": record["model_id"], "threshold": record["threshold"]})
+                "model": record["model_id"], "threshold": record["threshold"],
+                "via": record["via"], "hash": record["hash"]})
     return found
 
 

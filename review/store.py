@@ -104,7 +104,30 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["detections"].create_index(["lon", "lat"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    # A tamper-evident verdict log: each row hashed with the previous row's hash (rows
+    # already there are chained in id order), and triggers that refuse UPDATE and DELETE.
+    # `via` says which way a verdict came in (dashboard, cli).
+    from .verdict_log import GENESIS, row_hash
+
+    for name in ("via", "prev_hash", "hash"):
+        db["verdicts"].add_column(name, str)
+    prev = GENESIS
+    cursor = db.execute("select * from verdicts order by id")
+    names = [d[0] for d in cursor.description]
+    for values in cursor.fetchall():
+        row = dict(zip(names, values))
+        digest = row_hash(row, prev)
+        db.execute("update verdicts set prev_hash = ?, hash = ? where id = ?", [prev, digest, row["id"]])
+        prev = digest
+    for action, advice in (("UPDATE", "changed; record a new verdict"),
+                           ("DELETE", "deleted; record an undo")):
+        db.execute(f"CREATE TRIGGER verdicts_append_only_{action.lower()} BEFORE {action} ON verdicts "
+                   f"BEGIN SELECT RAISE(ABORT, 'verdicts are append-only: a verdict cannot be "
+                   f"{advice}'); END")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 @contextmanager
@@ -183,3 +206,25 @@ def record_run(db: sqlite_utils.Database, scene: dict, run: dict,
         if rows:
             db["detections"].insert_all(rows)
     return run_id
+
+
+def backup(db: sqlite_utils.Database, destination: str | Path) -> Path:
+    """A consistent copy of the live database (SQLite's online backup API: reviewers may
+    keep writing meanwhile). Written beside the destination first, then moved into place;
+    restoring is copying the file back while nobody uses the database."""
+    destination = Path(destination)
+    if destination.resolve() == Path(db.execute("pragma database_list").fetchone()[2]).resolve():
+        raise StoreError(f"{destination}: that is the live database; back it up to another file")
+    partial = destination.with_name(destination.name + ".part")
+    partial.unlink(missing_ok=True)
+    try:
+        target = sqlite3.connect(partial)
+        with target:
+            db.conn.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")     # one self-contained file
+        target.close()
+        partial.replace(destination)
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"{destination}: the backup failed ({exc}); nothing was written") from exc
+    return destination

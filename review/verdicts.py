@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from . import verdict_log
 from .errors import StoreError
 from .store import now, transaction
 
@@ -74,32 +75,38 @@ def _check(verdict: str, reason: str | None, reviewer: str) -> None:
 
 def record(db: sqlite_utils.Database, detection_id: int, reviewer: str, verdict: str,
            reason: str | None = None, note: str | None = None,
-           before: Imagery | None = None, after: Imagery | None = None) -> int:
+           before: Imagery | None = None, after: Imagery | None = None,
+           via: str = "dashboard") -> int:
     """Append a verdict and update the detection's status; returns the verdict id."""
     _check(verdict, reason, reviewer)
-    return _append(db, detection_id, reviewer, verdict, reason, note, before, after)
+    return _append(db, detection_id, reviewer, verdict, reason, note, before, after, via)
 
 
-def undo(db: sqlite_utils.Database, detection_id: int, reviewer: str) -> int:
+def undo(db: sqlite_utils.Database, detection_id: int, reviewer: str, via: str = "dashboard") -> int:
     """Take back the latest decision on a detection, by appending an undo record."""
     if not reviewer or not reviewer.strip():
         raise StoreError("an undo needs the reviewer's name")
-    return _append(db, detection_id, reviewer, UNDO, None, None, None, None)
+    return _append(db, detection_id, reviewer, UNDO, None, None, None, None, via)
 
 
-def _append(db, detection_id, reviewer, verdict, reason, note, before, after) -> int:
+def _append(db, detection_id, reviewer, verdict, reason, note, before, after, via) -> int:
     before, after = before or Imagery(), after or Imagery()
     with transaction(db):
         row = db.execute("select model_id, threshold from detections where id = ?",
                          [detection_id]).fetchone()
         if row is None:
             raise StoreError(f"no detection with id {detection_id}")
-        verdict_id = db["verdicts"].insert({
-            "detection_id": detection_id, "reviewer": reviewer, "verdict": verdict,
-            "reason": reason, "note": note,
+        # Inside the write lock nobody else appends, so the id and the chain's tail are ours.
+        last = db.execute("select max(id) from verdicts").fetchone()[0] or 0
+        verdict_row = {
+            "id": last + 1, "detection_id": detection_id, "reviewer": reviewer,
+            "verdict": verdict, "reason": reason, "note": note,
             "before_source": before.source, "before_start": before.start, "before_end": before.end,
             "after_source": after.source, "after_start": after.start, "after_end": after.end,
-            "model_id": row[0], "threshold": row[1], "created_at": now()}).last_pk
+            "model_id": row[0], "threshold": row[1], "created_at": now(), "via": via}
+        prev = verdict_log.last_hash(db)
+        verdict_id = db["verdicts"].insert({**verdict_row, "prev_hash": prev,
+                                            "hash": verdict_log.row_hash(verdict_row, prev)}).last_pk
         history = [r[0] for r in db.execute(
             "select verdict from verdicts where detection_id = ? order by id", [detection_id])]
         db.execute("update detections set status = ? where id = ?",

@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from review import store, verdicts
+from review import store, verdict_log, verdicts
 from review.errors import StoreError
 from review.store import MIGRATIONS, connect, schema_version, transaction
 
@@ -14,6 +14,8 @@ def test_an_old_database_is_migrated_without_losing_anything(tmp_path):
     MIGRATIONS[0](old)                                   # a database from the first release
     old.execute("PRAGMA user_version = 1")
     old["detections"].insert({"source": "s", "external_id": "a", "geometry": "{}", "score": 0.7})
+    old["verdicts"].insert({"detection_id": 1, "reviewer": "early", "verdict": "unsure",
+                            "created_at": "2024-01-01T00:00:00+00:00"})
     old.conn.commit()
     old.conn.close()
     db = connect(path)
@@ -22,7 +24,9 @@ def test_an_old_database_is_migrated_without_losing_anything(tmp_path):
     assert row["external_id"] == "a" and row["score"] == 0.7 and row["status"] == "pending"
     verdicts.record(db, row["id"], "ana", "verified")
     assert db["detections"].get(row["id"])["status"] == "verified"
-    assert connect(path)["verdicts"].count == 1          # connecting again changes nothing
+    assert connect(path)["verdicts"].count == 2          # connecting again changes nothing
+    # The verdict from before the hash chain existed is chained in, and the log verifies.
+    assert verdict_log.verify(db).ok and verdict_log.verify(db).verdicts == 2
 
 
 def test_database_is_in_wal_mode_with_a_busy_timeout(tmp_path):

@@ -1,0 +1,67 @@
+"""The verdict log as evidence: every verdict row carries a hash over its content and the
+previous row's hash, so a changed, removed or reordered row shows up when the chain is
+checked. SQLite triggers (store migration 6) refuse UPDATE and DELETE on the table; the
+chain catches what a hand edit of the file does around them.
+
+The last hash sums up the whole log: publish it (exports carry each verdict's hash) and
+anyone holding the database can show that the log they have is the one published.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+GENESIS = "0" * 64
+# The columns a verdict's hash covers, in this order. Never reorder: old hashes depend on it.
+HASHED = ("id", "detection_id", "reviewer", "verdict", "reason", "note",
+          "before_source", "before_start", "before_end", "after_source", "after_start",
+          "after_end", "model_id", "threshold", "created_at", "via")
+
+
+def row_hash(row: dict, prev_hash: str) -> str:
+    content = json.dumps([row.get(name) for name in HASHED], ensure_ascii=False,
+                         separators=(",", ":"))
+    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+
+
+def last_hash(db) -> str:
+    row = db.execute("select hash from verdicts order by id desc limit 1").fetchone()
+    return row[0] if row and row[0] else GENESIS
+
+
+@dataclass
+class LogCheck:
+    verdicts: int
+    last_hash: str
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_id is None
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"verdict log intact: {self.verdicts:,} verdicts, last hash {self.last_hash}"
+        return f"verdict {self.first_bad_id}: {self.problem}"
+
+
+def verify(db) -> LogCheck:
+    """Walk the chain in id order; the first row whose link or content does not match."""
+    cursor = db.execute(f"select {', '.join(HASHED)}, prev_hash, hash from verdicts order by id")
+    names = [d[0] for d in cursor.description]
+    expected_prev, count = GENESIS, 0
+    for values in cursor:
+        row = dict(zip(names, values))
+        count += 1
+        if row["prev_hash"] != expected_prev:
+            return LogCheck(count, expected_prev, row["id"],
+                            "its link to the verdict before it does not match: a verdict before "
+                            "it was removed, reordered or changed")
+        if row_hash(row, row["prev_hash"]) != row["hash"]:
+            return LogCheck(count, expected_prev, row["id"],
+                            "its content does not match its hash: the row was changed after it "
+                            "was written")
+        expected_prev = row["hash"]
+    return LogCheck(count, expected_prev)
