@@ -189,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "the first verdict that does not match")
     verify_log.add_argument("--db", type=Path, help=db_help)
 
+    user = sub.add_parser("user", help="accounts: with none, the dashboard has one local user "
+                                       "and no sign-in; with any, everyone signs in")
+    user.add_argument("action", choices=["add", "passwd", "role", "list", "remove"])
+    user.add_argument("name", nargs="?")
+    user.add_argument("--role", default="reviewer", help="reviewer (default) | editor | admin")
+    user.add_argument("--password-stdin", action="store_true",
+                      help="read the password from the first line of standard input (scripts)")
+    user.add_argument("--db", type=Path, help=db_help)
+
     backup = sub.add_parser("backup", help="consistent copy of the database while people review")
     backup.add_argument("out", type=Path, help="the backup file to write")
     backup.add_argument("--db", type=Path, help=db_help)
@@ -367,6 +376,49 @@ def cmd_verify_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args) -> str:
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise ReviewError("the two passwords differ; nothing was changed")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from . import users
+
+    db = _open_db(args)
+    if args.action == "list":
+        for account in users.listing(db):
+            print(f"{account['name']:24} {account['role']:9} since {account['created_at'][:10]}")
+        if not users.accounts_configured(db):
+            print("no accounts: the dashboard runs with one local user and no sign-in",
+                  file=sys.stderr)
+        return 0
+    if not args.name:
+        raise ReviewError(f"user {args.action} needs a user name")
+    if args.action == "add":
+        first = not users.accounts_configured(db)
+        account = users.add(db, args.name, _new_password(args), role=args.role)
+        print(f"account {account.name} added as {account.role}"
+              + ("; the dashboard now asks everyone to sign in" if first else ""))
+    elif args.action == "passwd":
+        users.check_name(args.name)
+        users.set_password(db, args.name, _new_password(args))
+        print(f"password of {args.name} changed; its sessions are signed out")
+    elif args.action == "role":
+        users.set_role(db, args.name, args.role)
+        print(f"{args.name} is now {args.role}")
+    else:
+        users.remove(db, args.name)
+        print(f"account {args.name} removed" + ("" if users.accounts_configured(db) else
+              "; no accounts are left, so the dashboard runs without sign-in"))
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from .store import backup
 
@@ -478,7 +530,7 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
             "training-samples": cmd_training_samples, "sample": cmd_sample,
             "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
-            "backup": cmd_backup}
+            "backup": cmd_backup, "user": cmd_user}
 
 
 def main(argv: list[str] | None = None) -> int:

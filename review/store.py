@@ -127,7 +127,15 @@ def _v6(db: sqlite_utils.Database) -> None:
                    f"{advice}'); END")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    # Accounts (none means the embedded single-user mode) and wrong-password counts.
+    db["users"].create({"name": str, "role": str, "password_hash": str, "created_at": str,
+                        "updated_at": str}, pk="name", not_null={"role", "password_hash"})
+    db["sign_in_failures"].create({"name": str, "failures": int, "last_failure": float},
+                                  pk="name")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 @contextmanager
