@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
     queue.add_argument("--min-score", type=float)
     queue.add_argument("--max-score", type=float)
-    queue.add_argument("--status", default="pending", help="pending | verified | false_positive | unsure | all")
+    queue.add_argument("--status", default="pending", help="pending | verified | false_positive | "
+                       "unsure | needs_second_opinion | disputed | all")
     queue.add_argument("--db", type=Path, help=db_help)
 
     verdict = sub.add_parser("verdict", help="record a verdict on a detection")
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--reason", help="for false_positive: riverbank, aquaculture, landslide, "
                                           "industrial, agriculture, cloud, settlement, other")
     verdict.add_argument("--note")
+    verdict.add_argument("--final", action="store_true",
+                         help="an editor's decision that settles a disputed detection")
     verdict.add_argument("--before", help="imagery shown as before: SOURCE@START/END")
     verdict.add_argument("--after", help="imagery shown as after: SOURCE@START/END")
     verdict.add_argument("--db", type=Path, help=db_help)
@@ -152,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(.geojson, .gpkg, .csv)")
     export.add_argument("out", type=Path)
     export.add_argument("--status", default="verified",
-                        help="verified (default) | false_positive | unsure | pending | all")
+                        help="verified (default; with second opinions on: confirmed) | false_positive | "
+                             "unsure | pending | needs_second_opinion | disputed | all")
     export.add_argument("--source", action="append", default=[])
     export.add_argument("--period-from")
     export.add_argument("--period-to")
@@ -197,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password-stdin", action="store_true",
                       help="read the password from the first line of standard input (scripts)")
     user.add_argument("--db", type=Path, help=db_help)
+
+    project = sub.add_parser("settings", help="project settings shared by every reviewer "
+                                               "(second_opinion: off | verified | all)")
+    project.add_argument("action", choices=["show", "set"])
+    project.add_argument("key", nargs="?")
+    project.add_argument("value", nargs="?")
+    project.add_argument("--db", type=Path, help=db_help)
+
+    agree = sub.add_parser("agreement", help="how far reviewers agree: percent agreement, "
+                                             "Cohen's and Fleiss' kappa")
+    agree.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    agree.add_argument("--seed", type=int, default=1, help="seed of the bootstrap interval")
+    agree.add_argument("--db", type=Path, help=db_help)
 
     backup = sub.add_parser("backup", help="consistent copy of the database while people review")
     backup.add_argument("out", type=Path, help="the backup file to write")
@@ -324,7 +341,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_queue(args: argparse.Namespace) -> int:
     from .queue import Filters, as_json_line, listing
 
-    status = None if args.status == "all" else args.status
+    status = _status(args.status)
     filters = Filters(sources=args.source, score_min=args.min_score, score_max=args.max_score,
                       status=status)
     for row in listing(_open_db(args), filters, order=args.order, limit=args.limit):
@@ -351,7 +368,8 @@ def cmd_verdict(args: argparse.Namespace) -> int:
         verdicts.undo(db, args.id, reviewer, via="cli")
     else:
         verdicts.record(db, args.id, reviewer, args.verdict, reason=args.reason, note=args.note,
-                        before=_imagery(args.before), after=_imagery(args.after), via="cli")
+                        before=_imagery(args.before), after=_imagery(args.after), via="cli",
+                        final=args.final)
     status = db.execute("select status from detections where id = ?", [args.id]).fetchone()[0]
     print(json.dumps({"id": args.id, "status": status}))
     return 0
@@ -419,6 +437,54 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from . import project_settings, verdicts
+
+    db = _open_db(args)
+    if args.action == "show":
+        for key, value in project_settings.all_values(db).items():
+            print(f"{key} = {value}")
+        return 0
+    if not (args.key and args.value):
+        raise ReviewError("settings set needs a key and a value, e.g. settings set second_opinion verified")
+    project_settings.check(args.key, args.value)
+    change = verdicts.set_second_opinion(db, args.value, by=_os_user())
+    message = f"second_opinion = {change['mode']}; {change['changed']} detection statuses re-derived"
+    if change["waiting_before"] and args.value == "off":
+        message += (f"; {change['waiting_before']} detections were waiting for a second opinion "
+                    "or disputed, their verdicts are kept")
+    print(message)
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from .agreement import agreement
+
+    result = agreement(_open_db(args), seed=args.seed)
+    if args.format == "json":
+        print(json.dumps(result.to_json()))
+        return 0
+    if not result.pairs:
+        print("no detection has verdicts from two reviewers yet, so there is no agreement to measure")
+        return 0
+    overall = result.to_json()["overall"]
+    if args.format == "csv":
+        print("reviewer_a,reviewer_b,detections,percent_agreement,kappa")
+        for pair in result.to_json()["pairs"]:
+            print(",".join("" if v is None else str(v) for v in pair.values()))
+        print(f"overall,,{overall['detections']},{overall['percent_agreement']},{overall['kappa']}")
+        return 0
+    def number(value, digits=2):
+        return "-" if value is None else f"{value:.{digits}f}"
+    print(f"overall: {overall['detections']} detections judged twice, "
+          f"{number(overall['percent_agreement'], 1)}% agreement, Fleiss' kappa "
+          f"{number(overall['kappa'])} (95% {number(overall['kappa_low'])} to {number(overall['kappa_high'])})")
+    for pair in result.to_json()["pairs"]:
+        print(f"  {pair['reviewer_a']} / {pair['reviewer_b']}: {pair['detections']} detections, "
+              f"{number(pair['percent_agreement'], 1)}% agreement, Cohen's kappa {number(pair['kappa'])}")
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from .store import backup
 
@@ -453,11 +519,19 @@ def cmd_trends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(text: str) -> str | None:
+    from .verdicts import STATUSES
+
+    if text != "all" and text not in STATUSES:
+        raise ReviewError(f"--status {text!r}: use one of {', '.join(STATUSES)} or all")
+    return None if text == "all" else text
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
     from .queue import Filters
 
-    filters = Filters(status=None if args.status == "all" else args.status, sources=args.source,
+    filters = Filters(status=_status(args.status), sources=args.source,
                       period_from=args.period_from, period_to=args.period_to,
                       area=_region_area(args.region))
     count = export(_open_db(args), args.out, filters)
@@ -530,7 +604,8 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
             "training-samples": cmd_training_samples, "sample": cmd_sample,
             "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
-            "backup": cmd_backup, "user": cmd_user}
+            "backup": cmd_backup, "user": cmd_user, "settings": cmd_settings,
+            "agreement": cmd_agreement}
 
 
 def main(argv: list[str] | None = None) -> int:

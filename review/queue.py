@@ -2,13 +2,17 @@
 
 `claim_next` gives each reviewer a detection nobody else holds: the claim is written in
 the same write transaction that chose it, so two reviewers asking at once get two
-different detections. Claims are leases that expire, so a closed browser tab does not
-hide a detection for ever.
+different detections. A claim belongs to a holder (one browser session, or one CLI
+process), not to a name: two tabs under one name are two holders. Claims are leases,
+renewed while the detection is on screen and expiring after CLAIM_SECONDS without
+renewal, so a closed tab or a dead session never hides a detection for long.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import shapely
@@ -21,13 +25,26 @@ ORDERS = {
     "score": "highest score first",
     "threshold": "closest to the threshold first",
     "newest": "newest period first",
+    "second_opinion": "waiting for a second opinion",
 }
 _ORDER_SQL = {
     "score": "score is null, score desc, id",
     "threshold": "score is null, abs(score - coalesce(threshold, 0.5)), id",
     "newest": "period_start is null, period_start desc, score desc, id",
+    "second_opinion": "score is null, score desc, id",
 }
-CLAIM_SECONDS = 15 * 60
+CLAIM_SECONDS = 120          # a claim not renewed for this long is free again
+# The holder of claims made by this process when no session id is given (CLI, scripts).
+PROCESS_HOLDER = f"process-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class ClaimHeld(StoreError):
+    """Someone else has this detection on screen."""
+
+    def __init__(self, detection_id: int, reviewer: str, since: float):
+        self.detection_id, self.reviewer, self.since = detection_id, reviewer, since
+        stamp = time.strftime("%H:%M", time.localtime(since))
+        super().__init__(f"detection {detection_id} is being reviewed by {reviewer} since {stamp}")
 
 
 @dataclass
@@ -40,6 +57,7 @@ class Filters:
     area: shapely.Geometry | None = None  # area of interest, lon/lat
     status: str | None = "pending"
     sample_id: int | None = None          # only members of this random sample
+    not_judged_by: str | None = None      # leave out detections this reviewer has judged
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -64,6 +82,9 @@ class Filters:
         if self.sample_id is not None:
             clauses.append("id in (select detection_id from sample_members where sample_id = ?)")
             params.append(self.sample_id)
+        if self.not_judged_by:
+            clauses.append("id not in (select detection_id from verdicts where reviewer = ?)")
+            params.append(self.not_judged_by)
         if self.area is not None:
             west, south, east, north = self.area.bounds
             clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")
@@ -126,37 +147,77 @@ def count(db: sqlite_utils.Database, filters: Filters | None = None) -> int:
     return sum(1 for (geometry,) in cursor if shapely.from_geojson(geometry).intersects(filters.area))
 
 
+def second_opinion_filters(reviewer: str, base: Filters | None = None) -> Filters:
+    """Detections waiting for a second opinion that this reviewer has not judged."""
+    from dataclasses import replace
+
+    return replace(base or Filters(), status="needs_second_opinion", not_judged_by=reviewer)
+
+
 def claim_next(db: sqlite_utils.Database, reviewer: str, filters: Filters | None = None,
                order: str = "score", skip: tuple[int, ...] = (),
-               claim_seconds: float = CLAIM_SECONDS) -> dict | None:
-    """Claim the next pending detection for a reviewer (releasing their previous claim)."""
+               claim_seconds: float = CLAIM_SECONDS, holder: str | None = None) -> dict | None:
+    """Claim the next detection nobody holds for this holder (releasing its previous claim).
+    The "second_opinion" order serves detections waiting for a second look to anyone but
+    the reviewers who already judged them."""
     filters = filters or Filters()
+    if order == "second_opinion":
+        filters = second_opinion_filters(reviewer, filters)
     _check_order(order)
+    holder = holder or PROCESS_HOLDER
     moment = time.time()
     with transaction(db):
-        db.execute("delete from claims where reviewer = ? or claimed_at < ?",
-                   [reviewer, moment - claim_seconds])
+        db.execute("delete from claims where holder = ? or claimed_at < ?",
+                   [holder, moment - claim_seconds])
         skip_sql = f"and id not in ({', '.join('?' * len(skip))})" if skip else ""
         extra = f"and id not in (select detection_id from claims) {skip_sql}"
         chosen = next(matching(db, filters, order, extra, tuple(skip), page=50), None)
         if chosen is not None:
-            db.execute("insert into claims (detection_id, reviewer, claimed_at) values (?, ?, ?)",
-                       [chosen["id"], reviewer, moment])
+            db.execute("insert into claims (detection_id, reviewer, holder, claimed_at) "
+                       "values (?, ?, ?, ?)", [chosen["id"], reviewer, holder, moment])
     return chosen
 
 
-def claim(db: sqlite_utils.Database, reviewer: str, detection_id: int) -> dict:
-    """Take a specific detection (opened from the map, or brought back by undo)."""
+def claim(db: sqlite_utils.Database, reviewer: str, detection_id: int, holder: str | None = None,
+          force: bool = False, claim_seconds: float = CLAIM_SECONDS) -> dict:
+    """Take a specific detection (opened from the map, a link, or brought back by undo).
+    Raises ClaimHeld when another holder has it, unless `force` ("review anyway")."""
     detection = get(db, detection_id)
+    holder = holder or PROCESS_HOLDER
+    moment = time.time()
     with transaction(db):
-        db.execute("delete from claims where reviewer = ?", [reviewer])
-        db.execute("insert or replace into claims (detection_id, reviewer, claimed_at) "
-                   "values (?, ?, ?)", [detection_id, reviewer, time.time()])
+        current = db.execute("select reviewer, holder, claimed_at from claims where "
+                             "detection_id = ? and claimed_at >= ?",
+                             [detection_id, moment - claim_seconds]).fetchone()
+        if current and current[1] != holder and not force:
+            raise ClaimHeld(detection_id, current[0], current[2])
+        db.execute("delete from claims where holder = ? or detection_id = ?", [holder, detection_id])
+        db.execute("insert into claims (detection_id, reviewer, holder, claimed_at) values (?, ?, ?, ?)",
+                   [detection_id, reviewer, holder, moment])
     return detection
 
 
-def release(db: sqlite_utils.Database, reviewer: str) -> None:
-    db.execute("delete from claims where reviewer = ?", [reviewer])
+def holder_of(db: sqlite_utils.Database, detection_id: int,
+              claim_seconds: float = CLAIM_SECONDS) -> dict | None:
+    """Who has this detection on screen now: {reviewer, holder, since}, or None."""
+    row = db.execute("select reviewer, holder, claimed_at from claims where detection_id = ? "
+                     "and claimed_at >= ?", [detection_id, time.time() - claim_seconds]).fetchone()
+    return None if row is None else {"reviewer": row[0], "holder": row[1], "since": row[2]}
+
+
+def renew(db: sqlite_utils.Database, holder: str, detection_id: int) -> bool:
+    """Keep a claim alive while its detection is on screen; False if it was lost (expired
+    and taken, or taken over by someone who chose to review anyway)."""
+    with transaction(db):
+        cursor = db.execute("update claims set claimed_at = ? where detection_id = ? and holder = ?",
+                            [time.time(), detection_id, holder])
+    return cursor.rowcount == 1
+
+
+def release(db: sqlite_utils.Database, holder: str) -> None:
+    """Let go of whatever this holder has claimed (leaving the page, closing the tab)."""
+    with transaction(db):
+        db.execute("delete from claims where holder = ?", [holder])
 
 
 def get(db: sqlite_utils.Database, detection_id: int) -> dict:

@@ -135,7 +135,21 @@ def _v7(db: sqlite_utils.Database) -> None:
                                   pk="name")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v10(db: sqlite_utils.Database) -> None:
+    # Claims belong to a holder (a browser session or a CLI process), not to a name.
+    db["claims"].add_column("holder", str)
+    db.execute("update claims set holder = reviewer")
+    db["claims"].create_index(["holder"])
+    # Second opinions: an editor's final decision, and a verdict made on a detection that
+    # someone else held ("review anyway").
+    db["verdicts"].add_column("final", int)
+    db["verdicts"].add_column("override", str)
+    db["verdicts"].create_index(["reviewer"])
+    db["project_settings"].create({"key": str, "value": str, "updated_at": str,
+                                   "updated_by": str}, pk="key")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v10]
 
 
 @contextmanager

@@ -434,9 +434,16 @@ def _undo() -> None:
     detection_id = done.pop()
     db = _db()
     verdicts.undo(db, detection_id, state["reviewer"].strip())
-    queue.claim(db, state["reviewer"].strip(), detection_id)
+    queue.claim(db, state["reviewer"].strip(), detection_id, holder=_holder(), force=True)
     state["current_id"] = detection_id
     state["flash"] = f"#{detection_id}: verdict undone"
+
+
+def _holder() -> str:
+    """This browser session's claim holder id: claims belong to a session, not a name."""
+    import uuid
+
+    return st.session_state.setdefault("claim_holder", f"session-{uuid.uuid4().hex[:12]}")
 
 
 def _current(db, reviewer: str, filters, order: str):
@@ -445,7 +452,7 @@ def _current(db, reviewer: str, filters, order: str):
     state = st.session_state
     opened = state.pop("open_detection", None)
     if opened is not None:
-        state["current_id"] = queue.claim(db, reviewer, int(opened))["id"]
+        state["current_id"] = queue.claim(db, reviewer, int(opened), holder=_holder(), force=True)["id"]
     signature = (order, tuple(filters.sources), filters.score_min, filters.score_max,
                  filters.period_from, filters.period_to, filters.sample_id,
                  filters.area.wkt if filters.area is not None else None)
@@ -455,7 +462,8 @@ def _current(db, reviewer: str, filters, order: str):
             state["current_id"] = None
     if state.get("current_id") is not None:
         return queue.get(db, state["current_id"])
-    chosen = queue.claim_next(db, reviewer, filters, order, skip=tuple(state.get("skipped", [])))
+    chosen = queue.claim_next(db, reviewer, filters, order, skip=tuple(state.get("skipped", [])),
+                              holder=_holder())
     state["current_id"] = chosen["id"] if chosen else None
     return chosen
 

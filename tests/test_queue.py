@@ -45,36 +45,66 @@ def test_reviewed_detections_leave_the_queue(db):
 def test_two_reviewers_never_get_the_same_detection(db, tmp_path):
     add_detections(db, 5)
     other = connect(tmp_path / "review.db")        # a second reviewer's own connection
-    a = claim_next(db, "ana")
-    b = claim_next(other, "ben")
+    a = claim_next(db, "ana", holder="tab-a")
+    b = claim_next(other, "ben", holder="tab-b")
     assert a["id"] != b["id"]
-    assert claim_next(db, "ana")["id"] not in (b["id"],)     # ana moves on, ben keeps his
+    assert claim_next(db, "ana", holder="tab-a")["id"] != b["id"]   # ana moves on, ben keeps his
     verdicts.record(other, b["id"], "ben", "verified")
-    skipped = claim_next(db, "ana", skip=(a["id"],))
+    skipped = claim_next(db, "ana", skip=(a["id"],), holder="tab-a")
     assert skipped["id"] not in (a["id"], b["id"])
+
+
+def test_two_tabs_under_one_name_are_two_holders(db):
+    add_detections(db, 3)
+    first = claim_next(db, "ana", holder="tab-1")
+    second = claim_next(db, "ana", holder="tab-2")
+    assert first["id"] != second["id"]
+    assert queue.holder_of(db, first["id"])["holder"] == "tab-1"
 
 
 def test_expired_claims_are_handed_out_again(db):
     (only,) = add_detections(db, 1)
-    assert claim_next(db, "ana")["id"] == only
-    assert claim_next(db, "ben") is None
-    assert claim_next(db, "ben", claim_seconds=-1)["id"] == only
+    assert claim_next(db, "ana", holder="a")["id"] == only
+    assert claim_next(db, "ben", holder="b") is None
+    assert claim_next(db, "ben", holder="b", claim_seconds=-1)["id"] == only
 
 
 def test_release_lets_another_reviewer_take_the_detection(db):
     (only,) = add_detections(db, 1)
-    assert claim_next(db, "ana")["id"] == only
-    assert claim_next(db, "ben") is None
-    queue.release(db, "ana")
-    assert claim_next(db, "ben")["id"] == only
+    assert claim_next(db, "ana", holder="a")["id"] == only
+    assert claim_next(db, "ben", holder="b") is None
+    queue.release(db, "a")
+    assert claim_next(db, "ben", holder="b")["id"] == only
 
 
-def test_claim_takes_a_given_detection_and_refuses_a_missing_one(db):
+def test_a_held_detection_opened_directly_is_refused_unless_reviewed_anyway(db):
     ids = add_detections(db, 3)
-    assert queue.claim(db, "ana", ids[1])["id"] == ids[1]
-    assert claim_next(db, "ben")["id"] != ids[1]
+    assert queue.claim(db, "ana", ids[1], holder="a")["id"] == ids[1]
+    with pytest.raises(queue.ClaimHeld, match=f"detection {ids[1]} is being reviewed by ana since "
+                                              r"\d\d:\d\d") as held:
+        queue.claim(db, "dan", ids[1], holder="d")
+    assert held.value.reviewer == "ana"
+    assert queue.holder_of(db, ids[1])["holder"] == "a"                 # nothing changed
+    assert queue.claim(db, "dan", ids[1], holder="d", force=True)["id"] == ids[1]
+    assert queue.renew(db, "a", ids[1]) is False                         # ana's page learns it
+    assert queue.renew(db, "d", ids[1]) is True
+    assert claim_next(db, "ben", holder="b")["id"] != ids[1]
     with pytest.raises(StoreError, match="no detection with id 99"):
-        queue.claim(db, "ana", 99)
+        queue.claim(db, "ana", 99, holder="a")
+
+
+def test_a_renewed_claim_outlives_the_window_and_an_abandoned_one_does_not(db, monkeypatch):
+    (only,) = add_detections(db, 1)
+    clock = [1_000_000.0]
+    monkeypatch.setattr(queue.time, "time", lambda: clock[0])
+    claim_next(db, "ana", holder="a")
+    for _ in range(5):                                 # on screen for 5 windows, renewed
+        clock[0] += queue.CLAIM_SECONDS * 0.9
+        assert queue.renew(db, "a", only)
+        assert claim_next(db, "ben", holder="b") is None
+    clock[0] += queue.CLAIM_SECONDS + 1                # the tab died: no more renewals
+    assert claim_next(db, "ben", holder="b")["id"] == only
+    assert queue.renew(db, "a", only) is False
 
 
 def test_neighbours_within_3_km_nearest_first(db):
