@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     trends.add_argument("--region-field", help="group by this field of the detections instead")
     trends.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
     trends.add_argument("--format", choices=["csv", "json"], default="csv")
+    trends.add_argument("--by-site", action="store_true",
+                        help="per period: new sites, their area, growth of expanding sites and "
+                             "cumulative mined area (run `sites build` first)")
     trends.add_argument("--db", type=Path, help=db_help)
 
     export = sub.add_parser("export", help="export detections with their verdicts "
@@ -157,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--period-from")
     export.add_argument("--period-to")
     export.add_argument("--region", type=Path, help="only detections in these polygons")
+    export.add_argument("--layer", choices=["detections", "sites"], default="detections",
+                        help="detections (default), or sites: dissolved footprints with their "
+                             "history per period; --status is then the site's status")
+    export.add_argument("--site", type=int, help="only this site (its detections, or the site)")
     export.add_argument("--db", type=Path, help=db_help)
 
     samples = sub.add_parser("training-samples", help="reviewed detections as labelled points "
@@ -197,6 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password-stdin", action="store_true",
                       help="read the password from the first line of standard input (scripts)")
     user.add_argument("--db", type=Path, help=db_help)
+
+    sites = sub.add_parser("sites", help="detections grouped into sites through time: build "
+                                         "them, list them per period, or their trends")
+    sites.add_argument("action", choices=["build", "list", "trends"])
+    sites.add_argument("--distance", type=float, default=100.0,
+                       help="build: footprints this close (metres) belong to one site (default 100)")
+    sites.add_argument("--growth", type=float, default=0.10,
+                       help="build: area growth over the previous period seen that makes a site "
+                            "expanding, as a fraction (default 0.10)")
+    sites.add_argument("--by", choices=["year", "quarter"], default="year",
+                       help="build: periods of a year (default) or a quarter")
+    sites.add_argument("--state", choices=["new", "expanding", "stable", "not_seen"],
+                       help="list: only site periods in this state")
+    sites.add_argument("--period", help="list: only this period (e.g. 2024, 2024Q3)")
+    sites.add_argument("--status", choices=["verified", "false_positive", "unsure", "pending"],
+                       help="list: only sites with this status")
+    sites.add_argument("--format", choices=["csv", "json"], default="csv")
+    sites.add_argument("--db", type=Path, help=db_help)
 
     backup = sub.add_parser("backup", help="consistent copy of the database while people review")
     backup.add_argument("out", type=Path, help="the backup file to write")
@@ -442,6 +467,8 @@ def _region_area(path: Path | None):
 def cmd_trends(args: argparse.Namespace) -> int:
     from .trends import read_regions, trend_table
 
+    if args.by_site:
+        return _print_table(_site_trends(args), args.format)
     regions = read_regions(args.region) if args.region else None
     table = trend_table(_open_db(args), by=args.by, regions=regions,
                         region_field=args.region_field, sources=args.source or None)
@@ -459,9 +486,46 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     filters = Filters(status=None if args.status == "all" else args.status, sources=args.source,
                       period_from=args.period_from, period_to=args.period_to,
-                      area=_region_area(args.region))
+                      area=_region_area(args.region), site_id=args.site)
+    if args.layer == "sites":
+        from .export import export_sites
+
+        count = export_sites(_open_db(args), args.out, filters)
+        print(f"{count} sites written to {args.out}")
+        return 0
     count = export(_open_db(args), args.out, filters)
     print(f"{count} detections written to {args.out}")
+    return 0
+
+
+def _print_table(table, fmt: str) -> int:
+    if fmt == "json":
+        for record in json.loads(table.to_json(orient="records")):
+            print(json.dumps(record))
+    else:
+        sys.stdout.write(table.to_csv(index=False, float_format="%.4f"))
+    return 0
+
+
+def _site_trends(args: argparse.Namespace):
+    from .trends import site_trend_table
+
+    return site_trend_table(_open_db(args))
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    from . import sites
+
+    if args.action == "trends":
+        return _print_table(_site_trends(args), args.format)
+    if args.action == "list":
+        table = sites.site_table(_open_db(args), state=args.state, period=args.period)
+        if args.status:
+            table = table[table["status"] == args.status]
+        return _print_table(table, args.format)
+    sites.check_distance(args.distance)          # before opening the database
+    report = sites.build(_open_db(args), distance_m=args.distance, growth=args.growth, by=args.by)
+    print(report.summary())
     return 0
 
 
@@ -530,7 +594,7 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
             "training-samples": cmd_training_samples, "sample": cmd_sample,
             "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
-            "backup": cmd_backup, "user": cmd_user}
+            "backup": cmd_backup, "user": cmd_user, "sites": cmd_sites}
 
 
 def main(argv: list[str] | None = None) -> int:

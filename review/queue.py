@@ -40,6 +40,7 @@ class Filters:
     area: shapely.Geometry | None = None  # area of interest, lon/lat
     status: str | None = "pending"
     sample_id: int | None = None          # only members of this random sample
+    site_id: int | None = None            # only detections of this site (review.sites)
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -64,6 +65,9 @@ class Filters:
         if self.sample_id is not None:
             clauses.append("id in (select detection_id from sample_members where sample_id = ?)")
             params.append(self.sample_id)
+        if self.site_id is not None:
+            clauses.append("id in (select detection_id from site_members where site_id = ?)")
+            params.append(self.site_id)
         if self.area is not None:
             west, south, east, north = self.area.bounds
             clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")

@@ -77,10 +77,12 @@ def check_distance(distance_m: float) -> float:
 
 
 def check_growth(growth: float) -> float:
+    """The growth over the previous period seen that makes a site expanding: a fraction
+    from 0 to 10 (0.1 means 10%)."""
     value = float(growth)
-    if not (0 <= value <= 100) or math.isnan(value):
+    if not (0 <= value <= 10) or math.isnan(value):
         raise SiteError(f"the growth that makes a site expanding must be a fraction from 0 "
-                        f"to 100 (e.g. 0.1 for 10%; got {value:g})")
+                        f"to 10, where 0.1 means 10% (got {value:g})")
     return value
 
 
@@ -154,6 +156,56 @@ def components(geoms: np.ndarray, distance_m: float) -> np.ndarray:
 
 def _union(geoms: np.ndarray) -> shapely.Geometry:
     return geoms[0] if len(geoms) == 1 else shapely.union_all(geoms)
+
+
+def _period_rows(labels: np.ndarray, periods: np.ndarray, all_periods: list[str],
+                 equal_area: np.ndarray, growth: float) -> list[tuple]:
+    """(label, period, area_ha, cumulative area_ha, state, detections) for every site from
+    its first period on; areas of unions in the equal-area projection."""
+    if not all_periods:
+        return []
+    index_of = {p: i for i, p in enumerate(all_periods)}
+    pidx = np.array([index_of.get(p, -1) for p in periods], dtype=np.int64)
+    dated = np.flatnonzero(pidx >= 0)
+    order = dated[np.lexsort((dated, pidx[dated], labels[dated]))]
+    keys = labels[order] * len(all_periods) + pidx[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(keys) != 0])
+    ends = np.r_[starts[1:], len(order)]
+    unions = equal_area[order[starts]].copy()
+    for g in np.flatnonzero(ends - starts > 1):
+        unions[g] = shapely.union_all(equal_area[order[starts[g]:ends[g]]])
+    areas = shapely.area(unions) / 10_000
+    group_label = labels[order[starts]]
+    group_period = pidx[order[starts]]
+    # Cumulative union per site, period by period (a site seen once needs no union).
+    cumulative = areas.copy()
+    site_starts = np.flatnonzero(np.r_[True, np.diff(group_label) != 0])
+    site_ends = np.r_[site_starts[1:], len(starts)]
+    for first, last in zip(site_starts, site_ends):
+        union = unions[first]
+        for g in range(first + 1, last):
+            union = shapely.union(union, unions[g])
+            cumulative[g] = shapely.area(union) / 10_000
+    rows = []
+    for first, last in zip(site_starts, site_ends):
+        label = int(group_label[first])
+        seen = {int(group_period[g]): g for g in range(first, last)}
+        previous, total = None, 0.0
+        for p in range(int(group_period[first]), len(all_periods)):
+            g = seen.get(p)
+            if g is None:
+                rows.append((label, all_periods[p], 0.0, total, "not_seen", 0))
+                continue
+            area, total = float(areas[g]), float(cumulative[g])
+            if previous is None:
+                state = "new"
+            elif area > previous * (1 + growth):
+                state = "expanding"
+            else:
+                state = "stable"
+            previous = area
+            rows.append((label, all_periods[p], area, total, state, int(ends[g] - starts[g])))
+    return rows
 
 
 # ------------------------------------------------------------------------- building
@@ -234,7 +286,7 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
     frame = _read_detections(db)
     n = len(frame)
     ids = frame["id"].to_numpy(dtype=np.int64)
-    geoms = shapely.from_geojson(frame["geometry"].to_numpy()) if n else np.empty(0, object)
+    geoms = shapely.from_geojson(frame["geometry"].to_numpy(dtype=object))
     periods = np.array([period_label(s, e, by) for s, e in
                         zip(frame["period_start"], frame["period_end"])], dtype=object)
     if progress:
@@ -244,64 +296,31 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
     if progress:
         progress(2, 4, "footprints grouped")
     all_periods = sorted({p for p in periods if p is not None})
-    equal_area = _project(geoms, EQUAL_AREA) if n else geoms
-
-    # Per site and period: union of footprints, its area; per site: cumulative union.
-    members = pd.DataFrame({"label": labels, "period": periods, "index": np.arange(n)})
-    dated = members[members["period"].notna()].sort_values(["label", "period", "index"])
-    period_rows: list[tuple] = []            # (label, period, area, cumulative, state, detections)
-    for label, part in dated.groupby("label", sort=True):
-        seen = {}
-        for period, group in part.groupby("period", sort=True):
-            seen[period] = group["index"].to_numpy()
-        cumulative = None
-        previous_area = None
-        first = next(iter(seen))
-        for period in all_periods:
-            if period < first:
-                continue
-            if period in seen:
-                union = _union(equal_area[seen[period]])
-                area = shapely.area(union) / 10_000
-                cumulative = union if cumulative is None else shapely.union(cumulative, union)
-                if period == first:
-                    state = "new"
-                elif area > previous_area * (1 + growth):
-                    state = "expanding"
-                else:
-                    state = "stable"
-                previous_area = area
-                period_rows.append((label, period, area, shapely.area(cumulative) / 10_000,
-                                    state, len(seen[period])))
-            else:
-                period_rows.append((label, period, 0.0, shapely.area(cumulative) / 10_000,
-                                    "not_seen", 0))
+    period_rows = _period_rows(labels, periods, all_periods, _project(geoms, EQUAL_AREA), growth)
     if progress:
         progress(3, 4, "areas measured")
 
-    # Per site: dissolved footprint in lon/lat, its centre and box.
+    # Per site: its footprints dissolved (lon/lat), centre, box, area of all footprints.
     order = np.argsort(labels, kind="stable")
-    splits = np.flatnonzero(np.diff(labels[order])) + 1 if n else []
-    groups = np.split(order, splits) if n else []
-    site_geoms = np.array([_union(geoms[g]) for g in groups], dtype=object)
-    site_geoms = shapely.orient_polygons(site_geoms, exterior_cw=False) if count else site_geoms
-    centres = shapely.centroid(site_geoms) if count else site_geoms
-    boxes = shapely.bounds(site_geoms) if count else np.empty((0, 4))
-    site_area = np.zeros(count)
+    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1) if n else []
+    site_geoms = np.empty(count, dtype=object)
+    for label, group in enumerate(groups):
+        site_geoms[label] = _union(geoms[group])
+    site_geoms = shapely.orient_polygons(site_geoms, exterior_cw=False)
+    centres = shapely.centroid(site_geoms)
+    boxes = shapely.bounds(site_geoms).reshape(count, 4)
+    site_area = shapely.area(_project(site_geoms, EQUAL_AREA)) / 10_000
     first_period: dict[int, str] = {}
     last_period: dict[int, str] = {}
     periods_seen = np.zeros(count, dtype=int)
-    for label, period, area, cumulative, state, detections in period_rows:
+    for label, period, _, _, _, detections in period_rows:
         first_period.setdefault(label, period)
-        site_area[label] = cumulative
         if detections:
             last_period[label] = period
             periods_seen[label] += 1
-    periodless = np.bincount(labels[members["period"].isna().to_numpy()], minlength=count) \
-        if n else np.zeros(0, int)
-    sizes = np.bincount(labels, minlength=count) if n else np.zeros(0, int)
-    for label in np.flatnonzero(periods_seen == 0):      # sites made only of periodless detections
-        site_area[label] = shapely.area(_union(equal_area[groups[label]])) / 10_000
+    undated = np.array([p is None for p in periods], dtype=bool)
+    periodless = np.bincount(labels[undated], minlength=count)
+    sizes = np.bincount(labels, minlength=count)
 
     stamp = now()
     with transaction(db):
@@ -313,7 +332,7 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
         old_ids = {row[0] for row in db.execute("select id from sites").fetchall()}
         for table in ("site_periods", "site_members", "sites"):
             db.execute(f"delete from {table}")
-        texts = shapely.to_geojson(site_geoms) if count else []
+        texts = shapely.to_geojson(site_geoms)
         db.conn.executemany(
             "insert into sites (id, lon, lat, west, south, east, north, first_period, "
             "last_period, periods_seen, detections, periodless, area_ha, geometry, build_id) "
