@@ -519,9 +519,8 @@ def cmd_sites(args: argparse.Namespace) -> int:
     if args.action == "trends":
         return _print_table(_site_trends(args), args.format)
     if args.action == "list":
-        table = sites.site_table(_open_db(args), state=args.state, period=args.period)
-        if args.status:
-            table = table[table["status"] == args.status]
+        table = sites.site_table(_open_db(args), state=args.state, period=args.period,
+                                 status=args.status)
         return _print_table(table, args.format)
     sites.check_distance(args.distance)          # before opening the database
     report = sites.build(_open_db(args), distance_m=args.distance, growth=args.growth, by=args.by)

@@ -239,9 +239,9 @@ class BuildReport:
         return text + f"; in {self.seconds:.1f} s"
 
 
-def _read_detections(db) -> pd.DataFrame:
-    return pd.read_sql_query("select id, geometry, period_start, period_end from detections "
-                             "order by id", db.conn)
+def _read_detections(db) -> list[tuple]:
+    return db.execute("select id, geometry, period_start, period_end from detections "
+                      "order by id").fetchall()
 
 
 def _assign_ids(db, ids: np.ndarray, labels: np.ndarray, count: int
@@ -283,12 +283,11 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
     growth = check_growth(growth)
     by = check_by(by)
     started = time.perf_counter()
-    frame = _read_detections(db)
-    n = len(frame)
-    ids = frame["id"].to_numpy(dtype=np.int64)
-    geoms = shapely.from_geojson(frame["geometry"].to_numpy(dtype=object))
-    periods = np.array([period_label(s, e, by) for s, e in
-                        zip(frame["period_start"], frame["period_end"])], dtype=object)
+    rows = _read_detections(db)
+    n = len(rows)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    geoms = shapely.from_geojson(np.array([r[1] for r in rows], dtype=object))
+    periods = np.array([period_label(r[2], r[3], by) for r in rows], dtype=object)
     if progress:
         progress(1, 4, "footprints read")
     labels = components(geoms, distance_m)
@@ -403,6 +402,8 @@ def sites_frame(db, status: str | None = None) -> pd.DataFrame:
         f"left join detections d on d.id = m.detection_id group by s.id order by s.id", db.conn)
     for name in SITE_STATUSES:
         frame[name] = frame[name].fillna(0).astype(int)
+    for name in ("first_period", "last_period"):      # a site with only undated detections
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     frame["status"] = [status_of(*r) for r in
                        frame[list(SITE_STATUSES)].itertuples(index=False, name=None)]
     if status:
@@ -411,9 +412,10 @@ def sites_frame(db, status: str | None = None) -> pd.DataFrame:
 
 
 def site_table(db, state: str | None = None, period: str | None = None,
-               site_id: int | None = None) -> pd.DataFrame:
+               site_id: int | None = None, status: str | None = None) -> pd.DataFrame:
     """One row per site and period, LIST_COLUMNS first, then MORE_COLUMNS. Verdict counts are
-    those of the site's detections in that period, read live; `status` is the site's."""
+    those of the site's detections in that period, read live; `status` is the site's (and
+    filters on it when given)."""
     _require_build(db)
     if state is not None and state not in STATES:
         raise SiteError(f"a site's state is one of {', '.join(STATES)}, not {state!r}")
@@ -442,6 +444,8 @@ def site_table(db, state: str | None = None, period: str | None = None,
         table[name] = table[name].fillna(0).astype(int)
     statuses = sites_frame(db).set_index("id")["status"]
     table["status"] = table["site_id"].map(statuses)
+    if status:
+        table = table[table["status"] == status].reset_index(drop=True)
     return table[LIST_COLUMNS + MORE_COLUMNS]
 
 

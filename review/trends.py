@@ -222,11 +222,11 @@ def site_trend_table(db, by: str | None = None) -> pd.DataFrame:
     columns count only sites whose status is verified. `by` (year or quarter), when given,
     must be what the sites were built by.
     """
-    from .sites import sites_frame, _require_build
+    from .sites import SiteError, _require_build, sites_frame
 
     built = _require_build(db)
     if by is not None and by != built["by"]:
-        raise ReviewError(f"the sites were built by {built['by']}; rebuild them by {by} "
+        raise SiteError(f"the sites were built by {built['by']}; rebuild them by {by} "
                           f"to follow them by {by}")
     rows = pd.read_sql_query("select site_id, period, area_ha, area_ha_cumulative, state, "
                              "detections from site_periods order by site_id, period", db.conn)
