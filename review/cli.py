@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--min-score", type=float)
     queue.add_argument("--max-score", type=float)
     queue.add_argument("--status", default="pending", help="pending | verified | false_positive | unsure | all")
+    queue.add_argument("--site", type=int, help="only detections of this site (see `sites`)")
     queue.add_argument("--db", type=Path, help=db_help)
 
     verdict = sub.add_parser("verdict", help="record a verdict on a detection")
@@ -351,7 +352,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
     status = None if args.status == "all" else args.status
     filters = Filters(sources=args.source, score_min=args.min_score, score_max=args.max_score,
-                      status=status)
+                      status=status, site_id=args.site)
     for row in listing(_open_db(args), filters, order=args.order, limit=args.limit):
         print(as_json_line(row))
     return 0
@@ -468,6 +469,9 @@ def cmd_trends(args: argparse.Namespace) -> int:
     from .trends import read_regions, trend_table
 
     if args.by_site:
+        if args.region or args.region_field or args.source:
+            raise ReviewError("--by-site covers every site; it cannot be split by --region, "
+                              "--region-field or --source")
         return _print_table(_site_trends(args), args.format)
     regions = read_regions(args.region) if args.region else None
     table = trend_table(_open_db(args), by=args.by, regions=regions,
@@ -499,11 +503,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _print_table(table, fmt: str) -> int:
+    """Rows as CSV or JSON lines; lon/lat to 6 decimals, other numbers (hectares) to 4."""
+    table = table.round({c: 6 if c in ("lon", "lat") else 4 for c in table.columns})
     if fmt == "json":
         for record in json.loads(table.to_json(orient="records")):
             print(json.dumps(record))
     else:
-        sys.stdout.write(table.to_csv(index=False, float_format="%.4f"))
+        sys.stdout.write(table.to_csv(index=False))
     return 0
 
 

@@ -12,7 +12,7 @@ from pyproj import Transformer
 
 from review import sites, verdicts
 from review.cli import main
-from review.export import export, export_sites
+from review.export import export_sites
 from review.importers import import_file
 from review.queue import Filters, listing
 from review.trends import site_trend_table
@@ -270,6 +270,9 @@ def test_sites_export_layer_is_rfc7946_with_history(history_db, tmp_path, capsys
     assert sorted(f["properties"]["id"] for f in exported) == [1, 3, 4, 5]
     assert "source" in exported[0]["properties"]
     assert [r["id"] for r in listing(history_db, Filters(site_id=2))] == [2]
+    capsys.readouterr()
+    assert main(["queue", "--site", "1", "--db", db_path(history_db)]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [1, 3, 4, 5]
     flat = tmp_path / "sites.gpkg"
     assert export_sites(history_db, flat, Filters(status=None, sources=["layers"])) == 3
     frame = gpd.read_file(flat)
@@ -293,6 +296,8 @@ def test_trends_by_site(history_db, capsys):
     assert main(["trends", "--by-site", "--db", db_path(history_db)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("period,sites_seen,sites_new") and len(lines) == 5
+    assert main(["trends", "--by-site", "--source", "layers", "--db", db_path(history_db)]) == 2
+    assert "cannot be split" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- real website layers
