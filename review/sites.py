@@ -23,8 +23,9 @@ Site ids are stable: a rebuild gives each site the id of the earlier site(s) who
 detections it holds. When earlier sites merge, the merged site keeps the oldest (smallest)
 id and the merge is recorded in `site_merges` (absorbed id, into id, when). An earlier site
 that falls apart (a rebuild with a smaller distance) keeps its id for the part holding its
-oldest detection; the other parts get new ids. Ids are never reused. The whole rebuild is
-one transaction: a crash leaves the previous sites as they were.
+oldest detection; the other parts get new ids. Ids are never reused. Sites are computed
+from the detections as read at the start, then written in one transaction: a crash leaves
+the previous sites as they were, and the write lock is held only while writing.
 
 A site's status is read live from its detections' own statuses (which it never changes):
 `verified` if any detection is verified; else `false_positive` if every detection is a
@@ -287,6 +288,8 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
     n = len(rows)
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     geoms = shapely.from_geojson(np.array([r[1] for r in rows], dtype=object))
+    invalid = ~shapely.is_valid(geoms)           # e.g. a self-touching footprint from a run
+    geoms[invalid] = shapely.make_valid(geoms[invalid])
     periods = np.array([period_label(r[2], r[3], by) for r in rows], dtype=object)
     if progress:
         progress(1, 4, "footprints read")
@@ -449,18 +452,29 @@ def site_table(db, state: str | None = None, period: str | None = None,
     return table[LIST_COLUMNS + MORE_COLUMNS]
 
 
+def _by_site(db, sql: str, site_ids: list[int] | None, column: str) -> list[tuple]:
+    """Rows of `sql` (which ends in a where clause placeholder {where}) for these sites, or
+    for all sites with None; read in chunks so a long id list stays within SQLite's limits."""
+    if site_ids is None:
+        return db.execute(sql.format(where="1")).fetchall()
+    rows = []
+    for start in range(0, len(site_ids), 500):
+        chunk = [int(i) for i in site_ids[start:start + 500]]
+        rows += db.execute(sql.format(where=f"{column} in ({', '.join('?' * len(chunk))})"),
+                           chunk).fetchall()
+    return rows
+
+
 def history(db, site_ids: Iterable[int] | None = None) -> dict[int, list[dict]]:
     """Per site: its periods in order, each {period, area_ha, state, detections}."""
     _require_build(db)
-    found: dict[int, list[dict]] = {}
-    for site_id, period, area, state, detections in db.execute(
-            "select site_id, period, area_ha, state, detections from site_periods "
-            "order by site_id, period").fetchall():
+    wanted = None if site_ids is None else sorted(set(site_ids))
+    found: dict[int, list[dict]] = {i: [] for i in wanted or ()}
+    for site_id, period, area, state, detections in sorted(_by_site(
+            db, "select site_id, period, area_ha, state, detections from site_periods "
+                "where {where}", wanted, "site_id")):
         found.setdefault(site_id, []).append({"period": period, "area_ha": round(area, 4),
                                               "state": state, "detections": detections})
-    if site_ids is not None:
-        wanted = set(site_ids)
-        found = {k: v for k, v in found.items() if k in wanted}
     return found
 
 
@@ -483,17 +497,13 @@ def features(db, site_ids: Iterable[int] | None = None, status: str | None = Non
     if site_ids is not None:
         frame = frame[frame["id"].isin(list(site_ids))]
     ids = frame["id"].tolist()
-    geometries = {}
+    wanted = None if site_ids is None and status is None else ids
+    geometries = dict(_by_site(db, "select id, geometry from sites where {where}", wanted, "id"))
     member_ids: dict[int, list[int]] = {i: [] for i in ids}
-    wanted = set(ids)
-    for site_id, text in db.execute("select id, geometry from sites order by id").fetchall():
-        if site_id in wanted:
-            geometries[site_id] = text
-    for site_id, detection_id in db.execute(
-            "select site_id, detection_id from site_members order by site_id, detection_id").fetchall():
-        if site_id in wanted:
-            member_ids[site_id].append(detection_id)
-    histories = history(db, ids)
+    for site_id, detection_id in sorted(_by_site(
+            db, "select site_id, detection_id from site_members where {where}", wanted, "site_id")):
+        member_ids[site_id].append(detection_id)
+    histories = history(db, None if wanted is None else ids)
     out = []
     for row in frame.to_dict("records"):
         site_id = int(row["id"])
