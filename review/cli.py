@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--max-score", type=float)
     queue.add_argument("--status", default="pending", help="pending | verified | false_positive | "
                        "unsure | needs_second_opinion | disputed | all")
+    queue.add_argument("--site", type=int, help="only detections of this site (see `sites`)")
     queue.add_argument("--db", type=Path, help=db_help)
 
     verdict = sub.add_parser("verdict", help="record a verdict on a detection")
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     trends.add_argument("--region-field", help="group by this field of the detections instead")
     trends.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
     trends.add_argument("--format", choices=["csv", "json"], default="csv")
+    trends.add_argument("--by-site", action="store_true",
+                        help="per period: new sites, their area, growth of expanding sites and "
+                             "cumulative mined area (run `sites build` first)")
     trends.add_argument("--db", type=Path, help=db_help)
 
     export = sub.add_parser("export", help="export detections with their verdicts "
@@ -161,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--period-from")
     export.add_argument("--period-to")
     export.add_argument("--region", type=Path, help="only detections in these polygons")
+    export.add_argument("--layer", choices=["detections", "sites"], default="detections",
+                        help="detections (default), or sites: dissolved footprints with their "
+                             "history per period; --status is then the site's status")
+    export.add_argument("--site", type=int, help="only this site (its detections, or the site)")
     export.add_argument("--db", type=Path, help=db_help)
 
     samples = sub.add_parser("training-samples", help="reviewed detections as labelled points "
@@ -214,6 +222,23 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--format", choices=["table", "csv", "json"], default="table")
     agree.add_argument("--seed", type=int, default=1, help="seed of the bootstrap interval")
     agree.add_argument("--db", type=Path, help=db_help)
+    sites = sub.add_parser("sites", help="detections grouped into sites through time: build "
+                                         "them, list them per period, or their trends")
+    sites.add_argument("action", choices=["build", "list", "trends"])
+    sites.add_argument("--distance", type=float, default=100.0,
+                       help="build: footprints this close (metres) belong to one site (default 100)")
+    sites.add_argument("--growth", type=float, default=0.10,
+                       help="build: area growth over the previous period seen that makes a site "
+                            "expanding, as a fraction (default 0.10)")
+    sites.add_argument("--by", choices=["year", "quarter"], default="year",
+                       help="build: periods of a year (default) or a quarter")
+    sites.add_argument("--state", choices=["new", "expanding", "stable", "not_seen"],
+                       help="list: only site periods in this state")
+    sites.add_argument("--period", help="list: only this period (e.g. 2024, 2024Q3)")
+    sites.add_argument("--status", choices=["verified", "false_positive", "unsure", "pending"],
+                       help="list: only sites with this status")
+    sites.add_argument("--format", choices=["csv", "json"], default="csv")
+    sites.add_argument("--db", type=Path, help=db_help)
 
     backup = sub.add_parser("backup", help="consistent copy of the database while people review")
     backup.add_argument("out", type=Path, help="the backup file to write")
@@ -343,7 +368,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
     status = _status(args.status)
     filters = Filters(sources=args.source, score_min=args.min_score, score_max=args.max_score,
-                      status=status)
+                      status=status, site_id=args.site)
     for row in listing(_open_db(args), filters, order=args.order, limit=args.limit):
         print(as_json_line(row))
     return 0
@@ -508,6 +533,11 @@ def _region_area(path: Path | None):
 def cmd_trends(args: argparse.Namespace) -> int:
     from .trends import read_regions, trend_table
 
+    if args.by_site:
+        if args.region or args.region_field or args.source:
+            raise ReviewError("--by-site covers every site; it cannot be split by --region, "
+                              "--region-field or --source")
+        return _print_table(_site_trends(args), args.format)
     regions = read_regions(args.region) if args.region else None
     table = trend_table(_open_db(args), by=args.by, regions=regions,
                         region_field=args.region_field, sources=args.source or None)
@@ -533,9 +563,47 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     filters = Filters(status=_status(args.status), sources=args.source,
                       period_from=args.period_from, period_to=args.period_to,
-                      area=_region_area(args.region))
+                      area=_region_area(args.region), site_id=args.site)
+    if args.layer == "sites":
+        from .export import export_sites
+
+        count = export_sites(_open_db(args), args.out, filters)
+        print(f"{count} sites written to {args.out}")
+        return 0
     count = export(_open_db(args), args.out, filters)
     print(f"{count} detections written to {args.out}")
+    return 0
+
+
+def _print_table(table, fmt: str) -> int:
+    """Rows as CSV or JSON lines; lon/lat to 6 decimals, other numbers (hectares) to 4."""
+    table = table.round({c: 6 if c in ("lon", "lat") else 4 for c in table.columns})
+    if fmt == "json":
+        for record in json.loads(table.to_json(orient="records")):
+            print(json.dumps(record))
+    else:
+        sys.stdout.write(table.to_csv(index=False))
+    return 0
+
+
+def _site_trends(args: argparse.Namespace):
+    from .trends import site_trend_table
+
+    return site_trend_table(_open_db(args))
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    from . import sites
+
+    if args.action == "trends":
+        return _print_table(_site_trends(args), args.format)
+    if args.action == "list":
+        table = sites.site_table(_open_db(args), state=args.state, period=args.period,
+                                 status=args.status)
+        return _print_table(table, args.format)
+    sites.check_distance(args.distance)          # before opening the database
+    report = sites.build(_open_db(args), distance_m=args.distance, growth=args.growth, by=args.by)
+    print(report.summary())
     return 0
 
 
@@ -605,7 +673,7 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "training-samples": cmd_training_samples, "sample": cmd_sample,
             "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
             "backup": cmd_backup, "user": cmd_user, "settings": cmd_settings,
-            "agreement": cmd_agreement}
+            "agreement": cmd_agreement, "sites": cmd_sites}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,6 +91,48 @@ def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> in
     return len(found)
 
 
+def export_sites(db, path: str | Path, filters: Filters | None = None,
+                 fmt: str | None = None) -> int:
+    """Write sites (review.sites) as dissolved footprints with their status, per-period
+    history (area_ha, state) and member detection ids; returns how many. `filters.status`
+    is the site's status; a site is written when any of its detections matches the other
+    filters (and, with an area, when its footprint meets the area)."""
+    from .sites import features as site_features
+
+    path = Path(path)
+    filters = filters or Filters(status=None)
+    fmt = fmt or {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg",
+                  ".csv": "csv"}.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ReviewError(f"{path.name}: export as .geojson, .gpkg or .csv")
+    members = Filters(**{**filters.__dict__, "status": None, "area": None})
+    where, params = members.where()
+    site_ids = None
+    if where != "1":
+        site_ids = {row[0] for row in db.execute(
+            f"select distinct site_id from site_members where detection_id in "
+            f"(select id from detections where {where})", params).fetchall()}
+    found = site_features(db, site_ids=site_ids, status=filters.status)
+    if filters.area is not None:
+        found = [f for f in found if shapely.geometry.shape(f["geometry"]).intersects(filters.area)]
+    partial = path.with_name(f".{path.stem}.part{path.suffix}")
+    if fmt == "geojson":
+        partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
+    else:
+        import geopandas as gpd
+
+        records = [{**f["properties"], "history": json.dumps(f["properties"]["history"]),
+                    "detection_ids": json.dumps(f["properties"]["detection_ids"])} for f in found]
+        frame = gpd.GeoDataFrame(records, geometry=[shapely.geometry.shape(f["geometry"]) for f in found],
+                                 crs="EPSG:4326")
+        if fmt == "csv":
+            frame.drop(columns="geometry").assign(wkt=frame.geometry.to_wkt()).to_csv(partial, index=False)
+        else:
+            frame.to_file(partial, driver="GPKG", layer="sites")
+    partial.replace(path)
+    return len(found)
+
+
 def _flat_frame(found: list[dict]):
     """One row per feature; nested verdicts as JSON text, plus the latest verdict in columns."""
     import geopandas as gpd

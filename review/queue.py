@@ -58,6 +58,7 @@ class Filters:
     status: str | None = "pending"
     sample_id: int | None = None          # only members of this random sample
     not_judged_by: str | None = None      # leave out detections this reviewer has judged
+    site_id: int | None = None            # only detections of this site (review.sites)
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -85,6 +86,9 @@ class Filters:
         if self.not_judged_by:
             clauses.append("id not in (select detection_id from verdicts where reviewer = ?)")
             params.append(self.not_judged_by)
+        if self.site_id is not None:
+            clauses.append("id in (select detection_id from site_members where site_id = ?)")
+            params.append(self.site_id)
         if self.area is not None:
             west, south, east, north = self.area.bounds
             clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")

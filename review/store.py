@@ -135,6 +135,27 @@ def _v7(db: sqlite_utils.Database) -> None:
                                   pk="name")
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    # Sites through time (review/sites.py): detections grouped by place across periods.
+    # Rebuilt whole by each build; ids stay stable and merges are kept in site_merges.
+    db["site_builds"].create({"id": int, "built_at": str, "distance_m": float, "growth": float,
+                              "by": str, "detections": int, "sites": int, "periodless": int,
+                              "merged": int, "next_site_id": int, "seconds": float}, pk="id")
+    db["sites"].create({"id": int, "lon": float, "lat": float, "west": float, "south": float,
+                        "east": float, "north": float, "first_period": str, "last_period": str,
+                        "periods_seen": int, "detections": int, "periodless": int,
+                        "area_ha": float, "geometry": str, "build_id": int}, pk="id")
+    db["site_members"].create({"detection_id": int, "site_id": int, "period": str},
+                              pk="detection_id", foreign_keys=[("site_id", "sites", "id")])
+    db["site_members"].create_index(["site_id", "period"])
+    db["site_periods"].create({"site_id": int, "period": str, "area_ha": float,
+                               "area_ha_cumulative": float, "state": str, "detections": int},
+                              pk=("site_id", "period"), foreign_keys=[("site_id", "sites", "id")])
+    db["site_periods"].create_index(["period", "state"])
+    db["site_merges"].create({"id": int, "absorbed_id": int, "into_id": int, "merged_at": str,
+                              "build_id": int}, pk="id")
+
+
 def _v10(db: sqlite_utils.Database) -> None:
     # Claims belong to a holder (a browser session or a CLI process), not to a name.
     db["claims"].add_column("holder", str)
@@ -149,7 +170,8 @@ def _v10(db: sqlite_utils.Database) -> None:
                                    "updated_by": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v10]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
+                                                              _v10]
 
 
 @contextmanager
