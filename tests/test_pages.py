@@ -270,7 +270,7 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
 
 
 def test_map_popups_escape_what_reviewers_typed():
-    from review.ui import popup_html
+    from review.ui.map import popup_html
 
     html = popup_html({"id": 7, "source": "s<b>", "status": "unsure", "score": 0.5},
                       ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
