@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .downloads import fetch as download
 from .errors import ReviewError, first_line
 from .progress import Progress
 from .models import sha256_of
@@ -366,10 +367,8 @@ def import_example(db, url: str, folder: str | Path, download_progress: Progress
                    import_progress: Progress | None = None) -> ImportReport:
     """Download a published detections layer into folder and import it as
     'example: <name>' (a second call imports nothing new)."""
-    from .downloads import fetch
-
     name = example_name(url)
-    path = fetch(url, Path(folder) / name, progress=download_progress)
+    path = download(url, Path(folder) / name, progress=download_progress)
     return import_file(db, path, source="example: " + Path(name).stem, progress=import_progress)
 
 

@@ -213,6 +213,22 @@ def test_review_page_undo_and_skip(db_path, tmp_path):
     assert db["detections"].get(3)["status"] == "pending"
 
 
+def test_a_new_name_takes_over_the_claim_and_no_name_lets_it_go(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = _review(db_path, "Ana")
+    assert at.subheader[0].value.startswith("Detection #3")
+    claims = "select detection_id, reviewer from claims"
+    assert list(connect(db_path).execute(claims)) == [(3, "Ana")]
+    at.text_input(key="reviewer").input("Ben").run()
+    assert at.subheader[0].value.startswith("Detection #3")           # the same detection, now Ben's
+    assert list(connect(db_path).execute(claims)) == [(3, "Ben")]
+    at.text_input(key="reviewer").input("").run()
+    assert "Enter your name" in at.info[0].value
+    assert list(connect(db_path).execute(claims)) == []               # nobody holds it now
+    other = _review(db_path, "Cy")
+    assert other.subheader[0].value.startswith("Detection #3")
+
+
 def test_two_reviewers_see_different_detections(db_path, tmp_path):
     import_file(connect(db_path), _detections_file(tmp_path))
     ana = _review(db_path, "Ana")
