@@ -229,6 +229,22 @@ def test_a_new_name_takes_over_the_claim_and_no_name_lets_it_go(db_path, tmp_pat
     assert other.subheader[0].value.startswith("Detection #3")
 
 
+def test_a_session_opens_the_database_once(db_path, tmp_path, monkeypatch):
+    from review import store
+
+    import_file(connect(db_path), _detections_file(tmp_path))
+    opened = []
+    real_connect = store.connect
+    monkeypatch.setattr(store, "connect", lambda path: opened.append(path) or real_connect(path))
+    at = _review(db_path)                                        # two runs
+    at.button(key="verdict_verified").click().run()              # a callback and a run
+    at.button(key="verdict_undo").click().run()
+    assert not at.exception and at.subheader[0].value.startswith("Detection #3")
+    assert opened == [db_path]                                   # opened and migrated once
+    _review(db_path, "Ben")
+    assert opened == [db_path, db_path]                          # another session, its own
+
+
 def test_two_reviewers_see_different_detections(db_path, tmp_path):
     import_file(connect(db_path), _detections_file(tmp_path))
     ana = _review(db_path, "Ana")

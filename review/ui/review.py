@@ -32,7 +32,11 @@ def page() -> None:
     if "flash_error" in state:
         st.error(state.pop("flash_error"))
     reviewer = (state.get("reviewer") or "").strip()
-    _hand_over_claim(db, reviewer)
+    try:
+        _hand_over_claim(db, reviewer)
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
     if not reviewer:
         st.title("Review")
         st.info("Enter your name in the sidebar to start reviewing.")
