@@ -1,4 +1,4 @@
 """Home page: what is in the review database and what to do next."""
-from review import ui
+import review.ui.home
 
-ui.home_page()
+review.ui.home.page()

@@ -1,4 +1,4 @@
 """Detect: run a published detector over a GeoTIFF tile."""
-from review import ui
+import review.ui.detect
 
-ui.detect_page()
+review.ui.detect.page()

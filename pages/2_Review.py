@@ -1,4 +1,4 @@
 """Review: one detection at a time, before and after side by side, a verdict per key."""
-from review import ui
+import review.ui.review
 
-ui.review_page()
+review.ui.review.page()

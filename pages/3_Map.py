@@ -1,4 +1,4 @@
 """Map: every detection coloured by status; open one in Review."""
-from review import ui
+import review.ui.map
 
-ui.map_page()
+review.ui.map.page()

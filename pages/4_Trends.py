@@ -1,4 +1,4 @@
 """Trends: mined area per period by review status, precision, random-sample estimates."""
-from review import ui
+import review.ui.trends
 
-ui.trends_page()
+review.ui.trends.page()

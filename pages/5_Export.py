@@ -1,4 +1,4 @@
 """Export: hand-verified detections, training samples and evidence pictures."""
-from review import ui
+import review.ui.export
 
-ui.export_page()
+review.ui.export.page()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import shapely
@@ -131,6 +132,13 @@ def export_sites(db, path: str | Path, filters: Filters | None = None,
             frame.to_file(partial, driver="GPKG", layer="sites")
     partial.replace(path)
     return len(found)
+def export_bytes(db, name: str, filters: Filters) -> tuple[bytes, int]:
+    """The export of the matching detections as a file's bytes (format from the name's
+    suffix), and how many detections it holds."""
+    with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
+        path = Path(folder) / Path(name).name
+        written = export(db, path, filters)
+        return path.read_bytes(), written
 
 
 def _flat_frame(found: list[dict]):
@@ -178,6 +186,14 @@ def training_samples(db, path: str | Path, filters: Filters | None = None) -> in
                                    "detection_id": row["id"]}})
     Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": out}))
     return len(out)
+
+
+def training_samples_bytes(db, filters: Filters | None = None) -> tuple[bytes, int]:
+    """Training samples (see training_samples) as GeoJSON bytes, and how many points."""
+    with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
+        path = Path(folder) / "training_samples.geojson"
+        written = training_samples(db, path, filters)
+        return path.read_bytes(), written
 
 
 # --------------------------------------------------------------------- evidence pack

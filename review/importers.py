@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .downloads import fetch as download
 from .errors import ReviewError, first_line
 from .progress import Progress
 from .models import sha256_of
@@ -355,6 +356,20 @@ def _vintage(frame, score_field, area_field, period_field) -> str:
     if kinds <= {"Point", "MultiPoint"}:
         parts.append("points given square footprints")
     return ", ".join(parts)
+
+
+def example_name(url: str) -> str:
+    """The file name a published layer is saved under (the URL's last part)."""
+    return url.rstrip("/").rsplit("/", 1)[-1] or "example.geojson"
+
+
+def import_example(db, url: str, folder: str | Path, download_progress: Progress | None = None,
+                   import_progress: Progress | None = None) -> ImportReport:
+    """Download a published detections layer into folder and import it as
+    'example: <name>' (a second call imports nothing new)."""
+    name = example_name(url)
+    path = download(url, Path(folder) / name, progress=download_progress)
+    return import_file(db, path, source="example: " + Path(name).stem, progress=import_progress)
 
 
 def import_file(db, path: str | Path, source: str | None = None, fields: FieldMap | None = None,

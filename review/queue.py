@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import pandas as pd
 import shapely
 import sqlite_utils
 
@@ -94,6 +95,12 @@ class Filters:
             clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")
             params += [west, east, south, north]
         return (" and ".join(clauses) or "1"), params
+
+    def key(self) -> tuple:
+        """A hashable summary: two filters with the same key select the same detections."""
+        return (tuple(self.sources), self.period_from, self.period_to, self.score_min,
+                self.score_max, self.area.wkt if self.area is not None else None,
+                self.status, self.sample_id, self.not_judged_by, self.site_id)
 
     def keeps(self, row: dict) -> bool:
         if self.area is None:
@@ -253,6 +260,32 @@ def neighbours(db: sqlite_utils.Database, detection: dict, radius_km: float = 3.
                           "distance_km": round(distance, 2), "area_ha": row[6],
                           "period_start": row[7]})
     return sorted(found, key=lambda r: r["distance_km"])[:limit]
+
+
+def sources(db: sqlite_utils.Database) -> list[str]:
+    """Every source name in the database, sorted."""
+    return [r[0] for r in db.execute("select distinct source from detections order by source")]
+
+
+def status_by_source(db: sqlite_utils.Database) -> pd.DataFrame:
+    """Detections per source (rows) and status (columns) with a total, largest source first."""
+    counts = pd.DataFrame(db.execute(
+        "select source, status, count(*) from detections group by source, status").fetchall(),
+        columns=["source", "status", "n"])
+    if counts.empty:
+        return pd.DataFrame(columns=["total"], index=pd.Index([], name="source"), dtype=int)
+    table = counts.pivot_table(index="source", columns="status", values="n", aggfunc="sum",
+                               fill_value=0)
+    table["total"] = table.sum(axis=1)
+    return table.sort_values("total", ascending=False)
+
+
+def extent(rows: list[dict]) -> tuple[float, float, float, float]:
+    """West, south, east, north around the boxes of these detections (at least one)."""
+    if not rows:
+        raise StoreError("no detections, so no extent")
+    return (min(r["west"] for r in rows), min(r["south"] for r in rows),
+            max(r["east"] for r in rows), max(r["north"] for r in rows))
 
 
 def as_json_line(row: dict) -> str:

@@ -1,8 +1,10 @@
 """Imagery for reviewing one detection: the before and after views a person judges.
 
-Sentinel-2 composites of a detection's period and of the year before, fetched around its
-footprint (through fetch) and stored as scenes, so the Review page and the evidence
-picture can show them.
+Stored scenes that cover the detection (the one of its period and the latest one
+before it), or dated Esri Wayback releases (the one before its period and the latest),
+rendered as chips of the same ground. Sentinel-2 composites of a detection's period and
+of the year before can be fetched around its footprint (through fetch) and stored as
+scenes, and a tile uploaded as the 'before' view is stored the same way.
 """
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from datetime import date
 
 import shapely
 
-from .chips import chip_bounds
+from . import chips, wayback
+from .chips import Chip, chip_bounds
 from .fetch import FetchError, Request, Source, composite
-from .imagery import open_tile
+from .imagery import Tile, open_tile
 from .progress import Progress
 from .runs import scene_record
 from .store import add_scene
@@ -50,3 +53,34 @@ def before_after(db, detection: dict, source: Source | None = None,
         path = composite(source, request, progress=progress)
         scene_ids.append(add_scene(db, scene_record(open_tile(path))))
     return scene_ids
+
+
+def footprint(detection: dict) -> shapely.Geometry:
+    return shapely.from_geojson(detection["geometry"])
+
+
+def scene_views(db, detection: dict) -> list[Chip]:
+    """Chips of the stored scenes to judge a detection by: [before, after], [after] when
+    no earlier scene covers it, [] when none does. Raises ImageryError if a scene that
+    covers it cannot be read."""
+    before, after = chips.pick_before_after(chips.scenes_covering(db, detection), detection)
+    shown = [s for s in (before, after) if s is not None]
+    return chips.render_pair(shown, footprint(detection)) if shown else []
+
+
+def wayback_views(releases: list[wayback.Release], detection: dict) -> tuple[list[Chip], str | None]:
+    """Chips of the Wayback release before the detection's period and of the latest one,
+    with a note when no release predates the period (then the latest alone)."""
+    before, latest = wayback.pick(releases, detection.get("period_start"))
+    shown = [latest] if before is None or before.id == latest.id else [before, latest]
+    geometry = footprint(detection)
+    note = None if before else "No Wayback release predates this detection's period."
+    return [wayback.chip(release, geometry) for release in shown], note
+
+
+def add_tile(db, path, bands: str | None = None) -> Tile:
+    """Register a tile (e.g. an uploaded 'before' view) as a scene; its period comes from
+    its tags. Returns the opened tile."""
+    tile = open_tile(path, bands=bands)
+    add_scene(db, scene_record(tile))
+    return tile

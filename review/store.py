@@ -230,6 +230,18 @@ def _scene_id(db: sqlite_utils.Database, scene: dict) -> int:
     return db["scenes"].insert({**scene, "added_at": now()}).last_pk
 
 
+def table_counts(db: sqlite_utils.Database,
+                 tables: tuple[str, ...] = ("scenes", "runs", "detections", "verdicts")) -> dict[str, int]:
+    """How many rows each table holds, in the order asked."""
+    return {table: db[table].count for table in tables}
+
+
+def stored_scenes(db: sqlite_utils.Database) -> list[dict]:
+    """Registered scenes whose files are still on this machine, newest first."""
+    return [scene for scene in db["scenes"].rows_where(order_by="id desc")
+            if Path(scene["path"]).is_file()]
+
+
 def add_scene(db: sqlite_utils.Database, scene: dict) -> int:
     """Register a tile (once per path and content) so reviews can show it."""
     with transaction(db):

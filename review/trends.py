@@ -177,9 +177,8 @@ def trend_table(db, by: str = "year", regions: list | None = None, region_field:
         from_footprint = part["area_source"] == "footprint"
         row["area_ha_from_footprint"] = part.loc[from_footprint, "area_ha"].sum()
         row["area_ha_from_attribute"] = part.loc[~from_footprint, "area_ha"].sum()
-        reviewed = row["verified"] + row["false_positive"]
-        row["precision"] = row["verified"] / reviewed if reviewed else math.nan
-        row["precision_low"], row["precision_high"] = wilson_interval(row["verified"], reviewed)
+        row["precision"], row["precision_low"], row["precision_high"] = _precision(
+            row["verified"], row["false_positive"])
         rows.append(row)
     table = pd.DataFrame(rows)
     table["area_ha_new"] = table["area_ha_all"]
@@ -189,6 +188,40 @@ def trend_table(db, by: str = "year", regions: list | None = None, region_field:
     else:
         table["area_ha_cumulative"] = table["area_ha_all"].cumsum()
     return table[keys + COLUMNS]
+
+
+def _precision(verified: int, false_positive: int) -> tuple[float, float, float]:
+    reviewed = verified + false_positive
+    low, high = wilson_interval(verified, reviewed)
+    return (verified / reviewed if reviewed else math.nan), low, high
+
+
+def totals_by_period(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per period of a trend table, summed over its regions if it has them, with
+    precision, its Wilson interval and the cumulative areas computed again from the sums,
+    plus the cumulative verified area."""
+    if "region" in table.columns:
+        summed = [c for c in COLUMNS[1:] if not c.startswith("precision") and c != "area_ha_cumulative"]
+        table = table.groupby("period", as_index=False, sort=True)[summed].sum()
+        table["area_ha_cumulative"] = table["area_ha_all"].cumsum()
+        values = [_precision(int(v), int(f)) for v, f in zip(table["verified"], table["false_positive"])]
+        for position, column in enumerate(("precision", "precision_low", "precision_high")):
+            table[column] = pd.Series([v[position] for v in values], index=table.index, dtype=float)
+    table = table[COLUMNS].copy()
+    table["area_ha_verified_cumulative"] = table["area_ha_verified"].astype(float).cumsum()
+    return table
+
+
+def precision_by_period(totals: pd.DataFrame) -> pd.DataFrame:
+    """The periods of a totals table with reviewed detections: precision, its 95% Wilson
+    interval, and the distances from the estimate down and up to the interval's ends
+    (what an error bar draws)."""
+    reviewed = totals[(totals["verified"] + totals["false_positive"]) > 0]
+    out = reviewed[["period", "verified", "false_positive", "precision", "precision_low",
+                    "precision_high"]].reset_index(drop=True)
+    out["below"] = (out["precision"] - out["precision_low"]).astype(float)
+    out["above"] = (out["precision_high"] - out["precision"]).astype(float)
+    return out
 
 
 def area_basis(table: pd.DataFrame) -> str:

@@ -181,3 +181,11 @@ def set_second_opinion(db: sqlite_utils.Database, mode: str, by: str | None = No
 
 def history(db: sqlite_utils.Database, detection_id: int) -> list[dict]:
     return list(db["verdicts"].rows_where("detection_id = ?", [detection_id], order_by="id"))
+
+
+def latest(db: sqlite_utils.Database) -> dict[int, tuple[str, str, str | None]]:
+    """The last record (undo included) per reviewed detection: (reviewer, verdict, note)."""
+    rows = db.execute(
+        "select v.detection_id, v.reviewer, v.verdict, v.note from verdicts v join "
+        "(select detection_id, max(id) as id from verdicts group by detection_id) m on v.id = m.id")
+    return {row[0]: tuple(row[1:]) for row in rows}

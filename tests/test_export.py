@@ -9,7 +9,7 @@ from PIL import Image
 from review import verdicts
 from review.cli import main
 from review.errors import ReviewError
-from review.export import evidence_png, export, training_samples
+from review.export import evidence_png, export, export_bytes, training_samples, training_samples_bytes
 from review.imagery import open_tile
 from review.importers import import_file
 from review.queue import Filters
@@ -153,3 +153,25 @@ def test_evidence_without_imagery_is_a_clear_error(db, tmp_path):
     _reviewed(db, tmp_path)
     with pytest.raises(ReviewError, match="no stored scene covers detection 1"):
         evidence_png(db, 1)
+
+
+@pytest.mark.parametrize("name", ["detections.geojson", "detections.gpkg", "detections.csv"])
+def test_export_bytes_are_the_file_export_writes(db, tmp_path, name):
+    _reviewed(db, tmp_path)
+    content, written = export_bytes(db, name, Filters(status="verified"))
+    assert written == 2
+    again = tmp_path / "again" / name
+    again.parent.mkdir()
+    again.write_bytes(content)
+    report = import_file(db, again)                          # a complete file of that format
+    assert report.features == 2 and report.added == 0
+    with pytest.raises(ReviewError, match="export as"):
+        export_bytes(db, "detections.kml", Filters())
+
+
+def test_training_samples_bytes(db, tmp_path):
+    _reviewed(db, tmp_path)
+    content, written = training_samples_bytes(db, Filters(status=None))
+    labels = {f["properties"]["detection_id"]: f["properties"]["label"]
+              for f in json.loads(content)["features"]}
+    assert written == 3 and labels == {1: 1, 2: 0, 4: 1}

@@ -3,7 +3,9 @@ import json
 import pytest
 import shapely
 
-from review.importers import FieldMap, ImportFailed, import_file, period_of
+from review.downloads import DownloadFailed
+from review.importers import (FieldMap, ImportFailed, example_name, import_example, import_file,
+                              period_of)
 
 from .conftest import FIXTURES, needs_fixtures
 
@@ -148,3 +150,49 @@ def test_unknown_mapped_field_is_named(db, tmp_path):
     path.write_text("lat,lon\n1,2\n")
     with pytest.raises(ImportFailed, match="no field 'conf' for the score"):
         import_file(db, path, fields=FieldMap(score="conf"))
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Files in tmp_path/www over HTTP on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_example_is_downloaded_then_imported_once(db, tmp_path, served):
+    folder, url = served
+    name = "layer_2023-01-01_2023-12-31.geojson"
+    features = [{"type": "Feature", "properties": {"pred": 0.7, "id": f"e{i}"},
+                 "geometry": json.loads(shapely.to_geojson(shapely.box(-57 + i, -5, -56.99 + i, -4.99)))}
+                for i in range(3)]
+    (folder / name).write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert example_name(url + name) == name and example_name("https://h/data/b.geojson/") == "b.geojson"
+    seen = []
+    report = import_example(db, url + name, tmp_path / "examples",
+                            download_progress=lambda done, total, what: seen.append(("download", what)),
+                            import_progress=lambda done, total, what: seen.append(("import", done)))
+    assert (report.source, report.added) == ("example: layer_2023-01-01_2023-12-31", 3)
+    assert (tmp_path / "examples" / name).read_bytes() == (folder / name).read_bytes()
+    assert seen[0] == ("download", name) and seen[-1] == ("import", 3)
+    assert {r["period_start"] for r in db["detections"].rows} == {"2023-01-01"}
+    assert import_example(db, url + name, tmp_path / "examples").added == 0
+
+
+def test_a_failed_example_download_imports_nothing(db, tmp_path, served):
+    _, url = served
+    with pytest.raises(DownloadFailed, match="could not download"):
+        import_example(db, url + "missing.geojson", tmp_path / "examples")
+    assert db["detections"].count == 0 and not list((tmp_path / "examples").glob("*.geojson"))

@@ -213,6 +213,38 @@ def test_review_page_undo_and_skip(db_path, tmp_path):
     assert db["detections"].get(3)["status"] == "pending"
 
 
+def test_a_new_name_takes_over_the_claim_and_no_name_lets_it_go(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = _review(db_path, "Ana")
+    assert at.subheader[0].value.startswith("Detection #3")
+    claims = "select detection_id, reviewer from claims"
+    assert list(connect(db_path).execute(claims)) == [(3, "Ana")]
+    at.text_input(key="reviewer").input("Ben").run()
+    assert at.subheader[0].value.startswith("Detection #3")           # the same detection, now Ben's
+    assert list(connect(db_path).execute(claims)) == [(3, "Ben")]
+    at.text_input(key="reviewer").input("").run()
+    assert "Enter your name" in at.info[0].value
+    assert list(connect(db_path).execute(claims)) == []               # nobody holds it now
+    other = _review(db_path, "Cy")
+    assert other.subheader[0].value.startswith("Detection #3")
+
+
+def test_a_session_opens_the_database_once(db_path, tmp_path, monkeypatch):
+    from review import store
+
+    import_file(connect(db_path), _detections_file(tmp_path))
+    opened = []
+    real_connect = store.connect
+    monkeypatch.setattr(store, "connect", lambda path: opened.append(path) or real_connect(path))
+    at = _review(db_path)                                        # two runs
+    at.button(key="verdict_verified").click().run()              # a callback and a run
+    at.button(key="verdict_undo").click().run()
+    assert not at.exception and at.subheader[0].value.startswith("Detection #3")
+    assert opened == [db_path]                                   # opened and migrated once
+    _review(db_path, "Ben")
+    assert opened == [db_path, db_path]                          # another session, its own
+
+
 def test_two_reviewers_see_different_detections(db_path, tmp_path):
     import_file(connect(db_path), _detections_file(tmp_path))
     ana = _review(db_path, "Ana")
@@ -270,7 +302,7 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
 
 
 def test_map_popups_escape_what_reviewers_typed():
-    from review.ui import popup_html
+    from review.ui.map import popup_html
 
     html = popup_html({"id": 7, "source": "s<b>", "status": "unsure", "score": 0.5},
                       ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))

@@ -13,6 +13,7 @@ from rasterio.warp import transform_bounds
 from streamlit.testing.v1 import AppTest
 
 from review import fetch, review_imagery, wayback
+from review.errors import ReviewError
 from review.importers import import_file
 from review.store import connect
 
@@ -178,3 +179,48 @@ def test_detect_page_fetches_an_area_and_refuses_a_huge_one(tmp_path, monkeypatc
     assert any("trained on Sentinel-2 L1C" in x.value for x in at.warning)
     (run,) = list(connect(db_path)["runs"].rows)
     assert "L2A" in run["notes"]
+
+
+@needs_fixtures
+def test_stored_scenes_are_registered_and_shown_before_and_after(tmp_path):
+    db = connect(tmp_path / "review.db")
+    import_file(db, _detection_file(tmp_path))
+    (detection,) = list(db["detections"].rows)
+    assert review_imagery.scene_views(db, detection) == []                 # nothing stored yet
+    tile = review_imagery.add_tile(db, PAIRS / "mining_1003_t1.tif")
+    assert tile.period_start == "2021-01-01" and db["scenes"].count == 1
+    (after,) = review_imagery.scene_views(db, detection)
+    assert after.caption.startswith("mining_1003_t1.tif") and after.imagery.start == "2021-01-01"
+    review_imagery.add_tile(db, PAIRS / "mining_1003_t0.tif")
+    review_imagery.add_tile(db, PAIRS / "mining_1003_t0.tif")               # once per path and content
+    assert db["scenes"].count == 2
+    before, after = review_imagery.scene_views(db, detection)
+    assert (before.imagery.start, after.imagery.start) == ("2019-01-01", "2021-01-01")
+    assert before.image.size == after.image.size
+    assert not np.array_equal(np.asarray(before.image), np.asarray(after.image))
+    assert (np.asarray(after.image) == [255, 214, 0]).all(axis=-1).sum() > 50    # footprint outlined
+    elsewhere = {**detection, "west": 10.0, "east": 10.01, "south": 10.0, "north": 10.01}
+    assert review_imagery.scene_views(db, elsewhere) == []
+
+
+def test_a_tile_that_is_not_a_raster_is_not_registered(tmp_path):
+    db = connect(tmp_path / "review.db")
+    bad = tmp_path / "notes.tif"
+    bad.write_text("not an image")
+    with pytest.raises(ReviewError, match="not a raster"):
+        review_imagery.add_tile(db, bad)
+    assert db["scenes"].count == 0
+
+
+def test_wayback_views_pick_the_release_before_the_period_and_the_latest(wayback_server):
+    found = wayback.releases()
+    detection = {"id": 1, "geometry": shapely.to_geojson(SITE), "period_start": "2021-01-01"}
+    pictures, note = review_imagery.wayback_views(found, detection)
+    assert note is None
+    assert [p.imagery.start for p in pictures] == ["2020-11-18", "2024-03-14"]
+    assert (np.asarray(pictures[0].image) == COLOURS["22"]).all(axis=-1).mean() > 0.5
+    pictures, note = review_imagery.wayback_views(found, {**detection, "period_start": "2019-01-01"})
+    assert [p.imagery.start for p in pictures] == ["2024-03-14"]
+    assert note == "No Wayback release predates this detection's period."
+    pictures, note = review_imagery.wayback_views(found[:1], {**detection, "period_start": "2025-01-01"})
+    assert [p.imagery.start for p in pictures] == ["2019-05-02"] and note is None   # one release only

@@ -60,3 +60,25 @@ def test_a_writer_waits_for_another_and_a_locked_database_is_a_store_error(tmp_p
     with transaction(second):                      # free again once the first committed
         second["imports"].insert({"source": "b", "path": "b"})
     assert first["imports"].count == 2
+def test_table_counts(tmp_path):
+    db = connect(tmp_path / "r.db")
+    assert store.table_counts(db) == {"scenes": 0, "runs": 0, "detections": 0, "verdicts": 0}
+    db["detections"].insert({"source": "s", "external_id": "a", "geometry": "{}"})
+    verdicts.record(db, 1, "ana", "unsure")
+    verdicts.undo(db, 1, "ana")
+    assert store.table_counts(db) == {"scenes": 0, "runs": 0, "detections": 1, "verdicts": 2}
+    assert list(store.table_counts(db, ("verdicts", "claims"))) == ["verdicts", "claims"]
+
+
+def _scene(path, name):
+    return {"path": str(path), "name": name, "sha256": name, "west": 0.0, "south": 0.0,
+            "east": 1.0, "north": 1.0}
+
+
+def test_stored_scenes_are_those_still_on_disk_newest_first(tmp_path):
+    db = connect(tmp_path / "r.db")
+    for name in ("old.tif", "gone.tif", "new.tif"):
+        (tmp_path / name).write_bytes(b"tile")
+        store.add_scene(db, _scene(tmp_path / name, name))
+    (tmp_path / "gone.tif").unlink()
+    assert [s["name"] for s in store.stored_scenes(db)] == ["new.tif", "old.tif"]

@@ -8,7 +8,8 @@ from review import verdicts
 from review.cli import main
 from review.errors import ReviewError
 from review.importers import import_file
-from review.trends import period_label, read_regions, trend_table, wilson_interval
+from review.trends import (period_label, precision_by_period, read_regions, totals_by_period,
+                           trend_table, wilson_interval)
 
 from .conftest import FIXTURES, WEBSITE_LAYER_HA, import_squares, needs_fixtures
 
@@ -84,3 +85,53 @@ def test_empty_database_gives_an_empty_table(db, capsys):
     db_path = db.conn.execute("pragma database_list").fetchone()[2]
     assert main(["trends", "--db", db_path, "--format", "json"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_totals_by_period_sum_regions_and_recompute_precision(db, tmp_path):
+    import_squares(db, tmp_path)
+    for detection in (1, 2, 5):
+        verdicts.record(db, detection, "ana", "verified")
+    verdicts.record(db, 3, "ana", "false_positive", reason="riverbank")
+    verdicts.record(db, 6, "ana", "false_positive", reason="cloud")
+    by_field = trend_table(db, region_field="country")                 # BR: 1-4, PE: 5-6
+    assert len(by_field) == 2
+    (total,) = totals_by_period(by_field).to_dict("records")
+    (plain,) = trend_table(db).to_dict("records")
+    assert total["period"] == "2023" and total["detections"] == 6
+    assert (total["verified"], total["false_positive"]) == (3, 2)
+    assert total["precision"] == pytest.approx(3 / 5)                  # not the sum of 2/3 and 1/2
+    assert (total["precision_low"], total["precision_high"]) == pytest.approx(wilson_interval(3, 5))
+    for column in ("area_ha_all", "area_ha_verified", "area_ha_cumulative", "precision"):
+        assert total[column] == pytest.approx(plain[column])
+    assert total["area_ha_verified_cumulative"] == pytest.approx(plain["area_ha_verified"])
+
+
+def test_precision_by_period_lists_reviewed_periods_with_error_bars(db, tmp_path):
+    assert precision_by_period(totals_by_period(trend_table(db))).empty
+    import_squares(db, tmp_path)
+    quarters = totals_by_period(trend_table(db, by="quarter"))
+    assert precision_by_period(quarters).empty                        # nothing reviewed yet
+    verdicts.record(db, 1, "ana", "verified")
+    verdicts.record(db, 2, "ana", "unsure")
+    (row,) = precision_by_period(totals_by_period(trend_table(db))).to_dict("records")
+    low, high = wilson_interval(1, 1)
+    assert (row["period"], row["verified"], row["false_positive"], row["precision"]) == ("2023", 1, 0, 1.0)
+    assert (row["below"], row["above"]) == pytest.approx((1.0 - low, high - 1.0))
+
+
+def test_cumulative_areas_run_over_periods(db):
+    for year in (2021, 2022):
+        features = [{"type": "Feature", "properties": {"pred": 0.9, "Mined area (ha)": 10.0 * (year - 2020),
+                                                       "year": year * 100,
+                                                       "country": "BR" if year == 2021 else "PE"},
+                     "geometry": json.loads(shapely.to_geojson(shapely.box(-60 + year - 2021, -5, -59.99 + year - 2021, -4.99)))}]
+        path = db.conn.execute("pragma database_list").fetchone()[2].replace("review.db", f"y{year}.geojson")
+        with open(path, "w") as out:
+            json.dump({"type": "FeatureCollection", "features": features}, out)
+        import_file(db, path)
+    verdicts.record(db, 1, "ana", "verified")
+    for table in (trend_table(db), trend_table(db, region_field="country")):
+        totals = totals_by_period(table)     # by country: each region has one period only
+        assert totals["period"].tolist() == ["2021", "2022"]
+        assert totals["area_ha_cumulative"].tolist() == pytest.approx([10.0, 30.0])
+        assert totals["area_ha_verified_cumulative"].tolist() == pytest.approx([10.0, 10.0])

@@ -102,3 +102,13 @@ def test_four_processes_recording_500_verdicts_each_lose_none(tmp_path):
     assert db["verdicts"].count == 2000
     per_reviewer = dict(db.execute("select reviewer, count(*) from verdicts group by reviewer").fetchall())
     assert per_reviewer == {f"r{n}": 500 for n in range(4)}
+
+
+def test_latest_is_the_last_record_per_detection(db):
+    ids = add_detections(db, 3)
+    assert verdicts.latest(db) == {}
+    verdicts.record(db, ids[0], "ana", "verified", note="pits")
+    verdicts.record(db, ids[0], "ben", "false_positive", reason="riverbank")
+    verdicts.record(db, ids[1], "ana", "unsure", note="<b>cloud</b>")
+    verdicts.undo(db, ids[1], "cy")
+    assert verdicts.latest(db) == {ids[0]: ("ben", "false_positive", None), ids[1]: ("cy", "undo", None)}

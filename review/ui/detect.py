@@ -1,0 +1,171 @@
+"""Detect: run a published detector over a GeoTIFF tile (uploaded, on this machine, stored,
+or fetched for an area) and send its candidates to review."""
+from __future__ import annotations
+
+import datetime as dt
+
+import folium
+import pandas as pd
+import streamlit as st
+from folium.plugins import Draw
+from streamlit_folium import st_folium
+
+from .. import areas, review_imagery, settings, store, uploads
+from ..candidates import to_lonlat_geojson
+from ..detect import check_compatible
+from ..errors import ReviewError
+from ..fetch import Source, composite
+from ..imagery import open_tile
+from ..models import CARDS, DEFAULT_MODEL
+from ..runs import product_mismatch, run_detection, store_result
+from . import common
+
+
+def page() -> None:
+    common.setup("Detect")
+    st.title("Detect")
+    st.caption("Run a published mining detector over a Sentinel-2 tile and send its candidates to review.")
+    upload = st.file_uploader("GeoTIFF tile (Sentinel-2 L1C digital numbers)", type=["tif", "tiff"])
+    typed_path = st.text_input("…or the path of a tile on this machine", key="tile_path")
+    try:
+        stored = {f"{s['name']} ({s['period_start'] or '?'} to {s['period_end'] or '?'})": s["path"]
+                  for s in store.stored_scenes(common.connection())}
+    except ReviewError:
+        stored = {}
+    picked = st.selectbox("…or a stored scene", ["(none)", *stored], key="stored_scene")
+    area = _area_picker()
+    before_upload = st.file_uploader(
+        "Optional: an earlier tile of the same place, shown as the 'before' view in Review",
+        type=["tif", "tiff"], key="before_upload")
+    ids = list(CARDS)
+    model_id = st.selectbox("Model", ids + ["A file on this machine"], index=ids.index(DEFAULT_MODEL),
+                            format_func=lambda i: f"{i}: {CARDS[i].description}" if i in CARDS else i)
+    model_spec = model_id
+    if model_id not in CARDS:
+        model_spec = st.text_input("Path of a .h5 or .keras model (with a JSON card beside it)",
+                                   key="model_path")
+    with st.expander("Bands, period and thresholds"):
+        bands = st.text_input("Band names in file order (only if the file does not name them)",
+                              placeholder="B2,B3,B4,B8,-,-", key="bands")
+        start = st.text_input("Period start (YYYY-MM-DD, if the file does not say)", key="start")
+        end = st.text_input("Period end", key="end")
+        card = CARDS.get(model_id)
+        t_main = st.number_input("Main threshold", 0.0, 1.0, card.t_main if card else 0.5, 0.01)
+        t_iso = st.number_input("Threshold for isolated patches", 0.0, 1.0,
+                                card.t_iso if card else 0.8, 0.01)
+    if not st.button("Run detector", type="primary"):
+        return
+    if not model_spec:
+        st.error("Give the path of the model file.")
+        return
+    source = (uploads.save_scene(upload.getvalue(), upload.name) if upload is not None
+              else typed_path.strip() or stored.get(picked))
+    if not source and area is not None:
+        source = _fetch_area(area, model_spec)
+        if source is None:
+            return
+    if not source:
+        st.error("Upload a GeoTIFF, give the path of one, pick a stored scene, or fetch an area.")
+        return
+    if before_upload is not None and not _store_before(before_upload, bands or None):
+        return
+    _run_and_show(source, model_spec, bands or None, (start or None, end or None), t_main, t_iso)
+
+
+def _area_picker() -> tuple[str, str, str] | None:
+    """An area and period to fetch: typed as W,S,E,N or drawn as a rectangle on the map."""
+    with st.expander("…or fetch Sentinel-2 for an area and period"):
+        typed = st.text_input("Area W,S,E,N in degrees (or draw a rectangle below)", key="area_bbox")
+        columns = st.columns(2)
+        last_year = dt.date.today().year - 1
+        start = columns[0].date_input("From", dt.date(last_year, 1, 1), key="area_start")
+        end = columns[1].date_input("To", dt.date(last_year, 12, 31), key="area_end")
+        drawn = _draw_map()
+    bbox_text = typed.strip() or drawn
+    if not bbox_text:
+        return None
+    return bbox_text, start.isoformat(), end.isoformat()
+
+
+def _draw_map() -> str | None:
+    fmap = folium.Map(location=[0, -55], zoom_start=3, tiles=None)
+    folium.TileLayer(settings.basemap_url(), attr=settings.basemap_name()).add_to(fmap)
+    Draw(draw_options={"polyline": False, "polygon": False, "circle": False, "marker": False,
+                       "circlemarker": False, "rectangle": True}, edit_options={"edit": False}).add_to(fmap)
+    result = st_folium(fmap, height=320, use_container_width=True, key="area_map",
+                       returned_objects=["last_active_drawing"]) or {}
+    drawing = result.get("last_active_drawing")
+    if not drawing:
+        return None
+    try:
+        return areas.bbox_text(drawing["geometry"])
+    except ReviewError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _fetch_area(area: tuple[str, str, str], model_spec: str):
+    bbox_text, start, end = area
+    try:
+        request = areas.fetch_request(bbox_text, start, end, settings.fetch_max_km2())
+        request = areas.for_model(request, common.model(model_spec).card.bands)
+        bar = st.progress(0.0, text="Searching the catalogue…")
+        return composite(Source(), request, progress=common.moves(
+            bar, lambda done, total, what: f"Fetched {done} of {total} windows ({what})"))
+    except ReviewError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _store_before(upload, bands: str | None) -> bool:
+    """Register the 'before' tile as a scene; its period comes from its tags."""
+    try:
+        tile = review_imagery.add_tile(common.connection(),
+                                       uploads.save_scene(upload.getvalue(), upload.name), bands)
+    except ReviewError as exc:
+        st.error(f"Before tile: {exc}")
+        return False
+    if not tile.period_start:
+        st.warning(f"{tile.name} has no period in its tags; Review cannot tell it is the earlier view.")
+    return True
+
+
+def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:
+    try:
+        tile = open_tile(source, bands=bands, period=period)
+        model = common.model(model_spec)
+        check_compatible(tile, model.card)
+        bar = st.progress(0.0, text="Scoring patches…")
+        result = run_detection(tile, model, t_main=t_main, t_iso=t_iso, progress=common.moves(
+            bar, lambda done, total, what: f"Scored {done:,} of {total:,} patches"))
+        run_id = store_result(common.connection(), result)
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    bar.progress(1.0, text="Done")
+    st.success(f"Run {run_id}: {result.summary()}")
+    if tile.warped:
+        st.info(f"The tile was in {tile.source_crs} and was warped to {tile.crs} at 10 m.")
+    mismatch = product_mismatch(tile, model.card)
+    if mismatch:
+        st.warning(mismatch[0].upper() + mismatch[1:] + ".")
+    if not result.candidates:
+        st.info("No candidates above the thresholds.")
+        return
+    table = pd.DataFrame([{"candidate": n, "score": round(c.score, 3), "max score": round(c.score_max, 3),
+                           "patches": c.patches, "area (ha)": round(c.area_ha, 2)}
+                          for n, c in enumerate(result.candidates, start=1)])
+    st.dataframe(table, hide_index=True)
+    _candidate_map([to_lonlat_geojson(c.geometry, tile.crs) for c in result.candidates],
+                   tile.lonlat_bounds())
+
+
+def _candidate_map(geometries: list[dict], bounds) -> None:
+    west, south, east, north = bounds
+    fmap = folium.Map(tiles="OpenStreetMap")
+    fmap.fit_bounds([[south, west], [north, east]])
+    folium.Rectangle([[south, west], [north, east]], color="#555", fill=False, tooltip="tile").add_to(fmap)
+    for number, geometry in enumerate(geometries, start=1):
+        folium.GeoJson(geometry, tooltip=f"candidate {number}",
+                       style_function=lambda _: {"color": "#d7301f", "weight": 2}).add_to(fmap)
+    st_folium(fmap, height=420, use_container_width=True, returned_objects=[])

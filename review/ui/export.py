@@ -1,0 +1,49 @@
+"""Export: hand-verified detections, training samples and evidence pictures."""
+from __future__ import annotations
+
+import streamlit as st
+
+from .. import export, queue
+from ..errors import ReviewError
+from . import common
+
+FORMATS = {"GeoJSON": "detections.geojson", "GeoPackage": "detections.gpkg", "CSV": "detections.csv"}
+
+
+def page() -> None:
+    db = common.page("Export")
+    if db is None:
+        return
+    filters = common.filters_sidebar(db, with_status=True, default_status="verified")
+    count = queue.count(db, filters)
+    st.write(f"{count:,} detections match the filters.")
+    choice = st.radio("Format", list(FORMATS), horizontal=True, key="x_format")
+    if st.button("Prepare the file", type="primary", disabled=count == 0, key="x_prepare"):
+        name = FORMATS[choice]
+        try:
+            content, written = export.export_bytes(db, name, filters)
+        except ReviewError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["export_file"] = (name, content, written)
+    if "export_file" in st.session_state:
+        name, content, written = st.session_state["export_file"]
+        st.download_button(f"Download {name} ({written:,} detections)", content, name, key="x_download")
+    st.subheader("Training samples")
+    st.caption("Reviewed detections as labelled points (1 verified, 0 false positive) in "
+               "earthrise's sampling-location schema, to feed the next model.")
+    if st.button("Prepare training samples", key="x_samples"):
+        content, written = export.training_samples_bytes(db, filters)
+        st.download_button(f"Download training_samples.geojson ({written} points)",
+                           content, "training_samples.geojson", key="x_samples_download")
+    st.subheader("Evidence pack")
+    detection_id = st.number_input("Detection id", min_value=1, step=1, key="x_evidence_id")
+    if st.button("Make the evidence picture", key="x_evidence"):
+        try:
+            png = export.evidence_png(db, int(detection_id))
+        except ReviewError as exc:
+            st.error(str(exc))
+        else:
+            st.image(png, caption=f"Detection #{int(detection_id)}")
+            st.download_button("Download PNG", png, f"detection_{int(detection_id)}.png",
+                               "image/png", key="x_evidence_download")
