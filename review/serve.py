@@ -354,6 +354,18 @@ def app(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     os.environ["PYGEOAPI_OPENAPI"] = str(openapi_path)
 
     from flask import request as flask_request
+    from pygeoapi import util
+
+    # pygeoapi's HTML pages embed each item as JSON inside <script> (`to_json | safe`): a
+    # note containing "</script>" would end that block. Escaping <, > and & as \u003c...
+    # keeps the JSON identical and the page inert.
+    plain_json = util.to_json
+
+    def script_safe_json(dict_, pretty=False):
+        return (plain_json(dict_, pretty).replace("<", "\\u003c").replace(">", "\\u003e")
+                .replace("&", "\\u0026"))
+
+    util.to_json = script_safe_json
     from pygeoapi.flask_app import APP
 
     @APP.before_request
@@ -368,16 +380,30 @@ def app(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     return APP
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse early, in one sentence, a port another program holds or a host that is not ours
+    (werkzeug would print its own advice and exit)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                         f"is another program using that port?") from exc
+
+
 def serve(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           publish_reviewers: bool = False, ready=None) -> None:
     """Run the service until interrupted. `ready(url)` is called once it listens."""
     from werkzeug.serving import make_server
 
+    _check_port(host, port)
     application = app(db_path, host, port, publish_reviewers)
-    try:
-        server = make_server(host, port, application, threaded=True)
-    except OSError as exc:
-        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
+    server = make_server(host, port, application, threaded=True)
     if ready is not None:
         ready(f"http://{host}:{server.server_port}")
     try:
