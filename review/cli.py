@@ -463,8 +463,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"serving {path} as OGC API - Features on {url} (Ctrl+C stops)", flush=True)
 
-    serve(path, host=args.host, port=args.port, publish_reviewers=args.publish_reviewers,
-          ready=ready)
+    try:
+        serve(path, host=args.host, port=args.port, publish_reviewers=args.publish_reviewers,
+              ready=ready)
+    except KeyboardInterrupt:
+        print("service stopped", file=sys.stderr)
     return 0
 
 

@@ -58,6 +58,12 @@ class ServeError(ReviewError):
     """The service cannot be started as asked."""
 
 
+def _read_only_uri(path: str | Path) -> str:
+    from urllib.parse import quote
+
+    return f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+
+
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?",
                         [name]).fetchone() is not None
@@ -100,8 +106,8 @@ class ReviewProvider(BaseProvider):
 
     # -- plumbing
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{Path(self.data).resolve()}?mode=ro", uri=True,
-                               timeout=30, check_same_thread=False)
+        conn = sqlite3.connect(_read_only_uri(self.data), uri=True, timeout=30,
+                               check_same_thread=False)
         conn.row_factory = sqlite3.Row
         return conn
 
@@ -109,9 +115,8 @@ class ReviewProvider(BaseProvider):
         return f"({source_sql(conn, self.collection)}) as src"
 
     def _published(self, names) -> list[str]:
-        return [n for n in names if n not in HIDDEN and n != "lon" and n != "lat"
-                and (self.publish_reviewers or n not in PRIVATE)] \
-            if self.collection != "sites" else [n for n in names if n not in HIDDEN]
+        private = () if self.publish_reviewers or self.collection == "sites" else PRIVATE
+        return [n for n in names if n not in HIDDEN and n not in private]
 
     def get_fields(self):
         if not self._fields:
@@ -262,7 +267,7 @@ def _sites_servable(conn) -> bool:
 
 def collections(db_path: str | Path) -> list[str]:
     """The collections the service offers on this database."""
-    conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+    conn = sqlite3.connect(_read_only_uri(db_path), uri=True)
     try:
         return ["verified", "detections"] + (["sites"] if _sites_servable(conn) else [])
     finally:
@@ -273,7 +278,7 @@ def config(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
            publish_reviewers: bool = False, url: str | None = None) -> dict:
     """The pygeoapi configuration for a review database."""
     db_path = Path(db_path).resolve()
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(_read_only_uri(db_path), uri=True)
     try:
         extent = _extent(conn)
     finally:
@@ -340,6 +345,10 @@ def app(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     import yaml
     from pygeoapi.openapi import get_oas
 
+    try:
+        import pygeoapi  # noqa: F401
+    except ImportError as exc:
+        raise ServeError("serving needs pygeoapi: install requirements.txt") from exc
     db_path = Path(db_path)
     if not db_path.exists():
         raise ServeError(f"{db_path}: no review database there")

@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 from review import verdicts
-from review.serve import config
+from review.serve import ReviewProvider, config
 
 from .conftest import REPO, add_detections
 
@@ -190,6 +190,10 @@ def test_sites_collection_only_with_a_sites_table(db, tmp_path):
     cfg = config(path)
     assert set(cfg["resources"]) == {"verified", "detections", "sites"}
     assert cfg["server"]["bind"] == {"host": "127.0.0.1", "port": 5000}
+    sites = ReviewProvider(cfg["resources"]["sites"]["providers"][0])
+    found = sites.query(bbox=[-57.1, -5.1, -56.9, -4.9])
+    assert found["numberMatched"] == 1 and found["features"][0]["properties"]["name"] == "Pit lake"
+    assert sites.query(bbox=[10, 10, 11, 11])["numberMatched"] == 0
 
 
 def test_serve_binds_to_localhost_by_default():
