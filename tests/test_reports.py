@@ -324,3 +324,14 @@ def test_evidence_picture_shows_the_first_field_photo(db, tmp_path):
 def test_unknown_export_format_still_refused(db, tmp_path):
     with pytest.raises(ReviewError, match=r"\.kml or \.kmz"):
         export(db, tmp_path / "x.shp", Filters())
+
+
+def test_heic_photos_from_phones_are_accepted(db, tmp_path):
+    pytest.importorskip("pillow_heif")
+    ids = add_detections(db, 1)
+    heic = tmp_path / "IMG_0002.HEIC"
+    Image.new("RGB", (64, 48), "red").save(heic, format="HEIF")
+    added = reports.add(db, "pits", "ana", detection_id=ids[0], photos=[heic])
+    (photo,) = added["photos"]
+    assert _stored_files() == [f"{photo['sha256']}.heic"]
+    assert reports.thumbnail(photo["sha256"], 32).size == (32, 24)
