@@ -203,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: "
                                                             "this computer only)")
     serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--url", help="address clients use, for links in responses "
+                                     "(default http://HOST:PORT; set it behind a proxy or with --host 0.0.0.0)")
     serve.add_argument("--publish-reviewers", action="store_true",
                        help="also publish the last reviewer's name and note")
     serve.add_argument("--db", type=Path, help=db_help)
@@ -465,7 +467,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         serve(path, host=args.host, port=args.port, publish_reviewers=args.publish_reviewers,
-              ready=ready)
+              ready=ready, url=args.url)
     except KeyboardInterrupt:
         print("service stopped", file=sys.stderr)
     return 0

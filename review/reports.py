@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import re
 import struct
+import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -361,7 +361,7 @@ def add(db, text: str, reporter: str, detection_id: int | None = None,
         if checked:
             folder.mkdir(parents=True, exist_ok=True)
         for photo in checked:
-            part = folder / f".{photo.sha256}.{os.getpid()}.part"
+            part = folder / f".{photo.sha256}.{uuid.uuid4().hex}.part"
             part.write_bytes(photo.data)
             temporary.append((photo, part))
         with transaction(db):

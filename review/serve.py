@@ -333,7 +333,8 @@ def config(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
 
 
 def app(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-        publish_reviewers: bool = False, workdir: str | Path | None = None):
+        publish_reviewers: bool = False, workdir: str | Path | None = None,
+        url: str | None = None):
     """The Flask app of the service (pygeoapi), refusing every write with 405.
 
     pygeoapi reads its configuration and OpenAPI document from files named by environment
@@ -354,7 +355,7 @@ def app(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         raise ServeError(f"{db_path}: no review database there")
     if "pygeoapi.flask_app" in sys.modules:
         raise ServeError("the service is already set up in this process")
-    cfg = config(db_path, host, port, publish_reviewers)
+    cfg = config(db_path, host, port, publish_reviewers, url=url)
     folder = Path(workdir or tempfile.mkdtemp(prefix="review-serve-"))
     config_path, openapi_path = folder / "pygeoapi-config.yml", folder / "openapi.yml"
     config_path.write_text(yaml.safe_dump(cfg))
@@ -380,7 +381,7 @@ def app(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     @APP.before_request
     def _read_only():
         if flask_request.method not in READ_METHODS:
-            body = {"code": "MethodNotAllowed",
+            body = {"code": "MethodNotAllowed", "type": "MethodNotAllowed",
                     "description": f"this service is read-only: {flask_request.method} is not allowed"}
             return APP.response_class(json.dumps(body), status=405, mimetype="application/json",
                                       headers={"Allow": ", ".join(READ_METHODS)})
@@ -406,15 +407,16 @@ def _check_port(host: str, port: int) -> None:
 
 
 def serve(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          publish_reviewers: bool = False, ready=None) -> None:
-    """Run the service until interrupted. `ready(url)` is called once it listens."""
+          publish_reviewers: bool = False, ready=None, url: str | None = None) -> None:
+    """Run the service until interrupted. `ready(url)` is called once it listens. `url` is
+    the address clients use, for the links in responses (default http://host:port)."""
     from werkzeug.serving import make_server
 
     _check_port(host, port)
-    application = app(db_path, host, port, publish_reviewers)
+    application = app(db_path, host, port, publish_reviewers, url=url)
     server = make_server(host, port, application, threaded=True)
     if ready is not None:
-        ready(f"http://{host}:{server.server_port}")
+        ready(url or f"http://{host}:{server.server_port}")
     try:
         server.serve_forever()
     finally:
