@@ -239,6 +239,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="list: only sites with this status")
     sites.add_argument("--format", choices=["csv", "json"], default="csv")
     sites.add_argument("--db", type=Path, help=db_help)
+    serve = sub.add_parser("serve", help="live read-only OGC API - Features service (pygeoapi) "
+                                         "of the detections, for QGIS and other GIS")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: "
+                                                            "this computer only)")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--url", help="address clients use, for links in responses "
+                                     "(default http://HOST:PORT; set it behind a proxy or with --host 0.0.0.0)")
+    serve.add_argument("--publish-reviewers", action="store_true",
+                       help="also publish the last reviewer's name and note")
+    serve.add_argument("--db", type=Path, help=db_help)
+
+    report = sub.add_parser("report", help="field reports: text and photos from the ground")
+    report.add_argument("action", choices=["add", "list"])
+    where = report.add_mutually_exclusive_group()
+    where.add_argument("--site", type=int, help="the site it is about")
+    where.add_argument("--detection", type=int, help="the detection it is about")
+    report.add_argument("--lon", type=float, help="where it was seen (with --lat); attached to the "
+                                                  "nearest detection within 1 km")
+    report.add_argument("--lat", type=float)
+    report.add_argument("--text", help="what was seen")
+    report.add_argument("--photo", action="append", default=[], type=Path,
+                        help="JPEG, PNG or HEIC photo (repeatable); its GPS position and time are read")
+    report.add_argument("--reporter", help="who reports (default: this computer's user name)")
+    report.add_argument("--seen", help="date seen, YYYY-MM-DD")
+    report.add_argument("--leads", action="store_true", help="list: only reports attached to nothing")
+    report.add_argument("--db", type=Path, help=db_help)
 
     backup = sub.add_parser("backup", help="consistent copy of the database while people review")
     backup.add_argument("out", type=Path, help="the backup file to write")
@@ -520,6 +546,42 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    path = args.db or settings.db_path()
+    _open_db(args).close()          # create and migrate before serving it read-only
+
+    def ready(url: str) -> None:
+        print(f"serving {path} as OGC API - Features on {url} (Ctrl+C stops)", flush=True)
+
+    try:
+        serve(path, host=args.host, port=args.port, publish_reviewers=args.publish_reviewers,
+              ready=ready, url=args.url)
+    except KeyboardInterrupt:
+        print("service stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import reports
+
+    db = _open_db(args)
+    if args.action == "list":
+        for row in reports.listing(db, leads_only=args.leads):
+            print(json.dumps(row))
+        return 0
+    if args.text is None:
+        raise ReviewError("report add needs --text")
+    if (args.lon is None) != (args.lat is None):
+        raise ReviewError("give both --lon and --lat, or neither")
+    added = reports.add(db, text=args.text, reporter=args.reporter or _os_user(),
+                        detection_id=args.detection, site_id=args.site,
+                        lon=args.lon, lat=args.lat, seen=args.seen, photos=args.photo, via="cli")
+    print(json.dumps(added))
+    return 0
+
+
 def _region_area(path: Path | None):
     import shapely
 
@@ -673,7 +735,8 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "training-samples": cmd_training_samples, "sample": cmd_sample,
             "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
             "backup": cmd_backup, "user": cmd_user, "settings": cmd_settings,
-            "agreement": cmd_agreement, "sites": cmd_sites}
+            "agreement": cmd_agreement, "sites": cmd_sites, "serve": cmd_serve,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from .errors import ReviewError
 from .queue import Filters, matching
 from .verdicts import standing
 
-FORMATS = ("geojson", "gpkg", "csv")
+FORMATS = ("geojson", "gpkg", "csv", "kml", "kmz")
 SPLITS = (("train", 0.7), ("val", 0.85), ("test", 1.0))
 
 
@@ -53,8 +53,11 @@ def select(db, filters: Filters) -> list[dict]:
 
 def features(db, filters: Filters) -> list[dict]:
     """GeoJSON features (RFC 7946) of the detections matching the filters."""
+    from .reports import for_detections
+
     rows = select(db, filters)
     histories = _history(db, [r["id"] for r in rows])
+    field_reports = for_detections(db, [r["id"] for r in rows])
     out = []
     for row in rows:
         geometry = shapely.orient_polygons(shapely.from_geojson(row["geometry"]), exterior_cw=False)
@@ -67,6 +70,7 @@ def features(db, filters: Filters) -> list[dict]:
                 "period_start": row["period_start"], "period_end": row["period_end"],
                 "area_ha": row["area_ha"], "area_source": row["area_source"],
                 "status": row["status"], "verdicts": histories[row["id"]],
+                "field_reports": field_reports[row["id"]],
                 "original_properties": json.loads(row["properties"] or "{}")}})
     return out
 
@@ -75,12 +79,16 @@ def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> in
     """Write the matching detections; returns how many. Format from the suffix by default."""
     path = Path(path)
     fmt = fmt or {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg",
-                  ".csv": "csv"}.get(path.suffix.lower())
+                  ".csv": "csv", ".kml": "kml", ".kmz": "kmz"}.get(path.suffix.lower())
     if fmt not in FORMATS:
-        raise ReviewError(f"{path.name}: export as .geojson, .gpkg or .csv")
+        raise ReviewError(f"{path.name}: export as .geojson, .gpkg, .csv, .kml or .kmz")
     found = features(db, filters)
     partial = path.with_name(f".{path.stem}.part{path.suffix}")   # GDAL wants the real suffix
-    if fmt == "geojson":
+    if fmt in ("kml", "kmz"):
+        from .kml import write_kml
+
+        write_kml(db, found, partial, with_chips=fmt == "kmz")
+    elif fmt == "geojson":
         partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
     else:
         frame = _flat_frame(found)
@@ -152,6 +160,7 @@ def _flat_frame(found: list[dict]):
         last = standing(history, lambda v: v["verdict"])
         props["original_properties"] = json.dumps(props["original_properties"])
         props["verdicts"] = json.dumps(history)
+        props["field_reports"] = json.dumps(props.get("field_reports", []))
         props["last_reviewer"] = last["reviewer"] if last else None
         props["last_reason"] = last["reason"] if last else None
         props["last_note"] = last["note"] if last else None
@@ -199,6 +208,23 @@ def training_samples_bytes(db, filters: Filters | None = None) -> tuple[bytes, i
 # --------------------------------------------------------------------- evidence pack
 
 
+def _field_photo(db, detection_id: int, side: int):
+    """The first field photo of a detection as a chip-sized picture, or None."""
+    from . import chips
+    from .reports import ReportError, first_photo, thumbnail
+    from .verdicts import Imagery
+
+    sha = first_photo(db, detection_id)
+    if sha is None:
+        return None
+    try:
+        image = thumbnail(sha, side)
+    except (ReportError, OSError):
+        return None
+    taken = db.execute("select taken_at from photos where sha256 = ?", [sha]).fetchone()[0]
+    return chips.Chip(image=image, imagery=Imagery(source=f"field photo {sha[:12]}", start=taken))
+
+
 def evidence_png(db, detection_id: int) -> bytes:
     """Before and after chips side by side, footprint outlined, with a caption to publish."""
     from PIL import Image, ImageDraw, ImageFont
@@ -217,6 +243,10 @@ def evidence_png(db, detection_id: int) -> bytes:
     pictures = chips.render_pair(shown, geometry)
     side = max(max(p.image.size) for p in pictures)
     labels = (["Before", "After"] if len(pictures) == 2 else ["After"])
+    photo = _field_photo(db, detection_id, side)
+    if photo is not None:                  # the first field photo, beside the chips
+        pictures.append(photo)
+        labels.append("Field photo")
     verdict = standing(history(db, detection_id), lambda v: v["verdict"])
     verdict_text = "not yet reviewed"
     if verdict:

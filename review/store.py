@@ -156,6 +156,25 @@ def _v8(db: sqlite_utils.Database) -> None:
                               "build_id": int}, pk="id")
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    # Field reports (text, reporter, date seen, position) and their photos, stored once by
+    # sha256 with the GPS position and capture time read from each photo's EXIF. Written
+    # with IF NOT EXISTS so it is harmless whichever position it runs at.
+    db.execute("""CREATE TABLE IF NOT EXISTS field_reports (
+        id INTEGER PRIMARY KEY, detection_id INTEGER REFERENCES detections(id),
+        site_id INTEGER, lon REAL, lat REAL, position_from TEXT, distance_m REAL,
+        text TEXT NOT NULL, reporter TEXT NOT NULL, seen TEXT, via TEXT, created_at TEXT NOT NULL)""")
+    db.execute("CREATE INDEX IF NOT EXISTS field_reports_detection ON field_reports(detection_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS field_reports_site ON field_reports(site_id)")
+    db.execute("""CREATE TABLE IF NOT EXISTS photos (
+        sha256 TEXT PRIMARY KEY, format TEXT NOT NULL, bytes INTEGER NOT NULL, width INTEGER,
+        height INTEGER, taken_at TEXT, lon REAL, lat REAL, added_at TEXT NOT NULL)""")
+    db.execute("""CREATE TABLE IF NOT EXISTS report_photos (
+        report_id INTEGER NOT NULL REFERENCES field_reports(id),
+        sha256 TEXT NOT NULL REFERENCES photos(sha256), position INTEGER NOT NULL,
+        filename TEXT, PRIMARY KEY (report_id, sha256))""")
+
+
 def _v10(db: sqlite_utils.Database) -> None:
     # Claims belong to a holder (a browser session or a CLI process), not to a name.
     db["claims"].add_column("holder", str)
@@ -171,7 +190,7 @@ def _v10(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
-                                                              _v10]
+                                                              _v9, _v10]
 
 
 @contextmanager

@@ -95,8 +95,8 @@ def test_export_filters_and_bad_format(db, tmp_path):
     assert export(db, tmp_path / "none.geojson", Filters(status="verified", sources=["other"])) == 0
     area = shapely.box(-58.5, -6, -55, -4)                # detections 2 and 3 (lon -58, -57)
     assert export(db, tmp_path / "area.geojson", Filters(status=None, area=area)) == 2
-    with pytest.raises(ReviewError, match="export as .geojson, .gpkg or .csv"):
-        export(db, tmp_path / "x.kml", Filters())
+    with pytest.raises(ReviewError, match=r"export as .geojson, .gpkg, .csv, .kml or .kmz"):
+        export(db, tmp_path / "x.shp", Filters())
 
 
 def test_export_cli(db, tmp_path, capsys):
@@ -166,7 +166,7 @@ def test_export_bytes_are_the_file_export_writes(db, tmp_path, name):
     report = import_file(db, again)                          # a complete file of that format
     assert report.features == 2 and report.added == 0
     with pytest.raises(ReviewError, match="export as"):
-        export_bytes(db, "detections.kml", Filters())
+        export_bytes(db, "detections.shp", Filters())
 
 
 def test_training_samples_bytes(db, tmp_path):
