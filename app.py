@@ -1,4 +1,5 @@
-"""Home page: what is in the review database and what to do next."""
+"""The dashboard: Home, Detect, Review, Map, Trends and Export in the sidebar."""
+import review.ui.common
 import review.ui.home
 
-review.ui.home.page()
+review.ui.common.navigation(review.ui.home.page).run()

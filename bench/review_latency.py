@@ -46,7 +46,7 @@ def main() -> int:
     report = import_file(db, args.fixture)
     import_seconds = time.perf_counter() - started
 
-    at = AppTest.from_file(str(REPO / "pages" / "2_Review.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Review.py"), default_timeout=120).run()
     at.text_input(key="reviewer").input("bench").run()
     samples, shown = [], set()
     for _ in range(args.clicks):

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from review import users
 from review.importers import import_file
 from review.store import connect
 
@@ -62,6 +63,24 @@ def streamlit_server(tmp_path):
         process.kill()
 
 
+def _local_browser(playwright):
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+
+    def local_only(route):
+        # Map components ask CDNs for Leaflet; tests reach nothing beyond 127.0.0.1.
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    page.route("**/*", local_only)
+    return browser, page
+
+
 def _wait_until_idle(page) -> None:
     """Streamlit marks the app element while a script run is in progress."""
     from playwright.sync_api import expect
@@ -82,22 +101,7 @@ def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
                          "amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson")
     assert report.added == 1809
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        blocked = []
-
-        def local_only(route):
-            # Map components ask CDNs for Leaflet; tests reach nothing beyond 127.0.0.1.
-            if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", local_only)
+        browser, page = _local_browser(playwright)
         page.goto(url + "/Review")
         name = page.get_by_label("Your name (recorded with every verdict)")
         name.fill("Ana")
@@ -113,9 +117,8 @@ def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
         first_id = int(first.split("#")[1])
 
         page.reload()
-        name = page.get_by_label("Your name (recorded with every verdict)")
-        name.fill("Ana")
-        name.press("Enter")
+        # The name was given once: it is remembered across the reload.
+        expect(page.get_by_label("Your name (recorded with every verdict)")).to_have_value("Ana")
         expect(page.get_by_role("heading", name="Detection #")).to_be_visible()
         assert page.get_by_role("heading", name="Detection #").inner_text().split(" · ")[0] != first
 
@@ -127,3 +130,52 @@ def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
     (verdict,) = list(connect(db_path)["verdicts"].rows)
     assert (verdict["detection_id"], verdict["reviewer"], verdict["verdict"]) == (first_id, "Ana", "verified")
     assert connect(db_path)["detections"].get(first_id)["status"] == "verified"
+
+
+@needs_fixtures
+@needs_chromium
+def test_a_signed_in_reviewer_stays_signed_in_and_sees_no_editor_actions(streamlit_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    import_file(db, FIXTURES / "detections" / "earthrise" / "mining_202300_simplified.geojson")
+    users.add(db, "ana", "correct horse battery", role="reviewer")
+    users.add(db, "eda", "editor password", role="editor")
+    with sync_playwright() as playwright:
+        browser, page = _local_browser(playwright)
+        page.goto(url + "/Review")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_label("User name").fill("ana")
+        page.get_by_label("Password", exact=True).fill("wrong password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("Wrong user name or password.")).to_be_visible()
+        page.get_by_label("Password", exact=True).fill("correct horse battery")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("Signed in as ana (reviewer)")).to_be_visible()
+        heading = page.get_by_role("heading", name="Detection #")
+        expect(heading).to_be_visible()
+        first = heading.inner_text().split(" · ")[0]
+        _wait_until_idle(page)
+        page.get_by_text("False positive, with its reason").click()
+        page.keyboard.press("v")
+        expect(page.get_by_role("heading", name="Detection #")).not_to_have_text(
+            re.compile(re.escape(first) + r"\b"), timeout=60_000)
+
+        page.reload()
+        expect(page.get_by_text("Signed in as ana (reviewer)")).to_be_visible()
+        expect(page.get_by_role("heading", name="Detection #")).to_be_visible()
+        expect(page.get_by_role("heading", name="Sign in")).to_have_count(0)
+        # An editor's page is neither in the sidebar nor usable by its address.
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        expect(nav.get_by_text("Review")).to_be_visible()
+        expect(nav.get_by_text("Detect")).to_have_count(0)
+        page.goto(url + "/Detect")
+        expect(page.get_by_text("Detect is for editors")).to_be_visible()
+        expect(page.get_by_role("button", name="Run detector")).to_have_count(0)
+        page.goto(url + "/")
+        expect(page.get_by_text("Import detections from a file")).to_have_count(0)
+        browser.close()
+    (verdict,) = list(connect(db_path)["verdicts"].rows)
+    assert (verdict["reviewer"], verdict["verdict"], verdict["via"]) == ("ana", "verified", "dashboard")
+    assert int(first.split("#")[1]) == verdict["detection_id"]

@@ -15,7 +15,7 @@ from .conftest import FIXTURES, REPO, WEBSITE_LAYER_HA, mine_tile, needs_fixture
 
 TIMEOUT = 120
 HOME, DETECT, REVIEW, MAP = (str(REPO / p) for p in (
-    "app.py", "pages/1_Detect.py", "pages/2_Review.py", "pages/3_Map.py"))
+    "app.py", "app_pages/1_Detect.py", "app_pages/2_Review.py", "app_pages/3_Map.py"))
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
     import_file(db, _detections_file(tmp_path))
     verdicts.record(db, 2, "<img src=x onerror=alert(1)>", "unsure", note="<script>x</script>")
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/3_Map.py").run()
+    at.switch_page("app_pages/3_Map.py").run()
     assert not at.exception
     assert "3 detections match" in at.caption[0].value
     table = at.dataframe[0].value
@@ -310,7 +310,7 @@ def test_map_popups_escape_what_reviewers_typed():
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "s&lt;b&gt;" in html
 
 
-TRENDS, EXPORT = str(REPO / "pages" / "4_Trends.py"), str(REPO / "pages" / "5_Export.py")
+TRENDS, EXPORT = str(REPO / "app_pages" / "4_Trends.py"), str(REPO / "app_pages" / "5_Export.py")
 
 
 @needs_fixtures

@@ -98,7 +98,7 @@ def test_review_page_shows_dated_wayback_views_and_records_them(tmp_path, monkey
     db_path = tmp_path / "review.db"
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     import_file(connect(db_path), _detection_file(tmp_path))
-    at = AppTest.from_file(str(REPO / "pages" / "2_Review.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Review.py"), default_timeout=120).run()
     at.text_input(key="reviewer").input("Ana").run()
     at.radio(key="imagery_kind").set_value("Esri Wayback (dated, high resolution)").run()
     assert not at.exception
@@ -135,7 +135,7 @@ def test_review_page_fetches_sentinel2_before_and_after(tmp_path, monkeypatch):
     monkeypatch.setenv("REVIEW_STAC_URL", server.url)
     import_file(connect(db_path), _detection_file(tmp_path))
     try:
-        at = AppTest.from_file(str(REPO / "pages" / "2_Review.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(REPO / "app_pages" / "2_Review.py"), default_timeout=120).run()
         at.text_input(key="reviewer").input("Ana").run()
         assert not at.get("image")
         at.button(key="fetch_s2").click().run()
@@ -163,7 +163,7 @@ def test_detect_page_fetches_an_area_and_refuses_a_huge_one(tmp_path, monkeypatc
     with rasterio.open(scene) as src:
         w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     try:
-        at = AppTest.from_file(str(REPO / "pages" / "1_Detect.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(REPO / "app_pages" / "1_Detect.py"), default_timeout=120).run()
         at.selectbox[1].select("44px_v2.6_rgb_ir")
         at.text_input(key="area_bbox").input("-60,-10,-50,0")
         at.date_input(key="area_start").set_value(__import__("datetime").date(2021, 1, 1))

@@ -163,7 +163,7 @@ def test_writes_and_unknown_collections_are_refused(service):
         Features(url).collection_item_create("detections", feature.decode())
 
     for path in ("/collections/nowhere?f=json", "/collections/nowhere/items?f=json",
-                 f"/collections/detections/items/999999?f=json"):
+                 "/collections/detections/items/999999?f=json"):
         status, body = _request(url + path)
         assert status == 404 and json.loads(body)["code"] == "NotFound"
 

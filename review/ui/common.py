@@ -1,15 +1,19 @@
-"""What every page shares: page set-up, the session's database connection, the cached
-model, the filter sidebar, uploads read through a temporary file, progress bars."""
+"""What every page shares: page set-up, who is at the keyboard (a remembered name, or a
+signed-in account), the session's database connection, the cached model, the filter
+sidebar, uploads read through a temporary file, progress bars."""
 from __future__ import annotations
 
+import html
+import json
 import uuid
 from contextlib import contextmanager
+from urllib.parse import quote, unquote
 from typing import Iterator
 
 import sqlite_utils
 import streamlit as st
 
-from .. import areas, queue, sampling, settings, store, uploads
+from .. import areas, queue, sampling, settings, store, uploads, users
 from ..errors import ReviewError
 from ..models import LoadedModel, cached_model, device_description
 from ..progress import Progress, fraction, silent
@@ -18,8 +22,43 @@ from ..verdicts import STATUSES
 _CONNECTION = "_review_db"
 
 
+# Sidebar entries: (file, title, icon, action the page needs). Home is the app's own page.
+PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
+         ("app_pages/2_Review.py", "Review", ":material/fact_check:", "verdict"),
+         ("app_pages/3_Map.py", "Map", ":material/map:", None),
+         ("app_pages/4_Trends.py", "Trends", ":material/monitoring:", None),
+         ("app_pages/5_Export.py", "Export", ":material/download:", None))
+
+
+def navigation(home) -> st.navigation:
+    """The sidebar's pages, named as pages; those the signed-in role may not use are left
+    out of it (and refuse to work if reached by their address)."""
+    try:
+        db = connection()
+        current = user(db)
+    except ReviewError:
+        current = None
+    entries = [st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True)]
+    for path, title, icon, action in PAGES:
+        allowed = current is None or action is None or current.can(action)
+        entries.append(st.Page(path, title=title, icon=icon, url_path=title,
+                               visibility="visible" if allowed else "hidden"))
+    return st.navigation(entries)
+
+
 def setup(title: str) -> None:
     st.set_page_config(page_title=f"{title} · Mining review", page_icon="⛏", layout="wide")
+
+
+class _Held:
+    """The session's connection, kept in session state as itself: Streamlit deep-copies
+    session state at times, and a connection cannot (and must not) be copied."""
+
+    def __init__(self, path, db: sqlite_utils.Database):
+        self.path, self.db = path, db
+
+    def __deepcopy__(self, memo) -> "_Held":
+        return self
 
 
 def connection() -> sqlite_utils.Database:
@@ -28,24 +67,150 @@ def connection() -> sqlite_utils.Database:
     transactions (claims, verdicts) stay its own."""
     path = settings.db_path()
     held = st.session_state.get(_CONNECTION)
-    if held is None or held[0] != path:
+    if held is None or held.path != path:
         if held is not None:
-            held[1].close()
-        held = (path, store.connect(path))
+            held.db.close()
+        held = _Held(path, store.connect(path))
         st.session_state[_CONNECTION] = held
-    return held[1]
+    return held.db
 
 
-def page(title: str, heading: bool = True) -> sqlite_utils.Database | None:
-    """Set the page up and open the database; None (with the reason shown) if it cannot be."""
+def page(title: str, heading: bool = True, action: str | None = None) -> sqlite_utils.Database | None:
+    """Set the page up, open the database and make sure someone may use it: with accounts,
+    a signed-in user whose role may do `action`. None (with the reason shown) otherwise."""
     setup(title)
-    if heading:
-        st.title(title)
+    _flush_cookies()
     try:
-        return connection()
+        db = connection()
     except ReviewError as exc:
+        if heading:
+            st.title(title)
         st.error(str(exc))
         return None
+    current = user(db)
+    if current is None:
+        _sign_in_form(db)
+        return None
+    _identity_sidebar(db, current)
+    if heading:
+        st.title(title)
+    if action and not current.can(action):
+        st.warning(f"{title} is for {users.minimum_role(action)}s; you are signed in as "
+                   f"{current.name} ({current.role}).")
+        return None
+    return db
+
+
+# ----------------------------------------------------------------- who is at the keyboard
+
+SESSION_COOKIE = "review_session"     # a signed, expiring token (accounts configured)
+NAME_COOKIE = "review_name"           # the remembered name (no accounts: one local user)
+
+
+def user(db) -> users.User | None:
+    """Who uses this session. Without accounts: the local user under the name they gave
+    (remembered across pages and reloads); with accounts: the signed-in user, checked on
+    every run, so a changed password or a removed account signs the session out."""
+    state = st.session_state
+    if not users.accounts_configured(db):
+        if "reviewer_name" not in state:
+            state["reviewer_name"] = (state.get("reviewer") or _cookie(NAME_COOKIE)).strip()[:64]
+        name = state["reviewer_name"]
+        return users.User(name or users.LOCAL_USER, "admin", via="dashboard")
+    token = state.get("_session_token") or _cookie(SESSION_COOKIE)
+    current = users.user_from_token(db, token)
+    if current is None:
+        state.pop("_session_token", None)
+    else:
+        state["_session_token"] = token
+    return current
+
+
+def _cookie(name: str) -> str:
+    value = st.context.cookies.get(name)
+    return unquote(value) if isinstance(value, str) else ""     # no browser: no cookie
+
+
+def reviewer_name(db) -> str:
+    """The name a verdict is recorded under ('' when a name is still to be given)."""
+    current = user(db)
+    if current is None:
+        return ""
+    if users.accounts_configured(db):
+        return current.name
+    return st.session_state.get("reviewer_name", "")
+
+
+def require(db, action: str) -> users.User:
+    """The current user, if their role may do `action`; PermissionDenied otherwise (the
+    server refuses, whatever the page showed)."""
+    current = user(db)
+    if current is None:
+        raise users.PermissionDenied("sign in first")
+    current.require(action)
+    return current
+
+
+def _set_cookie(name: str, value: str, max_age: int) -> None:
+    # Written by the browser on the next run: st.rerun() would stop this run before an
+    # element could reach it.
+    st.session_state.setdefault("_cookies", []).append((name, value, max_age))
+
+
+def _flush_cookies() -> None:
+    pending = st.session_state.pop("_cookies", [])
+    if not pending:
+        return
+    secure = "; Secure" if str(st.context.url or "").startswith("https") else ""
+    script = "".join(
+        f"document.cookie = {json.dumps(f'{name}={quote(value)}; path=/; max-age={age}; SameSite=Strict{secure}')};"
+        for name, value, age in pending)
+    st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
+
+
+def _remember_name() -> None:
+    name = (st.session_state.get("reviewer") or "").strip()[:64]
+    st.session_state["reviewer_name"] = name
+    _set_cookie(NAME_COOKIE, name, 365 * 24 * 3600)
+
+
+def _identity_sidebar(db, current: users.User) -> None:
+    state = st.session_state
+    with st.sidebar:
+        if not users.accounts_configured(db):
+            # The widget's own key is dropped on pages that do not draw it; the name lives on.
+            state["reviewer"] = state.get("reviewer_name", "")
+            st.text_input("Your name (recorded with every verdict)", key="reviewer",
+                          on_change=_remember_name, max_chars=64)
+            return
+        st.markdown(f"Signed in as **{html.escape(current.name)}** ({current.role})")
+        st.button("Sign out", key="sign_out", on_click=_sign_out)
+
+
+def _sign_out() -> None:
+    st.session_state.pop("_session_token", None)
+    _set_cookie(SESSION_COOKIE, "", 0)
+
+
+def _sign_in_form(db) -> None:
+    st.title("Sign in")
+    st.caption("This review database has accounts: sign in to review.")
+    with st.form("sign_in"):
+        name = st.text_input("User name", key="sign_in_name", max_chars=64)
+        password = st.text_input("Password", type="password", key="sign_in_password",
+                                 max_chars=users.MAX_PASSWORD)
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return
+    try:
+        signed_in = users.sign_in(db, name, password)
+    except ReviewError as exc:
+        st.error(str(exc).capitalize() + ".")
+        return
+    token = users.issue_token(db, signed_in)
+    st.session_state["_session_token"] = token
+    _set_cookie(SESSION_COOKIE, token, users.TOKEN_TTL_S)
+    st.rerun()
 
 
 @st.cache_resource(show_spinner=False)

@@ -22,14 +22,15 @@ from . import common
 
 
 def page() -> None:
-    common.setup("Detect")
-    st.title("Detect")
+    db = common.page("Detect", action="detect")
+    if db is None:
+        return
     st.caption("Run a published mining detector over a Sentinel-2 tile and send its candidates to review.")
     upload = st.file_uploader("GeoTIFF tile (Sentinel-2 L1C digital numbers)", type=["tif", "tiff"])
     typed_path = st.text_input("…or the path of a tile on this machine", key="tile_path")
     try:
         stored = {f"{s['name']} ({s['period_start'] or '?'} to {s['period_end'] or '?'})": s["path"]
-                  for s in store.stored_scenes(common.connection())}
+                  for s in store.stored_scenes(db)}
     except ReviewError:
         stored = {}
     picked = st.selectbox("…or a stored scene", ["(none)", *stored], key="stored_scene")
@@ -54,6 +55,11 @@ def page() -> None:
         t_iso = st.number_input("Threshold for isolated patches", 0.0, 1.0,
                                 card.t_iso if card else 0.8, 0.01)
     if not st.button("Run detector", type="primary"):
+        return
+    try:
+        common.require(db, "detect")
+    except ReviewError as exc:
+        st.error(str(exc))
         return
     if not model_spec:
         st.error("Give the path of the model file.")

@@ -15,12 +15,21 @@ def page() -> None:
     if db is None:
         return
     filters = common.filters_sidebar(db, with_status=True, default_status="verified")
+    if common.user(db).can("export"):
+        _exports(db, filters)
+    else:
+        st.info("Exports are for editors; you can make evidence pictures below.")
+    _evidence(db)
+
+
+def _exports(db, filters: queue.Filters) -> None:
     count = queue.count(db, filters)
     st.write(f"{count:,} detections match the filters.")
     choice = st.radio("Format", list(FORMATS), horizontal=True, key="x_format")
     if st.button("Prepare the file", type="primary", disabled=count == 0, key="x_prepare"):
         name = FORMATS[choice]
         try:
+            common.require(db, "export")
             content, written = export.export_bytes(db, name, filters)
         except ReviewError as exc:
             st.error(str(exc))
@@ -33,13 +42,22 @@ def page() -> None:
     st.caption("Reviewed detections as labelled points (1 verified, 0 false positive) in "
                "earthrise's sampling-location schema, to feed the next model.")
     if st.button("Prepare training samples", key="x_samples"):
+        try:
+            common.require(db, "export")
+        except ReviewError as exc:
+            st.error(str(exc))
+            return
         content, written = export.training_samples_bytes(db, filters)
         st.download_button(f"Download training_samples.geojson ({written} points)",
                            content, "training_samples.geojson", key="x_samples_download")
+
+
+def _evidence(db) -> None:
     st.subheader("Evidence pack")
     detection_id = st.number_input("Detection id", min_value=1, step=1, key="x_evidence_id")
     if st.button("Make the evidence picture", key="x_evidence"):
         try:
+            common.require(db, "evidence")
             png = export.evidence_png(db, int(detection_id))
         except ReviewError as exc:
             st.error(str(exc))

@@ -14,12 +14,12 @@ METRICS = {"scenes": "Scenes", "runs": "Detector runs", "detections": "Detection
 
 def page() -> None:
     db = common.page("Home", heading=False)
+    if db is None:
+        return
     st.title("Mining review")
     st.caption("Find illegal mining in satellite imagery, and confirm it by eye before anyone relies on it.")
     if "flash" in st.session_state:
         st.success(st.session_state.pop("flash"))
-    if db is None:
-        return
     counts = store.table_counts(db, tuple(METRICS))
     for column, (table, count) in zip(st.columns(len(METRICS)), counts.items()):
         column.metric(METRICS[table], f"{count:,}")
@@ -29,7 +29,7 @@ def page() -> None:
                 "import detections with `python -m review import FILE`, or open **Detect** to "
                 "run a detector over a GeoTIFF tile.")
         st.caption(f"Example: {settings.example_url()}")
-        if st.button("Load the example detections", type="primary"):
+        if common.user(db).can("import") and st.button("Load the example detections", type="primary"):
             _load_example(db)
     else:
         pending = queue.count(db, queue.Filters(status="pending"))
@@ -39,11 +39,17 @@ def page() -> None:
             st.success("Every detection has a verdict.")
         st.subheader("Detections by source and status")
         st.dataframe(queue.status_by_source(db))
-    _import_section(db)
+    if common.user(db).can("import"):
+        _import_section(db)
     st.caption(f"Database: {settings.db_path()} · detector device: {common.device()}")
 
 
 def _load_example(db) -> None:
+    try:
+        common.require(db, "import")
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
     url = settings.example_url()
     name = example_name(url)
     bar = st.progress(0.0, text=f"Downloading {name}…")
@@ -73,6 +79,11 @@ def _import_section(db) -> None:
             return
         if upload is None:
             st.error("Choose a file to import.")
+            return
+        try:
+            common.require(db, "import")
+        except ReviewError as exc:
+            st.error(str(exc))
             return
         path = uploads.save_import(upload.getvalue(), upload.name)
         bar = st.progress(0.0, text="Importing…")

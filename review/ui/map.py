@@ -57,4 +57,4 @@ def page() -> None:
     chosen = st.selectbox("Open a detection in Review", table["id"].tolist(), key="open_id")
     if st.button("Open in Review", type="primary"):
         st.session_state["open_detection"] = int(chosen)
-        st.switch_page("pages/2_Review.py")
+        st.switch_page("app_pages/2_Review.py")

@@ -18,12 +18,11 @@ IMAGERY_KINDS = ("Sentinel-2 scenes", "Esri Wayback (dated, high resolution)")
 
 
 def page() -> None:
-    db = common.page("Review", heading=False)
+    db = common.page("Review", heading=False, action="verdict")
     if db is None:
         return
     state = st.session_state
     with st.sidebar:
-        st.text_input("Your name (recorded with every verdict)", key="reviewer")
         order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="order")
         st.radio("Before/after imagery", IMAGERY_KINDS, key="imagery_kind")
     filters = common.filters_sidebar(db)
@@ -31,7 +30,7 @@ def page() -> None:
         st.toast(state.pop("flash"))
     if "flash_error" in state:
         st.error(state.pop("flash_error"))
-    reviewer = (state.get("reviewer") or "").strip()
+    reviewer = common.reviewer_name(db)
     try:
         _hand_over_claim(db, reviewer)
     except ReviewError as exc:
@@ -109,7 +108,9 @@ def _decide(verdict: str, reason: str | None = None) -> None:
         return
     before, after = state.get("shown", (None, None))
     try:
-        verdicts.record(common.connection(), detection_id, state["reviewer"].strip(), verdict,
+        db = common.connection()
+        common.require(db, "verdict")
+        verdicts.record(db, detection_id, common.reviewer_name(db), verdict,
                         reason=reason, note=state.get("note") or None, before=before, after=after)
     except ReviewError as exc:
         state["flash_error"] = str(exc)
@@ -138,8 +139,9 @@ def _undo() -> None:
     detection_id = done.pop()
     db = common.connection()
     try:
-        verdicts.undo(db, detection_id, state["reviewer"].strip())
-        queue.claim(db, state["reviewer"].strip(), detection_id, holder=common.holder(), force=True)
+        common.require(db, "verdict")
+        verdicts.undo(db, detection_id, common.reviewer_name(db))
+        queue.claim(db, common.reviewer_name(db), detection_id, holder=common.holder(), force=True)
     except ReviewError as exc:
         state["flash_error"] = str(exc)
         return

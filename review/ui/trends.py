@@ -91,6 +91,8 @@ def _sample_section(db) -> None:
             text = str(exc)
         st.write(f"Sample {sample['id']} · {sample['name']} · {sample['size']} of "
                  f"{sample['stratum_detections']:,} detections: {text}")
+    if not common.user(db).can("sample"):
+        return
     with st.form("draw_sample"):
         name = st.text_input("Sample name", key="s_name")
         sources = st.multiselect("Stratum: sources", queue.sources(db), key="s_sources")
@@ -99,6 +101,7 @@ def _sample_section(db) -> None:
         size = st.number_input("Detections to draw", 1, 10_000, 100, key="s_size")
         if st.form_submit_button("Draw sample"):
             try:
+                common.require(db, "sample")
                 sample_id = sampling.draw(db, name or "sample", queue.Filters(
                     sources=sources, period_from=period_from or None, period_to=period_to or None),
                     int(size))
