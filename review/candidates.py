@@ -12,6 +12,7 @@ no "crs" member.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,9 +170,20 @@ def raw_geojson(result: PatchScores) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
-def write_geojson(collection: dict, path: Path) -> None:
-    """Write atomically, so a failure never leaves half a file where a good one was."""
+def stage_geojson(collection: dict, path: Path) -> Path:
+    """Write the collection beside `path` (PATH.part) and return that file; replacing `path`
+    with it publishes the file in one step."""
     path = Path(path)
     partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(collection))
-    partial.replace(path)
+    try:
+        partial.write_text(json.dumps(collection))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return partial
+
+
+def write_geojson(collection: dict, path: Path) -> None:
+    """Write atomically, so a failure never leaves half a file where a good one was."""
+    stage_geojson(collection, path).replace(path)

@@ -64,8 +64,8 @@ def band_indexes(tile: Tile, card: ModelCard) -> list[int]:
     if all(name is None for name in tile.band_names):
         raise BandError(
             f"{tile.name}: its {len(tile.band_names)} bands have no names; model {card.id} "
-            f"needs {', '.join(card.bands)}. Name the file's bands in order, e.g. "
-            f"--bands {','.join(['B2', 'B3', 'B4', 'B8', '-', '-', '-', '-'][:len(tile.band_names)])}")
+            f"needs {', '.join(card.bands)}; name the bands in file order, '-' for one to "
+            f"ignore, e.g. {','.join(['B2', 'B3', 'B4', 'B8', '-', '-', '-', '-'][:len(tile.band_names)])}")
     indexes = {name: tile.band_index(name) for name in card.bands}
     missing = [name for name, index in indexes.items() if index is None]
     if missing:
