@@ -100,10 +100,27 @@ def _model(spec: str):
         return _models[spec]
 
 
+class TileFailed(ReviewError):
+    """A region tile could not be fetched or scored (after the scheduler's retries)."""
+
+
 def score_region_tile(tile: RegionTile, model_spec: str, start: str, end: str, source: dict,
                       aoi_wkt: str, max_nodata: float = 0.5) -> dict:
     """Fetch one tile's composite and score it; runs on a Dask worker. A tile the catalogue
-    has no scenes for is a result too ({"tile", "no_imagery": reason}), not a failure."""
+    has no scenes for is a result too ({"tile", "no_imagery": reason}), not a failure.
+
+    A domain error leaves as TileFailed with the same one-line message and no chained
+    cause: Dask pickles what a task raises, and a cause that does not pickle (a rasterio
+    error) would turn it into a bare Exception the driver cannot tell from a bug."""
+    try:
+        return _score_region_tile(tile, model_spec, start, end, source, aoi_wkt, max_nodata)
+    except ReviewError as exc:
+        message = first_line(exc, limit=500)
+    raise TileFailed(message)
+
+
+def _score_region_tile(tile: RegionTile, model_spec: str, start: str, end: str, source: dict,
+                      aoi_wkt: str, max_nodata: float = 0.5) -> dict:
     from .detect import score_tile
     from .fetch import ALL_BANDS, NoImagery, Request, Source, composite
     from .imagery import open_tile
