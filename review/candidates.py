@@ -21,7 +21,6 @@ import numpy as np
 import shapely
 import shapely.ops
 from pyproj import Transformer
-from scipy.spatial import cKDTree
 from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
 
@@ -44,6 +43,8 @@ class Candidate:
 
 def kth_neighbour_km(xy_m: np.ndarray, k: int = ISOLATION_K) -> np.ndarray:
     """Distance in km from each point to its k-th nearest other point (inf if too few)."""
+    from scipy.spatial import cKDTree          # here: a run without candidates never needs scipy
+
     n = len(xy_m)
     if n <= k:
         return np.full(n, np.inf)

@@ -16,7 +16,6 @@ from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, 
 from .detect import MAX_NODATA_FRACTION, PatchScores, check_compatible, score_tile
 from .imagery import Tile
 from .models import LoadedModel, sha256_of
-from .store import now, record_run
 
 
 @dataclass
@@ -49,6 +48,8 @@ class RunResult:
 def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
                   t_iso: float | None = None, batch_size: int | None = None,
                   max_nodata_fraction: float = MAX_NODATA_FRACTION, progress=None) -> RunResult:
+    from .store import now
+
     check_compatible(tile, model.card)
     t_main = model.card.t_main if t_main is None else t_main
     t_iso = model.card.t_iso if t_iso is None else t_iso
@@ -109,6 +110,8 @@ def detection_rows(found: list[Candidate], crs, source: str, model_id: str, t_ma
 
 def store_result(db, result: RunResult) -> int:
     """Record the scene, the run and its candidates; returns the run id."""
+    from .store import record_run          # here: detect without --db never loads sqlite-utils
+
     s = result.scores
     tile = s.tile
     scene = scene_record(tile)
