@@ -104,8 +104,8 @@ def candidates(result: PatchScores, t_main: float | None = None, t_iso: float | 
     found = []
     for part in parts:
         # Patches that share area with the polygon (touching neighbours of other parts excluded).
-        members = [i for i in tree.query(part, predicate="intersects")
-                   if shapely.area(shapely.intersection(patches[i], part)) > 0]
+        near = tree.query(part, predicate="intersects")
+        members = near[shapely.area(shapely.intersection(patches[near], part)) > 0]
         member_scores = scores[members]
         found.append(Candidate(geometry=part, score=float(member_scores.mean()),
                                score_max=float(member_scores.max()), patches=len(members),

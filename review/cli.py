@@ -305,7 +305,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if args.raw is True:
+    if args.raw is True or (args.raw and Path(args.raw).resolve() == args.out.resolve()):
         outputs = [(result.raw_geojson, args.out)]
     else:
         outputs = [(result.candidates_geojson, args.out)]
