@@ -23,7 +23,7 @@ from .progress import Progress
 
 DEFAULT_BATCH_SIZE = 256
 MAX_NODATA_FRACTION = 0.5
-STRIP_BYTES = 128 * 2**20     # pixels held in memory at once, per strip
+STRIP_BYTES = 32 * 2**20      # pixels per strip: small enough that the model starts at once
 
 
 @dataclass
