@@ -178,27 +178,46 @@ def _environment() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _whole_process(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def _machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has been busy (all processes, all cores)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return float("nan")
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _whole_process(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall time of a command, and the CPU-seconds other people's processes used meanwhile."""
+    busy, own = _machine_busy_seconds(), _own_seconds()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=_environment(), capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    others = (_machine_busy_seconds() - busy) - (_own_seconds() - own)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} ... failed:\n{done.stderr[-3000:]}")
-    return seconds, done
+    return seconds, max(others, 0.0), done
 
 
 def detect_whole(tile: Path, model: str, out: Path) -> dict:
-    seconds, done = _whole_process([sys.executable, "-m", "review", "detect", str(tile), "--model",
-                                    model, "--out", str(out), "--raw", "--quiet"])
+    seconds, others, done = _whole_process([sys.executable, "-m", "review", "detect", str(tile),
+                                            "--model", model, "--out", str(out), "--raw", "--quiet"])
     loop = re.search(r" in ([0-9.]+) s ", done.stdout)
-    return {"seconds": seconds, "loop_seconds": float(loop.group(1)) if loop else float("nan"),
+    return {"seconds": seconds, "others_cpu": others, "loop_seconds": float(loop.group(1)) if loop else float("nan"),
             "said": done.stdout.strip()}
 
 
 def published_whole(tile: Path, model: str, out: Path) -> dict:
-    seconds, done = _whole_process([sys.executable, "-m", "bench.throughput", "--published",
-                                    "--tile", str(tile), "--model", model, "--out", str(out)])
-    return {"seconds": seconds, **json.loads(done.stdout.strip().splitlines()[-1])}
+    seconds, others, done = _whole_process([sys.executable, "-m", "bench.throughput", "--published",
+                                            "--tile", str(tile), "--model", model, "--out", str(out)])
+    return {"seconds": seconds, "others_cpu": others, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 def _raw_scores(path: Path, field: str) -> dict:
@@ -221,12 +240,11 @@ def cpu_flags() -> str:
 
 def _child(method: str, tile: Path, model: str, folder: Path) -> dict:
     out = folder / f"scores_{method}_{tile.stem}.npy"
-    done = subprocess.run([sys.executable, "-m", "bench.throughput", "--child", method, "--tile", str(tile),
-                           "--model", model, "--out", str(out)], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"method {method} failed:\n{done.stderr[-3000:]}")
+    _, others, done = _whole_process([sys.executable, "-m", "bench.throughput", "--child", method,
+                                      "--tile", str(tile), "--model", model, "--out", str(out)])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["scores_file"] = str(out)
+    result["others_cpu"] = others
     return result
 
 
@@ -286,11 +304,17 @@ def main() -> int:
           f"(its scoring loop {mine['loop_seconds']:.1f} s, as it reports)")
     print(f"  (ii) published way, predict + to_file {theirs['seconds']:7.2f} s   "
           f"(its scoring loop {theirs['loop_seconds']:.1f} s; peak {theirs['peak_rss_mb']:,.0f} MB)")
-    detect_times = ", ".join("%.2f" % r["seconds"] for r in detect_runs)
-    published_times = ", ".join("%.2f" % r["seconds"] for r in published_runs)
+    detect_times = ", ".join("%.2f (others %.1f)" % (r["seconds"], r["others_cpu"]) for r in detect_runs)
+    published_times = ", ".join("%.2f (others %.1f)" % (r["seconds"], r["others_cpu"]) for r in published_runs)
     print(f"  (ii)/(i) = {theirs['seconds'] / mine['seconds']:.2f}x whole processes; "
-          f"scoring loops inside them (ii)/(i) = {theirs['loop_seconds'] / mine['loop_seconds']:.2f}x; "
-          f"runs: detect {detect_times} s, published {published_times} s")
+          f"scoring loops inside them (ii)/(i) = {theirs['loop_seconds'] / mine['loop_seconds']:.2f}x")
+    if args.repeat > 1:
+        median_mine = float(np.median([r["seconds"] for r in detect_runs]))
+        median_theirs = float(np.median([r["seconds"] for r in published_runs]))
+        print(f"  medians: detect {median_mine:.2f} s, published {median_theirs:.2f} s, "
+              f"(ii)/(i) = {median_theirs / median_mine:.2f}x")
+    print(f"  every run, s (CPU-seconds other people's processes used meanwhile; 0 = quiet): "
+          f"detect {detect_times}; published {published_times}")
     if whole_diff is None:
         print("  raw outputs: NOT THE SAME PATCHES")
     else:
@@ -305,7 +329,8 @@ def main() -> int:
         km2_min = rate / result["tile_patches"] * area_km2 * 60
         subset = f" (rate from {result['patches']} patches)" if key == "a" else ""
         print(f"  {names[key]:38} {result['seconds'] if key != 'a' else float('nan'):6.2f} s "
-              f"{rate:7,.0f} patches/s {km2_min:8,.1f} km²/min  peak {result['peak_rss_mb']:6,.0f} MB{subset}")
+              f"{rate:7,.0f} patches/s {km2_min:8,.1f} km²/min  peak {result['peak_rss_mb']:6,.0f} MB"
+              f"{subset} (others {result['others_cpu']:.1f} CPU-s)")
     print(f"  (b)/(c) time = c/b rate = {rates['c'] / rates['b']:.2f}x" +
           (f"   c/a = {rates['c'] / rates['a']:.1f}" if "a" in rates else ""))
     print(f"  scores (c) vs (b): {len(differences):,} patches, max |difference| {max(differences):.2e}"
