@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -192,8 +193,10 @@ def _client(scheduler: str):
     from dask.distributed import Client, LocalCluster
 
     if scheduler == "local":
+        # No dashboard; the scheduler's own HTTP routes on any free port, not on 8787,
+        # which another cluster (or another user's test) may hold.
         cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                               dashboard_address=None)
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
         return Client(cluster), cluster
     return Client(scheduler), None
 
@@ -212,7 +215,9 @@ def _quiet_dask(quiet: bool):
     for name in names:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"distributed(\.|$)")
+            yield
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
