@@ -138,7 +138,7 @@ def search(source: Source, request: Request) -> list:
     clear = [i for i in items if (i.properties.get("eo:cloud_cover") or 0) <= source.cloud_limit]
     if not clear:
         more = f" ({len(items)} over the {source.cloud_limit:g}% cloud limit)" if items else ""
-        raise NoImagery(f"no {source.collection} scenes over {request.bbox} between "
+        raise NoImagery(f"no {source.collection} scenes over W,S,E,N {','.join(f'{v:.4f}' for v in request.bbox)} between "
                          f"{request.start} and {request.end}{more}")
     return sorted(clear, key=lambda i: (i.properties.get("eo:cloud_cover") or 0, i.id))
 

@@ -162,18 +162,23 @@ def region_source(region_run_id: int) -> str:
 class RegionReport:
     region_run_id: int
     tiles: int
-    tiles_scored: int            # by this invocation (a resumed run scores only what was missing)
+    tiles_scored: int            # fetched and scored by this invocation (a resumed run scores
+                                 # only what was missing; tiles found without imagery not counted)
     patches: int
     candidates: int              # stored by run_id
     run_id: int | None
     no_imagery: list[tuple[str, str]] = field(default_factory=list)   # (tile, reason), all so far
+    tiles_tried: int = 0         # tiles asked of the catalogue by this invocation
 
     @property
     def source(self) -> str:
         return region_source(self.region_run_id)
 
     def summary(self) -> str:
-        text = (f"region run {self.region_run_id}: {self.tiles} tiles ({self.tiles_scored} scored now), "
+        now = f"{self.tiles_scored} scored now"
+        if self.tiles_tried > self.tiles_scored:
+            now += f", {self.tiles_tried - self.tiles_scored} found without imagery now"
+        text = (f"region run {self.region_run_id}: {self.tiles} tiles ({now}), "
                 f"{self.patches:,} patches, {self.candidates} candidates stored as run {self.run_id}")
         if self.no_imagery:
             keys = [key for key, _ in self.no_imagery]
@@ -260,10 +265,10 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
     todo = [t for t in tiles if t.key not in done]
     arguments = (model_spec, start, end, source, shapely.to_wkt(aoi), max_nodata)
     failures = []
-    new_patches = 0
+    new_patches = newly_done = 0
 
     def store(result: dict) -> None:
-        nonlocal new_patches
+        nonlocal new_patches, newly_done
         with transaction(db):
             if "no_imagery" in result:
                 db["region_tiles"].upsert({"region_run_id": region_id, "tile": result["tile"],
@@ -279,6 +284,7 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
                                        "device": result["device"], "error": None,
                                        "finished_at": now()}, pk=("region_run_id", "tile"))
         new_patches += len(result["scores"])
+        newly_done += 1
 
     finished = len(done)
     if scheduler is None:
@@ -318,7 +324,9 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
     if failures:
         raise ReviewError(f"{len(failures)} of {len(tiles)} tiles failed (first: {failures[0][0]}: "
                           f"{failures[0][1]}); run the same command again to retry them")
-    return _finish(db, region_id, model, tiles, len(todo), new_patches, t_main, t_iso)
+    report = _finish(db, region_id, model, tiles, newly_done, new_patches, t_main, t_iso)
+    report.tiles_tried = len(todo)
+    return report
 
 
 def _finish(db, region_id: int, model, tiles, scored_now: int, new_patches: int,

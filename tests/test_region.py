@@ -198,7 +198,9 @@ def test_tiles_without_imagery_are_a_result_not_a_failure(tmp_path, cache, l1c_s
     retried = run_region(db, _wider_aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path),
                          scheduler=None, tile_px=64, source=_source(l1c_server), t_main=0.0,
                          t_iso=0.0, retry_empty=True)
-    assert retried.tiles_scored == len(empty) and _searches(l1c_server) == searches + len(empty)
+    assert retried.tiles_scored == 0 and retried.tiles_tried == len(empty)
+    assert _searches(l1c_server) == searches + len(empty)
+    assert f"0 scored now, {len(empty)} found without imagery now" in retried.summary()
     assert retried.run_id == report.run_id and db["detections"].count == report.candidates
 
 
@@ -217,7 +219,8 @@ def test_imagery_that_appears_later_adds_its_candidates_once(tmp_path, cache, l1
     assert second.tiles_scored == 0 and second.candidates == 0      # not asked: not retried
     third = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
                        tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0, retry_empty=True)
-    assert third.no_imagery == [] and third.candidates >= 1 and third.run_id != first.run_id
+    assert third.no_imagery == [] and third.tiles_scored == third.tiles
+    assert third.candidates >= 1 and third.run_id != first.run_id
     assert db["detections"].count == third.candidates
     fourth = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
                         tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0, retry_empty=True)
@@ -277,4 +280,4 @@ def test_region_command_with_tiles_without_imagery_as_a_user_runs_it(tmp_path, c
     assert again.returncode == 0 and again.stderr == "" and "(0 scored now)" in again.stdout
     retried = subprocess.run(command + ["--retry-empty"], env=env, cwd=REPO, capture_output=True,
                              text=True, timeout=300)
-    assert retried.returncode == 0 and f"({len(empty)} scored now)" in retried.stdout
+    assert retried.returncode == 0 and f"{len(empty)} found without imagery now" in retried.stdout
