@@ -170,10 +170,6 @@ class RegionReport:
     no_imagery: list[tuple[str, str]] = field(default_factory=list)   # (tile, reason), all so far
     tiles_tried: int = 0         # tiles asked of the catalogue by this invocation
 
-    @property
-    def source(self) -> str:
-        return region_source(self.region_run_id)
-
     def summary(self) -> str:
         now = f"{self.tiles_scored} scored now"
         if self.tiles_tried > self.tiles_scored:
