@@ -1,21 +1,30 @@
-"""Benchmark: patches per second, km² per minute and peak memory of three ways to run a model.
+"""Benchmark: detect as a whole process against the published way, and the scoring loops.
 
-    .venv/bin/python -m bench.throughput [--size 2000] [--model 48px_v4.21] [--big]
+    .venv/bin/python -m bench.throughput [--size 2048] [--model 48px_v4.21] [--repeat 1]
+                                         [--per-patch] [--big]
 
-(a) one model call per patch (model.predict on each chip, as naive code does);
-(b) the published pipeline's way: cut every chip, then one model.predict at Keras'
-    default batch size (32);
+Whole processes (wall time of the subprocess, Python and TensorFlow start-up included):
+(i)  `python -m review detect TILE --model M --out RAW --raw --quiet`: this product;
+(ii) the published way (earthrise-media/mining-detector's pipeline): read the tile, cut
+     every chip on the stride grid with a footprint polygon each (GeoDataFrame in the
+     tile's CRS, then to_crs EPSG:4326), scale, one `model.predict` (Keras' default batch
+     size, 32), and write every patch's footprint and score with geopandas `to_file`.
+Scoring loops alone (each in its own process, model loaded and warmed up first):
+(b) the published loop: read the whole tile, cut every chip into a list, scale, one
+    model.predict;
 (c) this product's engine (review.detect.score_tile: windowed strips, views, one copy per
     batch, a compiled call at the device's batch size, reading overlapped with compute).
+--per-patch adds (a), one model call per patch (naive code; rate from 300 patches).
 
 The tile is built from the real L1C fixture scenes (13 bands), mirrored to fill the size.
-Each method runs in its own process so its peak memory (max RSS) is its own. The engine's
-scores must equal (b)'s within 1e-5. --big also runs (c) on a 10,000 x 10,000 tile.
+The scores of (i) and (ii), and of (c) and (b), must agree within 1e-5. --big also runs
+(c) on a 10,000 x 10,000 tile. Peak memory is each process's own (max RSS).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import resource
@@ -121,23 +130,134 @@ def run_method(method: str, tile_path: Path, model_id: str, out: Path) -> dict:
             "device": device, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def published_process(tile_path: Path, model_id: str, out: Path) -> dict:
+    """(ii) as one process: the published pipeline's steps, timed from the first import."""
+    started = time.perf_counter()
+    import geopandas as gpd
+    import keras
+    import rasterio
+    from shapely.geometry import Polygon
+
+    from review.detect import patch_grid
+    from review.imagery import open_tile
+    from review.models import CARDS
+
+    card = CARDS[model_id]
+    model = keras.models.load_model(Path(os.environ["REVIEW_MODEL_CACHE"]) / card.filename,
+                                    compile=False)
+    loop_started = time.perf_counter()
+    tile = open_tile(tile_path)                          # the product's grid, for the same patches
+    with rasterio.open(tile_path) as src:
+        names = [d.upper().replace("B0", "B") for d in src.descriptions]
+        pixels = np.moveaxis(src.read([names.index(b) + 1 for b in card.bands]), 0, -1)
+        transform, crs = src.transform, src.crs
+    pixels = np.clip(pixels / 10000.0, 0, 1)
+    size = card.patch_size
+    rows, cols = patch_grid(tile, size, card.stride)
+    chips, footprints, where = [], [], []
+    for c in cols:                                       # column by column, as published
+        for r in rows:
+            chips.append(pixels[r:r + size, c:c + size])
+            west, north = transform * (c, r)
+            east, south = transform * (c + size, r + size)
+            footprints.append(Polygon([(west, north), (west, south), (east, south),
+                                       (east, north), (west, north)]))
+            where.append((int(r), int(c)))
+    geoms = gpd.GeoDataFrame(geometry=footprints, crs=crs).to_crs("EPSG:4326")
+    scores = model.predict(np.array(chips), verbose=0)[:, 0]
+    loop_seconds = time.perf_counter() - loop_started
+    frame = gpd.GeoDataFrame({"pred": scores.astype(float), "row": [r for r, _ in where],
+                              "col": [c for _, c in where]}, geometry=geoms.geometry, crs="EPSG:4326")
+    frame.to_file(out, driver="GeoJSON")
+    return {"patches": len(scores), "loop_seconds": loop_seconds,
+            "in_process_seconds": time.perf_counter() - started,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _environment() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has been busy (all processes, all cores)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return float("nan")
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _whole_process(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall time of a command, and the CPU-seconds other people's processes used meanwhile."""
+    busy, own = _machine_busy_seconds(), _own_seconds()
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=_environment(), capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    others = (_machine_busy_seconds() - busy) - (_own_seconds() - own)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... failed:\n{done.stderr[-3000:]}")
+    return seconds, max(others, 0.0), done
+
+
+def detect_whole(tile: Path, model: str, out: Path) -> dict:
+    seconds, others, done = _whole_process([sys.executable, "-m", "review", "detect", str(tile),
+                                            "--model", model, "--out", str(out), "--raw", "--quiet"])
+    loop = re.search(r" in ([0-9.]+) s ", done.stdout)
+    return {"seconds": seconds, "others_cpu": others, "loop_seconds": float(loop.group(1)) if loop else float("nan"),
+            "said": done.stdout.strip()}
+
+
+def published_whole(tile: Path, model: str, out: Path) -> dict:
+    seconds, others, done = _whole_process([sys.executable, "-m", "bench.throughput", "--published",
+                                            "--tile", str(tile), "--model", model, "--out", str(out)])
+    return {"seconds": seconds, "others_cpu": others, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def _raw_scores(path: Path, field: str) -> dict:
+    features = json.loads(path.read_text())["features"]
+    return {(f["properties"]["row"], f["properties"]["col"]): f["properties"][field] for f in features}
+
+
+def cpu_flags() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown (no /proc/cpuinfo)"
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), platform.processor() or "?")
+    shown = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model}; flags: {' '.join(shown) or 'none of avx2/avx512'}; avx512f {'present' if 'avx512f' in flags else 'ABSENT'}"
+
+
 def _child(method: str, tile: Path, model: str, folder: Path) -> dict:
     out = folder / f"scores_{method}_{tile.stem}.npy"
-    done = subprocess.run([sys.executable, "-m", "bench.throughput", "--child", method, "--tile", str(tile),
-                           "--model", model, "--out", str(out)], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"method {method} failed:\n{done.stderr[-3000:]}")
+    _, others, done = _whole_process([sys.executable, "-m", "bench.throughput", "--child", method,
+                                      "--tile", str(tile), "--model", model, "--out", str(out)])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["scores_file"] = str(out)
+    result["others_cpu"] = others
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--model", default="48px_v4.21")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each whole process this many times, alternating; report the fastest")
+    parser.add_argument("--per-patch", action="store_true", help="also (a), one call per patch")
     parser.add_argument("--big", action="store_true", help="also (c) on a 10,000 x 10,000 tile")
     parser.add_argument("--child")
+    parser.add_argument("--published", action="store_true")
     parser.add_argument("--tile", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -145,21 +265,68 @@ def main() -> int:
     if args.child:
         print(json.dumps(run_method(args.child, args.tile, args.model, args.out)))
         return 0
+    if args.published:
+        print(json.dumps(published_process(args.tile, args.model, args.out)))
+        return 0
     if not SCENES:
         print(f"error: the L1C fixture scenes are not at {FIXTURES}", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="review-throughput-"))
     tile = build_tile(folder / f"tile_{args.size}.tif", args.size)
     area_km2 = args.size * args.size * 100 / 1e6
-    results = {m: _child(m, tile, args.model, folder) for m in ("a", "b", "c")}
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB, Python "
+          f"{platform.python_version()}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"cpu: {cpu_flags()}")
+
+    # Whole processes, alternating so that a change in load hits both alike.
+    detect_runs, published_runs = [], []
+    for _ in range(args.repeat):
+        detect_runs.append(detect_whole(tile, args.model, folder / "detect_raw.geojson"))
+        published_runs.append(published_whole(tile, args.model, folder / "published_raw.geojson"))
+    mine = min(detect_runs, key=lambda r: r["seconds"])
+    theirs = min(published_runs, key=lambda r: r["seconds"])
+    ours = _raw_scores(folder / "detect_raw.geojson", "score")
+    published = _raw_scores(folder / "published_raw.geojson", "pred")
+    whole_diff = max(abs(ours[k] - published[k]) for k in published) if ours.keys() == published.keys() else None
+
+    loop_runs: dict[str, list[dict]] = {m: [] for m in (("a", "b", "c") if args.per_patch else ("b", "c"))}
+    for _ in range(args.repeat):                         # alternating, as the whole processes
+        for method in ("b", "c"):
+            loop_runs[method].append(_child(method, tile, args.model, folder))
+    if args.per_patch:
+        loop_runs["a"].append(_child("a", tile, args.model, folder))
+    results = {m: min(runs, key=lambda r: r["seconds"]) for m, runs in loop_runs.items()}
     b = np.load(results["b"]["scores_file"])
     c = np.load(results["c"]["scores_file"])
     b_scores = {(int(r), int(col)): s for r, col, s in b}
     differences = [abs(s - b_scores[(int(r), int(col))]) for r, col, s in c]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {results['c']['device']}, "
-          f"Python {platform.python_version()}")
+    load = os.getloadavg()
     print(f"tile: {args.size} x {args.size} px, 13 bands of real L1C pixels ({area_km2:,.0f} km²); "
-          f"model {args.model}; {results['c']['patches']:,} patches")
+          f"model {args.model}; {results['c']['patches']:,} patches; device {results['c']['device']}")
+    print(f"whole processes (wall time, start-up included; fastest of {args.repeat}):")
+    print(f"  (i)  detect --raw                    {mine['seconds']:7.2f} s   "
+          f"(its scoring loop {mine['loop_seconds']:.1f} s, as it reports)")
+    print(f"  (ii) published way, predict + to_file {theirs['seconds']:7.2f} s   "
+          f"(its scoring loop {theirs['loop_seconds']:.1f} s; peak {theirs['peak_rss_mb']:,.0f} MB)")
+    detect_times = ", ".join("%.2f (others %.1f)" % (r["seconds"], r["others_cpu"]) for r in detect_runs)
+    published_times = ", ".join("%.2f (others %.1f)" % (r["seconds"], r["others_cpu"]) for r in published_runs)
+    print(f"  (ii)/(i) = {theirs['seconds'] / mine['seconds']:.2f}x whole processes; "
+          f"scoring loops inside them (ii)/(i) = {theirs['loop_seconds'] / mine['loop_seconds']:.2f}x")
+    if args.repeat > 1:
+        median_mine = float(np.median([r["seconds"] for r in detect_runs]))
+        median_theirs = float(np.median([r["seconds"] for r in published_runs]))
+        print(f"  medians: detect {median_mine:.2f} s, published {median_theirs:.2f} s, "
+              f"(ii)/(i) = {median_theirs / median_mine:.2f}x")
+    print(f"  every run, s (CPU-seconds other people's processes used meanwhile; 0 = quiet): "
+          f"detect {detect_times}; published {published_times}")
+    if whole_diff is None:
+        print("  raw outputs: NOT THE SAME PATCHES")
+    else:
+        print(f"  raw outputs: {len(ours):,} patches each, max |score difference| {whole_diff:.2e} "
+              f"({'equal within 1e-5' if whole_diff <= 1e-5 else 'NOT EQUAL'})")
+    print(f"scoring loops alone (read, cut, scale, score; model loaded and warmed up; fastest of {args.repeat}):")
     rates = {}
     names = {"a": "(a) one call per patch", "b": "(b) cut chips + predict(batch 32)", "c": "(c) engine"}
     for key, result in results.items():
@@ -167,9 +334,14 @@ def main() -> int:
         rates[key] = rate
         km2_min = rate / result["tile_patches"] * area_km2 * 60
         subset = f" (rate from {result['patches']} patches)" if key == "a" else ""
-        print(f"  {names[key]:38} {rate:9,.0f} patches/s {km2_min:9,.1f} km²/min  "
-              f"peak {result['peak_rss_mb']:7,.0f} MB{subset}")
-    print(f"  c/b = {rates['c'] / rates['b']:.2f}   c/a = {rates['c'] / rates['a']:.1f}")
+        print(f"  {names[key]:38} {result['seconds'] if key != 'a' else float('nan'):6.2f} s "
+              f"{rate:7,.0f} patches/s {km2_min:8,.1f} km²/min  peak {result['peak_rss_mb']:6,.0f} MB"
+              f"{subset} (others {result['others_cpu']:.1f} CPU-s)")
+    for key in ("b", "c"):
+        print(f"  every {key} run, s: " + ", ".join("%.2f (others %.1f)" % (r["seconds"], r["others_cpu"])
+                                                 for r in loop_runs[key]))
+    print(f"  (b)/(c) time = c/b rate = {rates['c'] / rates['b']:.2f}x (fastest of {args.repeat} each)" +
+          (f"   c/a = {rates['c'] / rates['a']:.1f}" if "a" in rates else ""))
     print(f"  scores (c) vs (b): {len(differences):,} patches, max |difference| {max(differences):.2e}"
           f" ({'equal within 1e-5' if max(differences) <= 1e-5 else 'NOT EQUAL'})")
     if args.big:
@@ -178,6 +350,7 @@ def main() -> int:
         print(f"  10,000 x 10,000 tile (10,000 km²): {result['patches']:,} patches in "
               f"{result['seconds']:.0f} s, {result['patches'] / result['seconds']:,.0f} patches/s, "
               f"peak {result['peak_rss_mb']:,.0f} MB")
+    print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     return 0
 
 

@@ -12,6 +12,7 @@ no "crs" member.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,7 @@ import numpy as np
 import shapely
 import shapely.ops
 from pyproj import Transformer
-from scipy.spatial import cKDTree
-from shapely.geometry import box, mapping
+from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
 
 from .detect import PatchScores
@@ -43,6 +43,8 @@ class Candidate:
 
 def kth_neighbour_km(xy_m: np.ndarray, k: int = ISOLATION_K) -> np.ndarray:
     """Distance in km from each point to its k-th nearest other point (inf if too few)."""
+    from scipy.spatial import cKDTree          # here: a run without candidates never needs scipy
+
     n = len(xy_m)
     if n <= k:
         return np.full(n, np.inf)
@@ -102,8 +104,8 @@ def candidates(result: PatchScores, t_main: float | None = None, t_iso: float | 
     found = []
     for part in parts:
         # Patches that share area with the polygon (touching neighbours of other parts excluded).
-        members = [i for i in tree.query(part, predicate="intersects")
-                   if shapely.area(shapely.intersection(patches[i], part)) > 0]
+        near = tree.query(part, predicate="intersects")
+        members = near[shapely.area(shapely.intersection(patches[near], part)) > 0]
         member_scores = scores[members]
         found.append(Candidate(geometry=part, score=float(member_scores.mean()),
                                score_max=float(member_scores.max()), patches=len(members),
@@ -156,22 +158,53 @@ def candidates_geojson(result: PatchScores, found: list[Candidate], t_main: floa
 
 
 def raw_geojson(result: PatchScores) -> dict:
-    """Every scored patch with its footprint and score, as earthrise's raw files."""
+    """Every scored patch with its footprint and score, as earthrise's raw files.
+
+    All footprints are transformed in one call: each is the ring of shapely.box in the
+    tile's CRS (east-south, east-north, west-north, west-south, back), taken to lon/lat,
+    turned counter-clockwise where the projection flipped it, rounded as to_lonlat_geojson
+    rounds; the output is the same as calling it on each patch."""
     common = _common_properties(result)
-    crs = result.tile.crs
-    features = []
-    for (w, s, e, n), row, col, score in zip(result.footprints(), result.rows, result.cols,
-                                             result.scores):
-        features.append({"type": "Feature",
-                         "geometry": to_lonlat_geojson(box(w, s, e, n), crs),
-                         "properties": {"score": round(float(score), 7), "row": int(row),
-                                        "col": int(col), **common}})
+    boxes = result.footprints()
+    if len(boxes) == 0:
+        return {"type": "FeatureCollection", "features": []}
+    west, south, east, north = boxes.T
+    xs = np.column_stack([east, east, west, west, east])
+    ys = np.column_stack([south, north, north, south, south])
+    to_lonlat = Transformer.from_crs(result.tile.crs, "EPSG:4326", always_xy=True)
+    lon, lat = (np.asarray(v).reshape(xs.shape) for v in to_lonlat.transform(xs.ravel(), ys.ravel()))
+    # Shoelace signed area of each closed ring; clockwise rings are reversed (as orient does).
+    signed = (lon[:, :-1] * lat[:, 1:] - lon[:, 1:] * lat[:, :-1]).sum(axis=1)
+    clockwise = signed < 0
+    lon[clockwise] = lon[clockwise, ::-1]
+    lat[clockwise] = lat[clockwise, ::-1]
+    digits = COORDINATE_DECIMALS
+    # Python's round (correctly rounded), not numpy's, so the digits match to_lonlat_geojson.
+    lon_r = [round(v, digits) for v in lon.ravel().tolist()]
+    lat_r = [round(v, digits) for v in lat.ravel().tolist()]
+    points = [[x, y] for x, y in zip(lon_r, lat_r)]
+    features = [{"type": "Feature",
+                 "geometry": {"type": "Polygon", "coordinates": [points[5 * i:5 * i + 5]]},
+                 "properties": {"score": round(score, 7), "row": row, "col": col, **common}}
+                for i, (row, col, score) in enumerate(zip(result.rows.tolist(), result.cols.tolist(),
+                                                          result.scores.tolist()))]
     return {"type": "FeatureCollection", "features": features}
+
+
+def stage_geojson(collection: dict, path: Path) -> Path:
+    """Write the collection beside `path` (PATH.part) and return that file; replacing `path`
+    with it publishes the file in one step."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    try:
+        partial.write_text(json.dumps(collection))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return partial
 
 
 def write_geojson(collection: dict, path: Path) -> None:
     """Write atomically, so a failure never leaves half a file where a good one was."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(collection))
-    partial.replace(path)
+    stage_geojson(collection, path).replace(path)

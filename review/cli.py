@@ -54,7 +54,11 @@ def _fetch_tile(args, bands: tuple[str, ...]) -> Path:
         source.url = args.stac_url
     if args.collection:
         source.collection = args.collection
-    request = Request(bbox=parse_bbox(args.bbox), start=args.start, end=args.end, bands=bands)
+    try:
+        bbox = parse_bbox(args.bbox)
+    except FetchError as exc:
+        raise FetchError(f"--bbox: {exc}") from exc
+    request = Request(bbox=bbox, start=args.start, end=args.end, bands=bands)
     with tqdm(desc="fetching", unit="window", file=sys.stderr, leave=False,
               disable=True if args.quiet else None) as bar:
         def progress(done: int, total: int, what: str) -> None:
@@ -101,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Dask scheduler address (tcp://host:8786), 'local' for a LocalCluster, "
                              "or 'none' to run in this process")
     detect.add_argument("--tile-px", type=int, default=2048, help="region tile side in pixels")
+    detect.add_argument("--retry-empty", action="store_true",
+                        help="region runs: try again the tiles that had no imagery last time")
+    detect.add_argument("--verbose", action="store_true",
+                        help="region runs: show Dask's own log lines (worker errors, start-up)")
 
     fetch = sub.add_parser("fetch", help="fetch a cloud-free Sentinel-2 composite from a STAC API")
     _area_options(fetch)
@@ -279,7 +287,7 @@ def cmd_region(args: argparse.Namespace) -> int:
     from .export import export
     from .fetch import Source
     from .queue import Filters
-    from .region import run_region
+    from .region import region_source, run_region
     from .trends import read_regions
 
     if not (args.start and args.end):
@@ -300,10 +308,41 @@ def cmd_region(args: argparse.Namespace) -> int:
         report = run_region(db, aoi, args.start, args.end, args.model,
                             scheduler=None if args.scheduler == "none" else args.scheduler,
                             tile_px=args.tile_px, source=source, t_main=args.t_main,
-                            t_iso=args.t_iso, max_nodata=args.max_nodata, progress=progress)
-    export(db, args.out, Filters(status=None, sources=[f"region:{report.region_run_id}"]))
-    print(report.summary() + f"; candidates written to {args.out}")
+                            t_iso=args.t_iso, max_nodata=args.max_nodata,
+                            retry_empty=args.retry_empty, worker_logs=args.verbose,
+                            progress=progress)
+    export(db, args.out, Filters(status=None, sources=[region_source(report.region_run_id)]))
+    message = report.summary()
+    if report.no_imagery:
+        message += " (--retry-empty)"
+    print(message + f"; candidates written to {args.out}")
     return 0
+
+
+def _band_hint(message: str, bands: str | None) -> str:
+    """The CLI's way of naming bands, added to a domain message about band names."""
+    if bands:
+        return f"--bands {bands}: {message}"
+    if "in file order" in message:
+        return f"{message} (give them with --bands)"
+    return message
+
+
+def _database_first(path: Path):
+    """Check --db before any work: an existing file is opened (and refused if it is not a
+    review database); a new one is only checked to be creatable, and is made at the end."""
+    from .errors import StoreError
+    from .store import connect
+
+    if path.exists():
+        return connect(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: cannot create a review database there ({folder} is not a "
+                         "writable folder)")
+    return None
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -311,23 +350,28 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return cmd_region(args)
     from tqdm import tqdm
 
+    from .candidates import stage_geojson
+    from .detect import check_compatible
+    from .errors import BandError
     from .imagery import open_tile
     from .models import load_model
-    from .detect import check_compatible
     from .runs import product_mismatch, run_detection, store_result
-    from .candidates import write_geojson
 
-    if args.tile is not None:
-        tile = open_tile(args.tile, bands=args.bands, period=_period(args.period),
-                         max_pixels=args.max_pixels)
-        model = load_model(args.model)
-    else:
-        from .fetch import ALL_BANDS
+    db = _database_first(args.db) if args.db else None
+    try:
+        if args.tile is not None:
+            tile = open_tile(args.tile, bands=args.bands, period=_period(args.period),
+                             max_pixels=args.max_pixels)
+            model = load_model(args.model)
+        else:
+            from .fetch import ALL_BANDS
 
-        model = load_model(args.model)       # first: it says which bands to fetch
-        wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
-        tile = open_tile(_fetch_tile(args, wanted), max_pixels=args.max_pixels)
-    check_compatible(tile, model.card)
+            model = load_model(args.model)       # first: it says which bands to fetch
+            wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
+            tile = open_tile(_fetch_tile(args, wanted), max_pixels=args.max_pixels)
+        check_compatible(tile, model.card)
+    except BandError as exc:
+        raise BandError(_band_hint(str(exc), args.bands)) from exc
     mismatch = product_mismatch(tile, model.card)
     if mismatch:
         print(f"warning: {mismatch}", file=sys.stderr)
@@ -346,18 +390,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if args.raw is True:
-        write_geojson(result.raw_geojson(), args.out)
+    if args.raw is True or (args.raw and Path(args.raw).resolve() == args.out.resolve()):
+        outputs = [(result.raw_geojson, args.out)]
     else:
-        write_geojson(result.candidates_geojson(), args.out)
+        outputs = [(result.candidates_geojson, args.out)]
         if args.raw:
-            write_geojson(result.raw_geojson(), Path(args.raw))
+            outputs.append((result.raw_geojson, Path(args.raw)))
     message = result.summary()
-    if args.db:
-        from .store import connect
+    # Every file is written beside its target first; the database is written next, and
+    # only then do the files take their names: a failure anywhere leaves nothing behind.
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for make, path in outputs:
+            staged.append((stage_geojson(make(), path), path))
+        if args.db:
+            from .store import connect
 
-        run_id = store_result(connect(args.db), result)
-        message += f"; stored as run {run_id} in {args.db}"
+            run_id = store_result(db if db is not None else connect(args.db), result)
+            message += f"; stored as run {run_id} in {args.db}"
+        for partial, path in staged:
+            partial.replace(path)
+    finally:
+        for partial, _ in staged:
+            partial.unlink(missing_ok=True)
     if tile.warped:
         message += f"; warped from {tile.source_crs} to {tile.crs} at 10 m"
     print(message)

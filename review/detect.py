@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from rasterio.windows import Window
 
 from .errors import BandError, ImageryError
@@ -23,7 +23,7 @@ from .progress import Progress
 
 DEFAULT_BATCH_SIZE = 256
 MAX_NODATA_FRACTION = 0.5
-STRIP_BYTES = 128 * 2**20     # pixels held in memory at once, per strip
+STRIP_BYTES = 32 * 2**20      # pixels per strip: small enough that the model starts at once
 
 
 @dataclass
@@ -64,8 +64,8 @@ def band_indexes(tile: Tile, card: ModelCard) -> list[int]:
     if all(name is None for name in tile.band_names):
         raise BandError(
             f"{tile.name}: its {len(tile.band_names)} bands have no names; model {card.id} "
-            f"needs {', '.join(card.bands)}. Name the file's bands in order, e.g. "
-            f"--bands {','.join(['B2', 'B3', 'B4', 'B8', '-', '-', '-', '-'][:len(tile.band_names)])}")
+            f"needs {', '.join(card.bands)}; name the bands in file order, '-' for one to "
+            f"ignore, e.g. {','.join(['B2', 'B3', 'B4', 'B8', '-', '-', '-', '-'][:len(tile.band_names)])}")
     indexes = {name: tile.band_index(name) for name in card.bands}
     missing = [name for name, index in indexes.items() if index is None]
     if missing:
@@ -108,17 +108,21 @@ _DONE = object()
 
 def _batches(tile: Tile, indexes: list[int], card: ModelCard, grid_rows, grid_cols,
              batch_size: int, max_nodata_fraction: float):
-    """Read strips, cut patches (views, one copy per batch), scale: yields
-    (scaled batch or None, row offsets, col offsets, patches skipped, grid cells covered)."""
+    """Read strips, scale each strip once, cut patches (one copy per batch): yields
+    (scaled batch or None, row offsets, col offsets, patches skipped, grid cells covered).
+
+    Scaling is elementwise, so scaling a strip and then cutting it gives exactly the
+    patches that cutting and then scaling gave, with 1/4 of the arithmetic (every pixel
+    sits in four patches) and no second copy of each batch."""
     size, stride = card.patch_size, card.stride
     rows_per_strip = _rows_per_strip(tile.width, len(indexes), size, stride)
     pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     count = 0
 
     def joined():
-        patches = np.concatenate([p for p, _, _ in pending])
-        return (card.scale(patches), np.concatenate([r for _, r, _ in pending]),
-                np.concatenate([c for _, _, c in pending]))
+        if len(pending) == 1:
+            return pending[0]
+        return tuple(np.concatenate(parts) for parts in zip(*pending))
 
     with tile.reader() as reader:
         for first in range(0, len(grid_rows), rows_per_strip):
@@ -128,8 +132,14 @@ def _batches(tile: Tile, indexes: list[int], card: ModelCard, grid_rows, grid_co
             data, valid = reader.read(Window(0, top, tile.width, height), indexes)
             data = np.moveaxis(data, 0, -1)                     # (rows, cols, bands), a view
             data[~valid] = 0                                    # as earthrise: nodata -> 0
+            pixels = np.ascontiguousarray(card.scale(data))     # (rows, cols, bands), scaled
             invalid_counts = _window_sums(~valid, size)
-            views = sliding_window_view(data, (size, size), axis=(0, 1))  # no copy
+            # Every patch as a view (rows, cols, P, P, bands): indexing it copies the patches
+            # straight into model layout (N, P, P, bands).
+            h, w, bands = pixels.shape
+            s0, s1, s2 = pixels.strides
+            views = as_strided(pixels, shape=(h - size + 1, w - size + 1, size, size, bands),
+                               strides=(s0, s1, s0, s1, s2), writeable=False)
             rr, cc = np.meshgrid(strip_rows - top, grid_cols, indexing="ij")
             rr, cc = rr.ravel(), cc.ravel()
             keep = invalid_counts[rr, cc] <= max_nodata_fraction * size * size
@@ -140,8 +150,7 @@ def _batches(tile: Tile, indexes: list[int], card: ModelCard, grid_rows, grid_co
                 take = batch_size - count
                 r, c = rr[position:position + take], cc[position:position + take]
                 position += len(r)
-                # (N, bands, P, P) view -> (N, P, P, bands): the one copy made of the pixels
-                pending.append((np.ascontiguousarray(np.moveaxis(views[r, c], 1, -1)), r + top, c))
+                pending.append((views[r, c], r + top, c))      # the one copy of the pixels
                 count += len(r)
                 if count >= batch_size:
                     yield (*joined(), 0, 0)

@@ -45,6 +45,10 @@ class FetchError(ReviewError):
     """Imagery could not be found or fetched; nothing incomplete was kept."""
 
 
+class NoImagery(FetchError):
+    """The catalogue answered, and has no usable scene over the area in the period."""
+
+
 @dataclass
 class Source:
     """Where imagery comes from: a STAC API and one of its collections."""
@@ -88,7 +92,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4:
-        raise FetchError(f"--bbox must be W,S,E,N in degrees, e.g. -56.3,-6.8,-56.2,-6.7 (got {text!r})")
+        raise FetchError(f"the area must be W,S,E,N in degrees, e.g. -56.3,-6.8,-56.2,-6.7 (got {text!r})")
     return values  # type: ignore[return-value]
 
 
@@ -134,7 +138,7 @@ def search(source: Source, request: Request) -> list:
     clear = [i for i in items if (i.properties.get("eo:cloud_cover") or 0) <= source.cloud_limit]
     if not clear:
         more = f" ({len(items)} over the {source.cloud_limit:g}% cloud limit)" if items else ""
-        raise FetchError(f"no {source.collection} scenes over {request.bbox} between "
+        raise NoImagery(f"no {source.collection} scenes over W,S,E,N {','.join(f'{v:.4f}' for v in request.bbox)} between "
                          f"{request.start} and {request.end}{more}")
     return sorted(clear, key=lambda i: (i.properties.get("eo:cloud_cover") or 0, i.id))
 

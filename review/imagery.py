@@ -265,7 +265,7 @@ def _band_names(filename: str, dataset, bands) -> list[str | None]:
     duplicates = sorted({n for n in named if named.count(n) > 1})
     if duplicates:
         raise BandError(f"{filename}: band names {', '.join(duplicates)} appear more than "
-                        "once; pass an explicit mapping (--bands)")
+                        "once; name the bands in file order, '-' for one to ignore")
     return names
 
 

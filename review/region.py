@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import threading
-from dataclasses import asdict, dataclass
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from .errors import ReviewError
+from .errors import ReviewError, first_line
 from .imagery import utm_crs_for
 from .progress import Progress, silent
 
@@ -98,11 +101,29 @@ def _model(spec: str):
         return _models[spec]
 
 
+class TileFailed(ReviewError):
+    """A region tile could not be fetched or scored (after the scheduler's retries)."""
+
+
 def score_region_tile(tile: RegionTile, model_spec: str, start: str, end: str, source: dict,
                       aoi_wkt: str, max_nodata: float = 0.5) -> dict:
-    """Fetch one tile's composite and score it; runs on a Dask worker."""
+    """Fetch one tile's composite and score it; runs on a Dask worker. A tile the catalogue
+    has no scenes for is a result too ({"tile", "no_imagery": reason}), not a failure.
+
+    A domain error leaves as TileFailed with the same one-line message and no chained
+    cause: Dask pickles what a task raises, and a cause that does not pickle (a rasterio
+    error) would turn it into a bare Exception the driver cannot tell from a bug."""
+    try:
+        return _score_region_tile(tile, model_spec, start, end, source, aoi_wkt, max_nodata)
+    except ReviewError as exc:
+        message = first_line(exc, limit=500)
+    raise TileFailed(message)
+
+
+def _score_region_tile(tile: RegionTile, model_spec: str, start: str, end: str, source: dict,
+                      aoi_wkt: str, max_nodata: float = 0.5) -> dict:
     from .detect import score_tile
-    from .fetch import ALL_BANDS, Request, Source, composite
+    from .fetch import ALL_BANDS, NoImagery, Request, Source, composite
     from .imagery import open_tile
 
     model = _model(model_spec)
@@ -111,7 +132,10 @@ def score_region_tile(tile: RegionTile, model_spec: str, start: str, end: str, s
     aoi = shapely.from_wkt(aoi_wkt)
     request = Request(bbox=tile.fetch_bbox(card.patch_size * PIXEL_M, aoi), start=start, end=end,
                       bands=bands, crs=tile.crs)
-    path = composite(Source(**source), request)
+    try:
+        path = composite(Source(**source), request)
+    except NoImagery as exc:
+        return {"tile": tile.key, "no_imagery": str(exc)}
     result = score_tile(open_tile(path), model, max_nodata_fraction=max_nodata)
     boxes = result.footprints()
     x, y = boxes[:, 0], boxes[:, 3]                     # top-left corner of each patch
@@ -129,18 +153,35 @@ def score_region_tile(tile: RegionTile, model_spec: str, start: str, end: str, s
 # ---------------------------------------------------------------------- driver side
 
 
+def region_source(region_run_id: int) -> str:
+    """The source name a region run's candidates are stored and exported under."""
+    return f"region:{region_run_id}"
+
+
 @dataclass
 class RegionReport:
     region_run_id: int
     tiles: int
-    tiles_scored: int            # by this invocation (a resumed run scores only what was missing)
+    tiles_scored: int            # fetched and scored by this invocation (a resumed run scores
+                                 # only what was missing; tiles found without imagery not counted)
     patches: int
-    candidates: int
+    candidates: int              # stored by run_id
     run_id: int | None
+    no_imagery: list[tuple[str, str]] = field(default_factory=list)   # (tile, reason), all so far
+    tiles_tried: int = 0         # tiles asked of the catalogue by this invocation
 
     def summary(self) -> str:
-        return (f"region run {self.region_run_id}: {self.tiles} tiles ({self.tiles_scored} scored now), "
+        now = f"{self.tiles_scored} scored now"
+        if self.tiles_tried > self.tiles_scored:
+            now += f", {self.tiles_tried - self.tiles_scored} found without imagery now"
+        text = (f"region run {self.region_run_id}: {self.tiles} tiles ({now}), "
                 f"{self.patches:,} patches, {self.candidates} candidates stored as run {self.run_id}")
+        if self.no_imagery:
+            keys = [key for key, _ in self.no_imagery]
+            named = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            text += (f"; {len(keys)} tiles without imagery, not scored ({named}; first: "
+                     f"{self.no_imagery[0][1]}); they are tried again only when asked")
+        return text
 
 
 def _key(aoi: shapely.Geometry, start, end, sha256, tile_px, source: dict, max_nodata) -> str:
@@ -153,17 +194,49 @@ def _client(scheduler: str):
     from dask.distributed import Client, LocalCluster
 
     if scheduler == "local":
+        # No dashboard; the scheduler's own HTTP routes on any free port, not on 8787,
+        # which another cluster (or another user's test) may hold.
         cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                               dashboard_address=None)
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
         return Client(cluster), cluster
     return Client(scheduler), None
+
+
+@contextmanager
+def _quiet_dask(quiet: bool):
+    """Keep Dask's own log lines (a task's traceback on "Compute Failed", start-up notices)
+    off the terminal: failures come back to the driver, which reports them in one line."""
+    if not quiet:
+        yield
+        return
+    import distributed  # noqa: F401  (configures its loggers on import; we override them)
+
+    names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"distributed(\.|$)")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
                scheduler: str | None = "local", tile_px: int = TILE_PX, source=None,
                t_main: float | None = None, t_iso: float | None = None, max_nodata: float = 0.5,
-               retries: int = 2, progress: Progress | None = None) -> RegionReport:
-    """Score a region tile by tile (on Dask unless scheduler is None), then store candidates."""
+               retries: int = 2, retry_empty: bool = False, worker_logs: bool = False,
+               progress: Progress | None = None) -> RegionReport:
+    """Score a region tile by tile (on Dask unless scheduler is None), then store candidates.
+
+    A tile the catalogue has no scenes for is recorded as 'no_imagery' with the reason and
+    is not tried again unless `retry_empty`; the candidates of the other tiles are stored.
+    Tiles that fail (a network error after `retries`) stop the run with a ReviewError; the
+    same call again scores only what is missing. Dask's log lines are kept off the
+    terminal unless `worker_logs`.
+    """
     from .fetch import Source
     from .store import now, transaction
 
@@ -181,14 +254,24 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
             "key": key, "aoi": shapely.to_wkt(aoi), "period_start": start, "period_end": end,
             "model_id": model.card.id, "model_sha256": model.sha256, "tile_px": tile_px,
             "tiles": len(tiles), "status": "running", "started_at": now()}).last_pk
-    done = {r[0] for r in db.execute("select tile from region_tiles where region_run_id = ? and "
-                                     "status = 'done'", [region_id])}
+    settled = ("done",) if retry_empty else ("done", "no_imagery")
+    done = {r[0] for r in db.execute(
+        f"select tile from region_tiles where region_run_id = ? and status in "
+        f"({', '.join('?' * len(settled))})", [region_id, *settled])}
     todo = [t for t in tiles if t.key not in done]
     arguments = (model_spec, start, end, source, shapely.to_wkt(aoi), max_nodata)
     failures = []
+    new_patches = newly_done = 0
 
     def store(result: dict) -> None:
+        nonlocal new_patches, newly_done
         with transaction(db):
+            if "no_imagery" in result:
+                db["region_tiles"].upsert({"region_run_id": region_id, "tile": result["tile"],
+                                           "status": "no_imagery", "patches": 0, "device": None,
+                                           "error": result["no_imagery"], "finished_at": now()},
+                                          pk=("region_run_id", "tile"))
+                return
             db["region_patches"].insert_all(
                 ({"region_run_id": region_id, "x": x, "y": y, "score": s, "tile": result["tile"]}
                  for x, y, s in zip(result["x"], result["y"], result["scores"])), ignore=True)
@@ -196,6 +279,8 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
                                        "status": "done", "patches": len(result["scores"]),
                                        "device": result["device"], "error": None,
                                        "finished_at": now()}, pk=("region_run_id", "tile"))
+        new_patches += len(result["scores"])
+        newly_done += 1
 
     finished = len(done)
     if scheduler is None:
@@ -203,51 +288,64 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
             try:
                 store(score_region_tile(tile, *arguments))
             except ReviewError as exc:
-                failures.append((tile.key, str(exc)))
+                failures.append((tile.key, first_line(exc)))
             finished += 1
             if progress:
                 progress(finished, len(tiles), tile.key)
     elif todo:
-        from dask.distributed import as_completed
+        with _quiet_dask(not worker_logs):
+            from dask.distributed import as_completed
 
-        client, cluster = _client(scheduler)
-        try:
-            futures = {client.submit(score_region_tile, tile, *arguments, retries=retries,
-                                     pure=False, key=f"tile-{key}-{tile.key}"): tile for tile in todo}
-            for future in as_completed(futures):
-                tile = futures[future]
-                try:
-                    store(future.result())
-                except ReviewError as exc:
-                    failures.append((tile.key, str(exc)))
-                finished += 1
-                if progress:
-                    progress(finished, len(tiles), tile.key)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            client, cluster = _client(scheduler)
+            try:
+                futures = {client.submit(score_region_tile, tile, *arguments, retries=retries,
+                                         pure=False, key=f"tile-{key}-{tile.key}"): tile
+                           for tile in todo}
+                for future in as_completed(futures):
+                    tile = futures[future]
+                    try:
+                        store(future.result())
+                    except ReviewError as exc:
+                        failures.append((tile.key, first_line(exc)))
+                    finished += 1
+                    if progress:
+                        progress(finished, len(tiles), tile.key)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
     for tile_key, error in failures:
         db["region_tiles"].upsert({"region_run_id": region_id, "tile": tile_key, "status": "failed",
                                    "error": error, "finished_at": now()}, pk=("region_run_id", "tile"))
     if failures:
         raise ReviewError(f"{len(failures)} of {len(tiles)} tiles failed (first: {failures[0][0]}: "
                           f"{failures[0][1]}); run the same command again to retry them")
-    return _finish(db, region_id, model, tiles, len(todo), t_main, t_iso)
+    report = _finish(db, region_id, model, tiles, newly_done, new_patches, t_main, t_iso)
+    report.tiles_tried = len(todo)
+    return report
 
 
-def _finish(db, region_id: int, model, tiles, scored_now: int, t_main, t_iso) -> RegionReport:
-    from .candidates import candidates, to_lonlat_geojson
+def _finish(db, region_id: int, model, tiles, scored_now: int, new_patches: int,
+            t_main, t_iso) -> RegionReport:
+    """Candidates over every patch of the region, stored once. When tiles that had no
+    imagery were scored after the candidates were stored, the candidates not stored yet
+    (by footprint) are stored as a new run of the same region."""
+    from .candidates import candidates
     from .detect import PatchScores
     from .imagery import Tile
+    from .runs import detection_rows
     from .store import now, record_run
 
     region = db["region_runs"].get(region_id)
     rows = np.array(db.execute("select x, y, score from region_patches where region_run_id = ? "
                                "order by y desc, x", [region_id]).fetchall(), dtype=np.float64)
-    if region["run_id"]:
+    empty = [(r[0], r[1]) for r in db.execute(
+        "select tile, error from region_tiles where region_run_id = ? and status = 'no_imagery' "
+        "order by tile", [region_id])]
+    source = region_source(region_id)
+    if region["run_id"] and not new_patches:
         count = db["detections"].count_where("run_id = ?", [region["run_id"]])
-        return RegionReport(region_id, len(tiles), scored_now, len(rows), count, region["run_id"])
+        return RegionReport(region_id, len(tiles), scored_now, len(rows), count, region["run_id"], empty)
     card = model.card
     t_main = card.t_main if t_main is None else t_main
     t_iso = card.t_iso if t_iso is None else t_iso
@@ -264,31 +362,25 @@ def _finish(db, region_id: int, model, tiles, scored_now: int, t_main, t_iso) ->
                              cols=np.round((rows[:, 0] - left) / PIXEL_M).astype(np.int64),
                              scores=rows[:, 2].astype(np.float32))
         found = candidates(scores, t_main=t_main, t_iso=t_iso)
-    detections = []
-    for cand in found:
-        geometry = to_lonlat_geojson(cand.geometry, grid.crs)
-        shape = shapely.geometry.shape(geometry)
-        centre = shape.representative_point()
-        west, south, east, north = shape.bounds
-        detections.append({
-            "source": f"region:{region_id}", "external_id": "sha1:" + hashlib.sha1(
-                json.dumps(geometry).encode()).hexdigest(),
-            "geometry": json.dumps(geometry), "lon": centre.x, "lat": centre.y,
-            "west": west, "south": south, "east": east, "north": north, "score": cand.score,
-            "area_ha": cand.area_ha, "area_source": "footprint",
-            "period_start": region["period_start"], "period_end": region["period_end"],
-            "model_id": card.id, "threshold": t_main,
-            "properties": {"score_max": cand.score_max, "patches": cand.patches,
-                           "region_run": region_id}})
+    detections = detection_rows(found, CRS.from_user_input(crs), source=source, model_id=card.id,
+                                t_main=t_main, period=(region["period_start"], region["period_end"]),
+                                properties={"region_run": region_id}, content_ids=True)
+    if region["run_id"]:
+        stored = {r[0] for r in db.execute("select external_id from detections where source = ?",
+                                           [source])}
+        detections = [d for d in detections if d["external_id"] not in stored]
     devices = sorted({r[0] for r in db.execute("select distinct device from region_tiles where "
                                                "region_run_id = ?", [region_id]) if r[0]})
+    notes = f"region run {region_id}: {len(tiles)} tiles of {region['tile_px']} px"
+    if empty:
+        notes += f", {len(empty)} without imagery"
     run_id = record_run(
-        db, {"path": f"region:{region_id}", "name": f"region run {region_id}", "sha256": region["key"],
+        db, {"path": source, "name": f"region run {region_id}", "sha256": region["key"],
              "crs": crs, "period_start": region["period_start"], "period_end": region["period_end"]},
         {"model_id": card.id, "model_sha256": model.sha256, "t_raw": card.t_raw, "t_main": t_main,
          "t_iso": t_iso, "device": ", ".join(devices), "patches": len(rows),
          "candidates": len(detections), "started_at": region["started_at"], "finished_at": now(),
-         "notes": f"region run {region_id}: {len(tiles)} tiles of {region['tile_px']} px"},
+         "notes": notes},
         detections)
     db["region_runs"].update(region_id, {"status": "done", "run_id": run_id, "finished_at": now()})
-    return RegionReport(region_id, len(tiles), scored_now, len(rows), len(detections), run_id)
+    return RegionReport(region_id, len(tiles), scored_now, len(rows), len(detections), run_id, empty)

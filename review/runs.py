@@ -4,6 +4,7 @@ The CLI and the Detect page both call `run_detection`, so they behave the same.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,6 @@ from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, 
 from .detect import MAX_NODATA_FRACTION, PatchScores, check_compatible, score_tile
 from .imagery import Tile
 from .models import LoadedModel, sha256_of
-from .store import now, record_run
 
 
 @dataclass
@@ -48,6 +48,8 @@ class RunResult:
 def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
                   t_iso: float | None = None, batch_size: int | None = None,
                   max_nodata_fraction: float = MAX_NODATA_FRACTION, progress=None) -> RunResult:
+    from .store import now
+
     check_compatible(tile, model.card)
     t_main = model.card.t_main if t_main is None else t_main
     t_iso = model.card.t_iso if t_iso is None else t_iso
@@ -79,8 +81,37 @@ def scene_record(tile: Tile) -> dict:
             "period_start": tile.period_start, "period_end": tile.period_end}
 
 
+def detection_rows(found: list[Candidate], crs, source: str, model_id: str, t_main: float,
+                   period: tuple[str | None, str | None], properties: dict | None = None,
+                   content_ids: bool = False) -> list[dict]:
+    """Candidates (in `crs`) as rows of the detections table: RFC 7946 footprint, centre and
+    bounds in lon/lat, score, area. `properties` are added to each row's own (score_max,
+    patches). With `content_ids`, each row's external id is the sha1 of its footprint, so
+    storing the same candidate again under the same source is refused rather than doubled."""
+    rows = []
+    for cand in found:
+        geometry = to_lonlat_geojson(cand.geometry, crs)
+        text = json.dumps(geometry)
+        shape = shapely.geometry.shape(geometry)
+        centre = shape.representative_point()
+        west, south, east, north = shape.bounds
+        row = {"source": source, "geometry": text, "lon": centre.x, "lat": centre.y,
+               "west": west, "south": south, "east": east, "north": north,
+               "score": cand.score, "area_ha": cand.area_ha, "area_source": "footprint",
+               "period_start": period[0], "period_end": period[1],
+               "model_id": model_id, "threshold": t_main,
+               "properties": {"score_max": cand.score_max, "patches": cand.patches,
+                              **(properties or {})}}
+        if content_ids:
+            row["external_id"] = "sha1:" + hashlib.sha1(text.encode()).hexdigest()
+        rows.append(row)
+    return rows
+
+
 def store_result(db, result: RunResult) -> int:
     """Record the scene, the run and its candidates; returns the run id."""
+    from .store import record_run          # here: detect without --db never loads sqlite-utils
+
     s = result.scores
     tile = s.tile
     scene = scene_record(tile)
@@ -90,18 +121,8 @@ def store_result(db, result: RunResult) -> int:
            "started_at": result.started_at, "finished_at": result.finished_at,
            "software": f"mining-review {__version__}",
            "notes": product_mismatch(tile, s.card)}
-    detections = []
-    for number, cand in enumerate(result.candidates, start=1):
-        geometry = to_lonlat_geojson(cand.geometry, tile.crs)
-        shape = shapely.geometry.shape(geometry)
-        centre = shape.representative_point()
-        w, so, e, n = shape.bounds
-        detections.append({
-            "source": f"run:{s.card.id}", "geometry": json.dumps(geometry),
-            "lon": centre.x, "lat": centre.y, "west": w, "south": so, "east": e, "north": n,
-            "score": cand.score, "area_ha": cand.area_ha, "area_source": "footprint",
-            "period_start": tile.period_start, "period_end": tile.period_end,
-            "model_id": s.card.id, "threshold": result.t_main,
-            "properties": {"score_max": cand.score_max, "patches": cand.patches,
-                           "tile": tile.name, "t_iso": result.t_iso}})
+    detections = detection_rows(
+        result.candidates, tile.crs, source=f"run:{s.card.id}", model_id=s.card.id,
+        t_main=result.t_main, period=(tile.period_start, tile.period_end),
+        properties={"tile": tile.name, "t_iso": result.t_iso})
     return record_run(db, scene, run, detections)

@@ -150,7 +150,7 @@ def trend_table(db, by: str = "year", regions: list | None = None, region_field:
                 sources: list[str] | None = None) -> pd.DataFrame:
     """One row per period (and region), with the columns in COLUMNS."""
     if by not in ("year", "quarter"):
-        raise ReviewError(f"--by must be year or quarter, not {by!r}")
+        raise ReviewError(f"periods are grouped by year or quarter, not {by!r}")
     frame = detections_frame(db, sources)
     group = ["period"]
     if regions is not None or region_field:

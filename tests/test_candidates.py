@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import shapely
@@ -14,7 +17,7 @@ CARD = ModelCard(id="m", filename="m.h5", sha256=None, patch_size=48, bands=("B2
 
 
 def _tile(width=4000, height=4000):
-    return Tile(path=__import__("pathlib").Path("scene.tif"), band_names=("B2",),
+    return Tile(path=Path("scene.tif"), band_names=("B2",),
                 crs=CRS.from_epsg(32721), transform=from_origin(600000, 9000000, 10, 10),
                 width=width, height=height, dtype="uint16", nodata=None,
                 period_start="2023-01-01", period_end="2023-12-31")
@@ -95,3 +98,44 @@ def test_raw_geojson_has_every_patch_and_score():
 
 def test_no_patches_means_no_candidates():
     assert candidates(_result([(0, 0)], [0.1])) == []
+
+
+def _raw_geojson_per_patch(result):
+    """The per-patch implementation raw_geojson replaced, kept as the reference."""
+    from shapely.geometry import box
+
+    from review.candidates import _common_properties, to_lonlat_geojson
+
+    common = _common_properties(result)
+    features = []
+    for (w, s, e, n), row, col, score in zip(result.footprints(), result.rows, result.cols,
+                                             result.scores):
+        features.append({"type": "Feature",
+                         "geometry": to_lonlat_geojson(box(w, s, e, n), result.tile.crs),
+                         "properties": {"score": round(float(score), 7), "row": int(row),
+                                        "col": int(col), **common}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("epsg, origin", [
+    (32721, (600000, 9000000)),      # UTM 21S, as the Amazon tiles
+    (22275, (10000, 3700000)),       # South African Lo15: westing/southing, rings come out clockwise
+])
+def test_raw_geojson_is_byte_for_byte_what_the_per_patch_code_wrote(epsg, origin):
+    tile = Tile(path=Path("scene.tif"), band_names=("B2",), crs=CRS.from_epsg(epsg),
+                transform=from_origin(*origin, 10, 10), width=400, height=400, dtype="uint16",
+                nodata=None, period_start="2023-01-01", period_end="2023-12-31")
+    rows, cols = np.meshgrid(np.arange(0, 240, 24), np.arange(0, 72, 24), indexing="ij")
+    scores = np.random.default_rng(3).random(rows.size).astype(np.float32)
+    result = PatchScores(tile=tile, card=CARD, rows=rows.ravel(), cols=cols.ravel(), scores=scores)
+    fast = raw_geojson(result)
+    assert json.dumps(fast) == json.dumps(_raw_geojson_per_patch(result))
+    for feature in fast["features"]:                            # RFC 7946 either way
+        assert shapely.Polygon(feature["geometry"]["coordinates"][0]).exterior.is_ccw
+
+
+def test_raw_geojson_of_no_patches_is_an_empty_collection():
+    result = PatchScores(tile=_tile(), card=CARD, rows=np.zeros(0, np.int64),
+                         cols=np.zeros(0, np.int64), scores=np.zeros(0, np.float32))
+    assert raw_geojson(result) == {"type": "FeatureCollection", "features": []}

@@ -183,3 +183,75 @@ def test_review_commands_from_the_command_line(tmp_path, capsys):
     assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [rows[1]["id"]]
     row = connect(db)["verdicts"].get(1)
     assert (row["before_source"], row["before_start"], row["before_end"]) == ("S2", "2019-01-01", "2019-12-31")
+
+
+@pytest.mark.parametrize("bad_db", ["not a database", "folder is a file"])
+def test_a_bad_database_is_refused_before_anything_is_written(bad_db, tmp_path, tile_path,
+                                                              tiny_model_path, capsys):
+    if bad_db == "not a database":
+        db = tmp_path / "notes.db"
+        db.write_text("my field notes, not a database")
+    else:
+        (tmp_path / "plain-file").write_text("x")
+        db = tmp_path / "plain-file" / "review.db"           # a folder that cannot exist
+    out, raw = tmp_path / "out.geojson", tmp_path / "raw.geojson"
+    args = ["detect", str(tile_path), "--model", str(tiny_model_path), "--out", str(out),
+            "--raw", str(raw), "--db", str(db), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(db) in err
+    assert not out.exists() and not raw.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["tile.tif", "plain-file" if bad_db != "not a database" else "notes.db"])   # no .part left
+    # An output file from an earlier run stays as it was.
+    out.write_text("earlier candidates")
+    assert main(args) == 2
+    assert out.read_text() == "earlier candidates" and not raw.exists()
+
+
+def test_a_new_database_is_made_only_when_the_run_succeeds(tmp_path, tiny_model_path, capsys):
+    db = tmp_path / "new" / "review.db"
+    anon = write_tile(tmp_path / "anon.tif", random_reflectance(4, 32, 32))
+    assert main(["detect", str(anon), "--model", str(tiny_model_path), "--out",
+                 str(tmp_path / "o.geojson"), "--db", str(db), "--quiet"]) == 2
+    assert not db.exists() and not (tmp_path / "o.geojson").exists()
+    good = mine_tile(tmp_path / "tile.tif")
+    assert main(["detect", str(good), "--model", str(tiny_model_path), "--out",
+                 str(tmp_path / "o.geojson"), "--db", str(db), "--quiet"]) == 0
+    assert connect(db)["detections"].count == 1 and (tmp_path / "o.geojson").exists()
+
+
+def test_the_cli_names_its_flags_where_the_domain_message_does_not(tmp_path, tiny_model_path, capsys):
+    from review.detect import check_compatible
+    from review.errors import ReviewError
+    from review.fetch import parse_bbox
+    from review.imagery import open_tile
+    from review.models import read_card_beside
+    from review.trends import trend_table
+
+    anon = write_tile(tmp_path / "anon.tif", random_reflectance(4, 32, 32))
+    twice = write_tile(tmp_path / "twice.tif", random_reflectance(4, 32, 32), ["B2", "B2", "B4", "B8"])
+    domain = []
+    for attempt in (lambda: parse_bbox("1,2,3"),
+                    lambda: trend_table(connect(tmp_path / "r.db"), by="month"),
+                    lambda: check_compatible(open_tile(anon), read_card_beside(tiny_model_path)),
+                    lambda: open_tile(twice)):
+        with pytest.raises(ReviewError) as raised:
+            attempt()
+        domain.append(str(raised.value))
+    # What the dashboard shows: what is wrong and what to do, no command-line flag.
+    assert all("--" not in message for message in domain), domain
+    assert "W,S,E,N" in domain[0] and "year or quarter" in domain[1]
+    assert "name the bands in file order" in domain[2] and "name the bands in file order" in domain[3]
+    # What the command line shows: the same, with the flag to use.
+    assert main(["detect", "--bbox", "1,2,3", "--start", "2024-01-01", "--end", "2024-02-01",
+                 "--model", str(tiny_model_path), "--out", str(tmp_path / "o.geojson")]) == 2
+    assert capsys.readouterr().err.startswith("error: --bbox: the area must be W,S,E,N")
+    for path in (anon, twice):
+        assert main(["detect", str(path), "--model", str(tiny_model_path),
+                     "--out", str(tmp_path / "o.geojson")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "name the bands in file order" in err and err.endswith("(give them with --bands)")
+    assert main(["detect", str(anon), "--model", str(tiny_model_path), "--bands", "B2,B3",
+                 "--out", str(tmp_path / "o.geojson")]) == 2
+    assert capsys.readouterr().err.startswith("error: --bands B2,B3: ")

@@ -81,6 +81,28 @@ def test_patches_that_are_mostly_nodata_are_skipped(tmp_path, tiny_model):
     assert len(lenient) == 5 * 3
 
 
+@pytest.mark.parametrize("scaling", ["reflectance", "unit_norm"])
+def test_nodata_pixels_count_as_zero_before_scaling(tmp_path, tiny_model, scaling):
+    """As earthrise fills nodata: DN 0, then the card's scaling (for unit_norm 0 is not 0)."""
+    from dataclasses import replace
+
+    from review.models import LoadedModel
+
+    data = random_reflectance(4, 64, 64, seed=11)
+    data[:, 5:12, 20:40] = 65535                      # holes, each under half of any patch
+    data[1, 40:44, 3:9] = 65535
+    path = write_tile(tmp_path / "holes.tif", data, TINY_BANDS, nodata=65535)
+    model = LoadedModel(replace(tiny_model.card, scaling=scaling), tiny_model.path,
+                        tiny_model.keras_model)
+    result = score_tile(open_tile(path), model)
+    assert len(result) == 49 and result.skipped_nodata == 0
+    filled = np.where((data == 65535).any(axis=0), 0, data).astype(np.float32)
+    windows = np.stack([np.moveaxis(filled[:, r:r + 16, c:c + 16], 0, -1)
+                        for r, c in zip(result.rows, result.cols)])
+    expected = model.scores(model.card.scale(windows))
+    np.testing.assert_allclose(result.scores, expected, atol=1e-6)
+
+
 def test_progress_is_reported_to_the_end(tmp_path, tiny_model):
     tile = open_tile(write_tile(tmp_path / "t.tif", random_reflectance(4, 40, 40), TINY_BANDS))
     seen = []

@@ -1,10 +1,12 @@
 """Region runs on a Dask LocalCluster against the loopback STAC server; resume after a stop."""
+import json
 import os
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 import shapely
 
 from review.detect import score_tile
@@ -128,8 +130,6 @@ def test_a_stopped_region_run_resumes_without_duplicates(tmp_path, cache, l1c_se
 
 @needs_fixtures
 def test_region_from_the_command_line(tmp_path, cache, l1c_server, tiny_model_path, capsys):
-    import json
-
     from review.cli import main
 
     aoi = tmp_path / "aoi.geojson"
@@ -148,3 +148,136 @@ def test_region_from_the_command_line(tmp_path, cache, l1c_server, tiny_model_pa
     assert main(args) == 0                                      # again: nothing new
     assert "(0 scored now)" in capsys.readouterr().out
     assert connect(db)["detections"].count == len(features)
+
+
+def _wider_aoi():
+    """The scene's area and as much again to the east, where the catalogue has nothing."""
+    west, south, east, north = inner_bbox(ON_GRID, 100, 101, inset=120)
+    return shapely.box(west, south, east + 1.2 * (east - west), north)
+
+
+def _write_aoi(path, geometry):
+    import json
+
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(geometry))}]}))
+    return path
+
+
+def _searches(server):
+    return sum(1 for r in server.requests if r.endswith(" /search"))
+
+
+@needs_fixtures
+def test_tiles_without_imagery_are_a_result_not_a_failure(tmp_path, cache, l1c_server, tiny_model_path):
+    db = connect(tmp_path / "region.db")
+    report = run_region(db, _wider_aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path),
+                        scheduler="local", tile_px=64, source=_source(l1c_server),
+                        t_main=0.0, t_iso=0.0)
+    statuses = dict(db.execute("select tile, status from region_tiles").fetchall())
+    empty = sorted(t for t, s in statuses.items() if s == "no_imagery")
+    assert empty and len(empty) < len(statuses) == report.tiles
+    assert set(statuses.values()) == {"done", "no_imagery"}
+    # The run finished: candidates of the covered tiles are stored, inside the scene.
+    assert report.run_id is not None and report.candidates >= 1 and report.patches > 20
+    west, south, east, north = inner_bbox(ON_GRID, 100, 101, inset=0)
+    for row in db["detections"].rows_where("run_id = ?", [report.run_id]):
+        assert west - 1e-3 <= row["lon"] <= east + 1e-3 and south - 1e-3 <= row["lat"] <= north + 1e-3
+    # Each tile without imagery keeps its reason; the summary names them.
+    reasons = [r[0] for r in db.execute("select error from region_tiles where status = 'no_imagery'")]
+    assert all("no sentinel-2-l1c scenes over" in r for r in reasons)
+    assert [t for t, _ in report.no_imagery] == empty
+    assert f"{len(empty)} tiles without imagery" in report.summary() and empty[0] in report.summary()
+    # Run again: nothing is searched again and nothing is stored twice.
+    searches = _searches(l1c_server)
+    again = run_region(db, _wider_aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path),
+                       scheduler="local", tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0)
+    assert again.tiles_scored == 0 and _searches(l1c_server) == searches
+    assert again.run_id == report.run_id and db["detections"].count == report.candidates
+    # Asked to, it tries exactly those tiles again (still nothing there: nothing changes).
+    retried = run_region(db, _wider_aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path),
+                         scheduler=None, tile_px=64, source=_source(l1c_server), t_main=0.0,
+                         t_iso=0.0, retry_empty=True)
+    assert retried.tiles_scored == 0 and retried.tiles_tried == len(empty)
+    assert _searches(l1c_server) == searches + len(empty)
+    assert f"0 scored now, {len(empty)} found without imagery now" in retried.summary()
+    assert retried.run_id == report.run_id and db["detections"].count == report.candidates
+
+
+@needs_fixtures
+def test_imagery_that_appears_later_adds_its_candidates_once(tmp_path, cache, l1c_server, tiny_model_path):
+    """A tile empty at first (its scene not yet in the catalogue) and scored on a retry."""
+    db = connect(tmp_path / "region.db")
+    item = l1c_server.items[0]
+    l1c_server.items = []
+    first = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
+                       tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0)
+    assert first.candidates == 0 and len(first.no_imagery) == first.tiles
+    l1c_server.items = [item]
+    second = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
+                        tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0)
+    assert second.tiles_scored == 0 and second.candidates == 0      # not asked: not retried
+    third = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
+                       tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0, retry_empty=True)
+    assert third.no_imagery == [] and third.tiles_scored == third.tiles
+    assert third.candidates >= 1 and third.run_id != first.run_id
+    assert db["detections"].count == third.candidates
+    fourth = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
+                        tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0, retry_empty=True)
+    assert fourth.tiles_scored == 0 and db["detections"].count == third.candidates
+
+
+@needs_fixtures
+def test_failed_tiles_stop_the_run_in_one_line_and_resume(tmp_path, cache, l1c_server, tiny_model_path):
+    from review.errors import ReviewError
+
+    db = connect(tmp_path / "region.db")
+    l1c_server.failing_assets = {p.name for p in l1c_server.folder.iterdir() if p.name.endswith("_B04.tif")}
+    with pytest.raises(ReviewError) as raised:
+        run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler="local",
+                   tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0, retries=0)
+    message = str(raised.value)
+    assert "\n" not in message and "tiles failed" in message and "again to retry" in message
+    assert db["detections"].count == 0
+    assert {r[0] for r in db.execute("select status from region_tiles")} == {"failed"}
+    l1c_server.failing_assets = set()
+    report = run_region(db, _aoi(), "2017-06-01", "2017-06-30", str(tiny_model_path), scheduler=None,
+                        tile_px=64, source=_source(l1c_server), t_main=0.0, t_iso=0.0)
+    assert report.tiles_scored == report.tiles and report.candidates >= 1
+
+
+@needs_fixtures
+def test_region_command_with_tiles_without_imagery_as_a_user_runs_it(tmp_path, cache, l1c_server,
+                                                                    tiny_model_path):
+    aoi = _write_aoi(tmp_path / "aoi.geojson", _wider_aoi())
+    out, db_path = tmp_path / "region.geojson", tmp_path / "review.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REVIEW_TILE_CACHE": str(cache)}
+    command = [sys.executable, "-m", "review", "detect", "--region", str(aoi), "--start", "2017-06-01",
+               "--end", "2017-06-30", "--stac-url", l1c_server.url, "--collection", "sentinel-2-l1c",
+               "--model", str(tiny_model_path), "--scheduler", "local", "--tile-px", "64",
+               "--t-main", "0", "--t-iso", "0", "--db", str(db_path), "--out", str(out), "--quiet"]
+    import socket
+
+    # Dask's usual port taken (another cluster, someone's notebook): still nothing to say.
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+    except OSError:
+        pass                                       # already held by someone else: as good
+    try:
+        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""                       # no worker log, no warning, no traceback
+    db = connect(db_path)
+    empty = [r[0] for r in db.execute("select tile from region_tiles where status = 'no_imagery' order by tile")]
+    assert empty and "tiles without imagery" in done.stdout and empty[0] in done.stdout
+    assert "--retry-empty" in done.stdout
+    features = json.loads(out.read_text())["features"]
+    assert features and db["detections"].count == len(features)
+    again = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stderr == "" and "(0 scored now)" in again.stdout
+    retried = subprocess.run(command + ["--retry-empty"], env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=300)
+    assert retried.returncode == 0 and f"{len(empty)} found without imagery now" in retried.stdout
