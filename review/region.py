@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -88,17 +87,11 @@ def plan_tiles(aoi: shapely.Geometry, tile_px: int = TILE_PX, patch_px: int = 48
 
 # ---------------------------------------------------------------------- worker side
 
-_models: dict = {}
-_models_lock = threading.Lock()
-
-
 def _model(spec: str):
-    from .models import load_model
+    # One copy per worker process, shared by its tasks (and by the dashboard in-process).
+    from .models import cached_model
 
-    with _models_lock:
-        if spec not in _models:
-            _models[spec] = load_model(spec, progress=silent)
-        return _models[spec]
+    return cached_model(spec, progress=silent)
 
 
 class TileFailed(ReviewError):

@@ -32,6 +32,7 @@ WEBSITE_LAYER_HA = {2018: 225598.8, 2019: 31182.3, 2020: 28765.8, 2021: 28486.9,
                     2022: 33541.8, 2023: 25806.4, 2024: 78930.7}
 
 TINY_BANDS = ("B2", "B3", "B4", "B8")
+UTM33_ORIGIN = (500000.0, 5000000.0)
 TINY_PATCH = 16
 
 
@@ -207,3 +208,31 @@ def file_server():
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def detections_with_imagery(db, tmp_path, n=3):
+    """n detections (2023) inside two stored tiles (2022 and 2023, true-colour bands,
+    UTM 33N): detections whose before and after imagery exists."""
+    from pyproj import Transformer
+
+    from review.imagery import open_tile
+    from review.runs import scene_record
+    from review.store import add_scene
+
+    for year, seed in ((2022, 1), (2023, 2)):
+        path = write_tile(tmp_path / f"s2_{year}.tif", random_reflectance(3, 200, 200, seed=seed),
+                          ["B4", "B3", "B2"], origin=UTM33_ORIGIN,
+                          tags={"PERIOD_START": f"{year}-01-01", "PERIOD_END": f"{year}-12-31"})
+        add_scene(db, scene_record(open_tile(path)))
+    to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    rows = []
+    for i in range(n):
+        left, top = UTM33_ORIGIN[0] + 400 + 450 * i, UTM33_ORIGIN[1] - 800
+        xs, ys = to_lonlat.transform([left, left + 200], [top - 200, top])
+        box = shapely.box(min(xs), min(ys), max(xs), max(ys))
+        rows.append({"source": "t", "external_id": f"t-{i}", "geometry": shapely.to_geojson(box),
+                     "lon": box.centroid.x, "lat": box.centroid.y, "west": box.bounds[0],
+                     "south": box.bounds[1], "east": box.bounds[2], "north": box.bounds[3],
+                     "score": 0.9, "period_start": "2023-01-01", "period_end": "2023-12-31"})
+    db["detections"].insert_all(rows)
+    return [r["id"] for r in db["detections"].rows_where("source = 't'", order_by="id")]

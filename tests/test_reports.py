@@ -1,33 +1,25 @@
-"""Field reports with photos, and the Google Earth export."""
+"""Field reports with photos: EXIF, attachment, storage, exports, bad input."""
 from __future__ import annotations
 
 import io
 import json
 import struct
-import xml.etree.ElementTree as ET
-import zipfile
 import zlib
 
 import numpy as np
 import pytest
-import shapely
 from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
-from pyproj import Transformer
 
 from review import reports, verdicts
 from review.cli import main
 from review.errors import ReviewError
 from review.export import evidence_png, export
-from review.imagery import open_tile
 from review.queue import Filters
 from review.reports import ReportError
-from review.runs import scene_record
-from review.store import add_scene
 
-from .conftest import add_detections, random_reflectance, write_tile
+from .conftest import add_detections, detections_with_imagery
 
-KML = "{http://www.opengis.net/kml/2.2}"
 
 
 def _db_path(db) -> str:
@@ -211,22 +203,6 @@ def test_a_100_mb_photo_is_refused_before_it_is_read(db, tmp_path):
     _nothing_stored(db)
 
 
-def test_html_in_text_and_names_is_stored_as_text_and_escaped_in_google_earth(db, tmp_path):
-    ids = add_detections(db, 1)
-    text, reporter = "<script>alert('x')</script> pits & ponds", "<b>Mallory</b>"
-    reports.add(db, text, reporter, detection_id=ids[0])
-    (stored,) = reports.listing(db)
-    assert (stored["text"], stored["reporter"]) == (text, reporter)
-    out = tmp_path / "all.kml"
-    assert export(db, out, Filters(status=None)) == 1
-    document = out.read_text()
-    assert "<script>" not in document and "<b>Mallory" not in document
-    description = ET.fromstring(document).find(f".//{KML}Placemark/{KML}description").text
-    # the balloon is HTML: the report is in it as escaped text, never as markup
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; pits &amp; ponds" in description
-    assert "&lt;b&gt;Mallory&lt;/b&gt;" in description and "<script>" not in description
-
-
 def test_a_position_outside_lon_lat_range_is_one_plain_sentence(db, capsys):
     add_detections(db, 1)
     assert main(["report", "add", "--lon", "200", "--lat", "10", "--text", "pits",
@@ -250,69 +226,10 @@ def test_a_failed_report_leaves_no_photo_file_behind(db, tmp_path):
 
 # ------------------------------------------------------------------ Google Earth, evidence
 
-ORIGIN = (500000.0, 5000000.0)        # UTM 33N
-
-
-def _covered_detections(db, tmp_path, n=3):
-    """n detections inside two stored tiles (2022 and 2023), true-colour bands."""
-    for year, seed in ((2022, 1), (2023, 2)):
-        path = write_tile(tmp_path / f"s2_{year}.tif", random_reflectance(3, 200, 200, seed=seed),
-                          ["B4", "B3", "B2"], origin=ORIGIN,
-                          tags={"PERIOD_START": f"{year}-01-01", "PERIOD_END": f"{year}-12-31"})
-        add_scene(db, scene_record(open_tile(path)))
-    to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
-    rows = []
-    for i in range(n):
-        left, top = ORIGIN[0] + 400 + 450 * i, ORIGIN[1] - 800
-        xs, ys = to_lonlat.transform([left, left + 200], [top - 200, top])
-        box = shapely.box(min(xs), min(ys), max(xs), max(ys))
-        rows.append({"source": "t", "external_id": f"t-{i}", "geometry": shapely.to_geojson(box),
-                     "lon": box.centroid.x, "lat": box.centroid.y, "west": box.bounds[0],
-                     "south": box.bounds[1], "east": box.bounds[2], "north": box.bounds[3],
-                     "score": 0.9, "period_start": "2023-01-01", "period_end": "2023-12-31"})
-    db["detections"].insert_all(rows)
-    return [r["id"] for r in db["detections"].rows_where("source = 't'", order_by="id")]
-
-
-def test_kmz_has_one_placemark_per_detection_with_status_styles_and_chips(db, tmp_path, capsys):
-    pyogrio = pytest.importorskip("pyogrio")
-    ids = _covered_detections(db, tmp_path)
-    far = add_detections(db, 2, source="far")           # no imagery covers these
-    verdicts.record(db, ids[0], "ana", "verified")
-    verdicts.record(db, ids[1], "ben", "false_positive", reason="riverbank")
-    out = tmp_path / "review.kmz"
-    assert main(["export", str(out), "--status", "all", "--db", _db_path(db)]) == 0
-    assert "5 detections written" in capsys.readouterr().out
-
-    layers = pyogrio.list_layers(out)
-    frames = [pyogrio.read_dataframe(out, layer=name) for name, _ in layers]
-    assert sum(len(f) for f in frames) == 5                           # GDAL reads every placemark
-    assert all(g.geom_type in ("Polygon", "MultiPolygon") for f in frames for g in f.geometry)
-
-    with zipfile.ZipFile(out) as archive:
-        names = archive.namelist()
-        document = ET.fromstring(archive.read("doc.kml"))
-        assert names[0] == "doc.kml"
-        for i in ids:                                              # chips inside the archive
-            for label in ("before", "after"):
-                png = archive.read(f"files/{i}_{label}.png")
-                assert min(Image.open(io.BytesIO(png)).size) > 100
-        assert not any(n.startswith(f"files/{far[0]}_") for n in names)
-    placemarks = {p.find(f"{KML}name").text: p for p in document.iter(f"{KML}Placemark")}
-    assert len(placemarks) == 5
-    styles = {s.get("id"): s.find(f"{KML}PolyStyle/{KML}color").text for s in document.iter(f"{KML}Style")}
-    colour = {name: styles[p.find(f"{KML}styleUrl").text.lstrip("#")] for name, p in placemarks.items()}
-    assert colour[f"#{ids[0]} verified"] != colour[f"#{ids[1]} false positive"] != colour[f"#{ids[2]} pending review"]
-    balloon = placemarks[f"#{ids[0]} verified"].find(f"{KML}description").text
-    assert f"<img src='files/{ids[0]}_before.png'" in balloon and "by ana" in balloon
-
-    kml = tmp_path / "review.kml"                                  # plain KML: no pictures
-    assert export(db, kml, Filters(status="verified")) == 1
-    assert sum(len(pyogrio.read_dataframe(kml, layer=n)) for n, _ in pyogrio.list_layers(kml)) == 1
 
 
 def test_evidence_picture_shows_the_first_field_photo(db, tmp_path):
-    ids = _covered_detections(db, tmp_path, n=1)
+    ids = detections_with_imagery(db, tmp_path, n=1)
     without = Image.open(io.BytesIO(evidence_png(db, ids[0])))
     reports.add(db, "pits", "ana", detection_id=ids[0], photos=[_jpeg(tmp_path / "f.jpg", colour="#00ff00")])
     picture = Image.open(io.BytesIO(evidence_png(db, ids[0]))).convert("RGB")
