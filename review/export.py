@@ -78,26 +78,39 @@ def features(db, filters: Filters) -> list[dict]:
 def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> int:
     """Write the matching detections; returns how many. Format from the suffix by default."""
     path = Path(path)
-    fmt = fmt or {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg",
-                  ".csv": "csv", ".kml": "kml", ".kmz": "kmz"}.get(path.suffix.lower())
-    if fmt not in FORMATS:
-        raise ReviewError(f"{path.name}: export as .geojson, .gpkg, .csv, .kml or .kmz")
+    fmt = fmt or _format(path, FORMATS)
     found = features(db, filters)
     partial = path.with_name(f".{path.stem}.part{path.suffix}")   # GDAL wants the real suffix
     if fmt in ("kml", "kmz"):
         from .kml import write_kml
 
         write_kml(db, found, partial, with_chips=fmt == "kmz")
-    elif fmt == "geojson":
-        partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
     else:
-        frame = _flat_frame(found)
-        if fmt == "csv":
-            frame.drop(columns="geometry").assign(wkt=frame.geometry.to_wkt()).to_csv(partial, index=False)
-        else:
-            frame.to_file(partial, driver="GPKG", layer="detections")
+        _write(found, partial, fmt, "detections", _flat_frame)
     partial.replace(path)
     return len(found)
+
+
+def _format(path: Path, allowed: tuple[str, ...]) -> str:
+    suffixes = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".csv": "csv",
+                ".kml": "kml", ".kmz": "kmz"}
+    fmt = suffixes.get(path.suffix.lower())
+    if fmt not in allowed:
+        names = [s for s, f in suffixes.items() if f in allowed and s != ".json"]
+        raise ReviewError(f"{path.name}: export as {', '.join(names[:-1])} or {names[-1]}")
+    return fmt
+
+
+def _write(found: list[dict], partial: Path, fmt: str, layer: str, flat) -> None:
+    """GeoJSON as is; GeoPackage and CSV (footprints as WKT) from a flat frame."""
+    if fmt == "geojson":
+        partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
+        return
+    frame = flat(found)
+    if fmt == "csv":
+        frame.drop(columns="geometry").assign(wkt=frame.geometry.to_wkt()).to_csv(partial, index=False)
+    else:
+        frame.to_file(partial, driver="GPKG", layer=layer)
 
 
 def export_sites(db, path: str | Path, filters: Filters | None = None,
@@ -110,10 +123,7 @@ def export_sites(db, path: str | Path, filters: Filters | None = None,
 
     path = Path(path)
     filters = filters or Filters(status=None)
-    fmt = fmt or {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg",
-                  ".csv": "csv"}.get(path.suffix.lower())
-    if fmt not in FORMATS:
-        raise ReviewError(f"{path.name}: export as .geojson, .gpkg or .csv")
+    fmt = fmt or _format(path, ("geojson", "gpkg", "csv"))
     members = Filters(**{**filters.__dict__, "status": None, "area": None})
     where, params = members.where()
     site_ids = None
@@ -125,21 +135,20 @@ def export_sites(db, path: str | Path, filters: Filters | None = None,
     if filters.area is not None:
         found = [f for f in found if shapely.geometry.shape(f["geometry"]).intersects(filters.area)]
     partial = path.with_name(f".{path.stem}.part{path.suffix}")
-    if fmt == "geojson":
-        partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
-    else:
-        import geopandas as gpd
-
-        records = [{**f["properties"], "history": json.dumps(f["properties"]["history"]),
-                    "detection_ids": json.dumps(f["properties"]["detection_ids"])} for f in found]
-        frame = gpd.GeoDataFrame(records, geometry=[shapely.geometry.shape(f["geometry"]) for f in found],
-                                 crs="EPSG:4326")
-        if fmt == "csv":
-            frame.drop(columns="geometry").assign(wkt=frame.geometry.to_wkt()).to_csv(partial, index=False)
-        else:
-            frame.to_file(partial, driver="GPKG", layer="sites")
+    _write(found, partial, fmt, "sites", _flat_sites)
     partial.replace(path)
     return len(found)
+
+
+def _flat_sites(found: list[dict]):
+    import geopandas as gpd
+
+    records = [{**f["properties"], "history": json.dumps(f["properties"]["history"]),
+                "detection_ids": json.dumps(f["properties"]["detection_ids"])} for f in found]
+    return gpd.GeoDataFrame(records, geometry=[shapely.geometry.shape(f["geometry"]) for f in found],
+                            crs="EPSG:4326")
+
+
 def export_bytes(db, name: str, filters: Filters) -> tuple[bytes, int]:
     """The export of the matching detections as a file's bytes (format from the name's
     suffix), and how many detections it holds."""
