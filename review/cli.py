@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     detect = sub.add_parser("detect", help="run a published detector over a GeoTIFF tile")
-    detect.add_argument("tile", nargs="?", help="GeoTIFF tile (Sentinel-2 digital numbers, "
+    detect.add_argument("tile", nargs="*", help="GeoTIFF tile (Sentinel-2 digital numbers, "
                         "reflectance x 10000); or give --bbox/--start/--end to fetch one")
     detect.add_argument("--model", default="48px_v4.21",
                         help="model card id (see `models`) or path to a .h5/.keras file")
@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Dask scheduler address (tcp://host:8786), 'local' for a LocalCluster, "
                              "or 'none' to run in this process")
     detect.add_argument("--tile-px", type=int, default=2048, help="region tile side in pixels")
+    detect.add_argument("--periods", help="several looks: START/END,START/END,... fetched for "
+                        "--bbox on one grid, scored, and each patch's scores combined")
+    detect.add_argument("--aggregate", choices=["median", "mean", "max"],
+                        help="combine each patch's scores over several TILEs of one place (or "
+                             "--periods) this way before post-processing (default median)")
     detect.add_argument("--retry-empty", action="store_true",
                         help="region runs: try again the tiles that had no imagery last time")
     detect.add_argument("--verbose", action="store_true",
@@ -348,6 +353,9 @@ def _database_first(path: Path):
 def cmd_detect(args: argparse.Namespace) -> int:
     if args.region is not None:
         return cmd_region(args)
+    if args.periods or args.aggregate or len(args.tile) > 1:
+        return cmd_aggregate(args)
+    args.tile = args.tile[0] if args.tile else None
     from tqdm import tqdm
 
     from .candidates import stage_geojson
@@ -415,6 +423,73 @@ def cmd_detect(args: argparse.Namespace) -> int:
             partial.unlink(missing_ok=True)
     if tile.warped:
         message += f"; warped from {tile.source_crs} to {tile.crs} at 10 m"
+    print(message)
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """Several looks at one place: TILE TILE ... or --bbox with --periods."""
+    from tqdm import tqdm
+
+    from .aggregate import AggregateError, parse_periods, run_aggregate, store_aggregate
+    from .candidates import candidates_geojson, raw_geojson, stage_geojson
+    from .fetch import ALL_BANDS
+    from .imagery import open_tile
+    from .models import load_model
+
+    db = _database_first(args.db) if args.db else None
+    model = load_model(args.model)
+    periods = None
+    if args.periods:
+        try:
+            periods = parse_periods(args.periods)
+        except AggregateError as exc:
+            raise AggregateError(f"--periods: {exc}") from exc
+    if periods and args.tile:
+        if len(periods) != len(args.tile):
+            raise AggregateError(f"--periods gives {len(periods)} periods for {len(args.tile)} "
+                                 "tiles: one period per tile, in the tiles' order")
+        # parse_periods sorts; the user's order is the tiles' order.
+        given = [tuple(p.strip().split("/", 1)) for p in args.periods.split(",") if p.strip()]
+        tiles = [open_tile(path, bands=args.bands, period=period, max_pixels=args.max_pixels)
+                 for path, period in zip(args.tile, given)]
+    elif periods:
+        # One box gives one UTM grid (fetch snaps it to 10 m): every look on the same grid.
+        wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
+        paths = []
+        for start, end in periods:
+            args.start, args.end = start, end
+            paths.append(_fetch_tile(args, wanted))
+        tiles = [open_tile(path, max_pixels=args.max_pixels) for path in paths]
+    else:
+        if len(args.tile) < 2:
+            raise AggregateError("combining needs at least two tiles of one place, or --periods")
+        tiles = [open_tile(path, bands=args.bands, max_pixels=args.max_pixels) for path in args.tile]
+    with tqdm(desc="scoring looks", unit="look", file=sys.stderr, leave=False,
+              disable=True if args.quiet else None) as bar:
+        def progress(done: int, total: int | None, what: str) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = run_aggregate(tiles, model, how=args.aggregate or "median", t_main=args.t_main,
+                               t_iso=args.t_iso, max_nodata_fraction=args.max_nodata,
+                               progress=progress)
+    collection = (raw_geojson(result.scores) if args.raw is True
+                  else candidates_geojson(result.scores, result.candidates, result.t_main, result.t_iso))
+    if args.raw is not True:
+        for feature, by_period in zip(collection["features"], result.candidate_period_scores()):
+            feature["properties"].update(aggregate=result.how, period_scores=by_period)
+    message = result.summary()
+    partial = stage_geojson(collection, args.out)
+    try:
+        if args.db:
+            from .store import connect
+
+            run_id = store_aggregate(db if db is not None else connect(args.db), result, tiles)
+            message += f"; stored as run {run_id} in {args.db}"
+        partial.replace(args.out)
+    finally:
+        partial.unlink(missing_ok=True)
     print(message)
     return 0
 
