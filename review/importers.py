@@ -375,7 +375,8 @@ def import_example(db, url: str, folder: str | Path, download_progress: Progress
 def import_file(db, path: str | Path, source: str | None = None, fields: FieldMap | None = None,
                 point_size_m: float = POINT_SIZE_M, batch_size: int = BATCH_SIZE,
                 progress: Progress | None = None) -> ImportReport:
-    """Check a whole file, then add its new features in one transaction per batch."""
+    """Check a whole file, then add its new features and the import's record in one
+    transaction: an import stopped halfway (even by kill -9) leaves nothing of itself."""
     started = time.perf_counter()
     path = Path(path)
     source = (source or path.stem).strip()
@@ -383,20 +384,20 @@ def import_file(db, path: str | Path, source: str | None = None, fields: FieldMa
         raise ImportFailed("the source name is empty")
     rows, vintage, repaired = prepare(path, fields, point_size_m)
     stamp = now()
-    added = 0
-    for first in range(0, len(rows), batch_size):
-        batch = [{"source": source, **row, "added_at": stamp}
-                 for row in rows[first:first + batch_size]]
-        with transaction(db):
-            before = db.execute("select count(*) from detections").fetchone()[0]
-            db["detections"].insert_all(batch, ignore=True, batch_size=batch_size)
-            added += db.execute("select count(*) from detections").fetchone()[0] - before
-        if progress:
-            progress(min(first + batch_size, len(rows)), len(rows), "features")
+    digest = sha256_of(path)
+    with transaction(db):
+        before = db.execute("select count(*) from detections").fetchone()[0]
+        for first in range(0, len(rows), batch_size):
+            db["detections"].insert_all(
+                ({"source": source, **row, "added_at": stamp} for row in rows[first:first + batch_size]),
+                ignore=True, batch_size=batch_size)
+            if progress:
+                progress(min(first + batch_size, len(rows)), len(rows), "features")
+        added = db.execute("select count(*) from detections").fetchone()[0] - before
+        db["imports"].insert({"source": source, "path": str(path), "sha256": digest,
+                              "features": len(rows), "added": added, "vintage": vintage,
+                              "imported_at": stamp})
     report = ImportReport(source=source, path=path.name, features=len(rows), added=added,
                           vintage=vintage, repaired=repaired,
                           seconds=time.perf_counter() - started)
-    db["imports"].insert({"source": source, "path": str(path), "sha256": sha256_of(path),
-                          "features": len(rows), "added": added, "vintage": vintage,
-                          "imported_at": stamp})
     return report

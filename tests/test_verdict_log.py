@@ -167,3 +167,66 @@ def test_kill_9_in_the_middle_of_verdicts_loses_nothing_committed(tmp_path):
     assert set(reported) <= stored
     assert verdict_log.verify(db).ok
     assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+KILLED_IMPORT = """
+import sys
+from review.importers import import_file
+from review.store import connect
+db = connect(sys.argv[1])
+print("ready", flush=True)
+import_file(db, sys.argv[2], progress=lambda done, total, what: print(done, flush=True))
+print("done", flush=True)
+"""
+
+KILLED_BACKUP = """
+import sys
+from review.store import backup, connect
+db = connect(sys.argv[1])
+print("ready", flush=True)
+while True:
+    backup(db, sys.argv[2])
+"""
+
+
+def _kill_when(process, wanted: str) -> None:
+    for line in process.stdout:
+        if line.strip() == wanted or (wanted == "progress" and line.strip().isdigit()):
+            break
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def test_kill_9_in_the_middle_of_an_import_leaves_nothing_of_it(tmp_path):
+    path = tmp_path / "review.db"
+    db = connect(path)
+    ids = add_detections(db, 3)
+    verdicts.record(db, ids[0], "ana", "verified")
+    layer = tmp_path / "big.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"pred": 0.7},
+         "geometry": {"type": "Point", "coordinates": [-60 + (i % 300) * 0.01, -5 + (i // 300) * 0.01]}}
+        for i in range(30_000)]}))
+    process = subprocess.Popen([sys.executable, "-c", KILLED_IMPORT, str(path), str(layer)], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True)
+    _kill_when(process, "progress")                       # some features already inserted
+    db = connect(path)
+    assert db["detections"].count == 3 and db["imports"].count == 0
+    assert verdict_log.verify(db).ok and db["verdicts"].count == 1
+    assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_kill_9_in_the_middle_of_a_backup_leaves_the_database_and_any_old_backup_whole(tmp_path):
+    path, copy = tmp_path / "review.db", tmp_path / "backup.db"
+    db = connect(path)
+    _verdicts(db)
+    backup(db, copy)
+    process = subprocess.Popen([sys.executable, "-c", KILLED_BACKUP, str(path), str(copy)], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(0.5)                                       # backups are running, one after another
+    assert process.poll() is None
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    for database in (connect(path), connect(copy)):
+        assert database["verdicts"].count == 6 and verdict_log.verify(database).ok
