@@ -143,3 +143,38 @@ def test_without_accounts_the_name_is_asked_once_and_kept_across_pages(db_path):
     assert at.subheader[0].value.startswith("Detection #")
     at.button(key="verdict_verified").click().run()
     assert [v["reviewer"] for v in connect(db_path)["verdicts"].rows] == ["Ana"]
+
+
+ACCOUNTS = str(REPO / "app_pages" / "9_Accounts.py")
+
+
+def test_the_first_account_is_an_admin_and_then_everyone_signs_in(db_path):
+    at = AppTest.from_file(ACCOUNTS, default_timeout=TIMEOUT).run()
+    assert "no accounts" in at.info[0].value
+    assert at.selectbox(key="acc_role").options == ["admin"]
+    at.text_input(key="acc_name").input("adam")
+    at.text_input(key="acc_password").input("admin password")
+    at.button[0].click().run()
+    assert [(u["name"], u["role"]) for u in users.listing(connect(db_path))] == [("adam", "admin")]
+    assert [t.value for t in at.run().title] == ["Sign in"]
+
+
+def test_an_admin_manages_accounts_and_a_reviewer_cannot(accounts):
+    at = _signed_in("home", "adam")
+    at.switch_page("app_pages/9_Accounts.py").run()
+    at.text_input(key="acc_name").input("<b>mallory</b>")
+    at.text_input(key="acc_password").input("long enough")
+    at.button[0].click().run()
+    assert at.error[0].value.startswith("A user name is 1 to 64 letters")
+    at.text_input(key="acc_name").input("cy")
+    at.text_input(key="acc_password").input("long enough")
+    at.selectbox(key="acc_role").select("editor")
+    at.button[0].click().run()
+    assert ("cy", "editor") in [(u["name"], u["role"]) for u in users.listing(connect(accounts))]
+    at.selectbox(key="acc_chosen").select("adam")
+    at.button(key="acc_remove").click().run()
+    assert "last admin" in at.error[0].value
+    reviewer = _signed_in("home", "ana")
+    reviewer.switch_page("app_pages/9_Accounts.py").run()
+    assert "Accounts is for admins" in reviewer.warning[0].value
+    assert not reviewer.dataframe and not [b for b in reviewer.button if b.label == "Add account"]
