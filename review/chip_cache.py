@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +34,27 @@ HAZY = 0.25              # a chip whose dark channel averages above this is offe
 JPEG_QUALITY = 90
 
 
+_thread = threading.local()
+
+
 def root() -> Path:
+    """The cache folder (REVIEW_CHIP_CACHE, else chips/ in the data folder); a background
+    worker uses the folder of the session that asked it (see `using`)."""
+    override = getattr(_thread, "root", None)
+    if override is not None:
+        return override
     return Path(os.environ.get("REVIEW_CHIP_CACHE") or settings.data_dir() / "chips")
+
+
+@contextmanager
+def using(folder: Path):
+    """Within this block, on this thread, the cache is `folder`."""
+    previous = getattr(_thread, "root", None)
+    _thread.root = Path(folder)
+    try:
+        yield
+    finally:
+        _thread.root = previous
 
 
 def key(detection: dict, source: str, dates: tuple) -> str:

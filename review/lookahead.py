@@ -2,35 +2,41 @@
 
 The Review page asks for the detection on screen and the next ones of that reviewer's
 queue; one worker thread per process prepares them in that order (the one on screen
-first), each with its own database connection, writing into the chip cache. Asking again
-for a detection already waiting or being prepared changes nothing.
+first) from the sources that fetch (Sentinel-2, Wayback), writing into the chip cache;
+stored scenes are local and rendered by the page itself. The worker needs no database.
+Asking again for a detection already waiting or being prepared changes nothing.
 """
 from __future__ import annotations
 
 import threading
 from collections import deque
-from pathlib import Path
 
-from . import review_imagery, store
+from . import chip_cache, review_imagery, settings
+from .fetch import Source
 from .errors import ReviewError
 
 _lock = threading.Condition()
-_waiting: deque = deque()               # (db_path, detection dict)
+_waiting: deque = deque()               # (settings of the asker, detection dict)
 _busy: set[int] = set()                 # ids waiting or being prepared
 _worker: threading.Thread | None = None
 _done_events: dict[int, threading.Event] = {}
 
 
-def want(db_path: str | Path, detections: list[dict], first: bool = False) -> None:
+def want(detections: list[dict], first: bool = False) -> None:
     """Prepare these detections' imagery in the background (`first`: before anything
     else already waiting)."""
     global _worker
+    # The settings in force where the page runs (cache folder, catalogue, Wayback), so the
+    # worker prepares what that page will look for.
+    context = (chip_cache.root(), Source(timeout=review_imagery.TIMEOUT_S),
+               settings.wayback_config_url(),
+               tuple(s for s in review_imagery.chip_sources() if s != "scenes"))
     with _lock:
         fresh = [d for d in detections if d["id"] not in _busy]
         for detection in (reversed(fresh) if first else fresh):
             _busy.add(detection["id"])
             _done_events.setdefault(detection["id"], threading.Event())
-            item = (str(db_path), detection)
+            item = (context, detection)
             _waiting.appendleft(item) if first else _waiting.append(item)
         if _worker is None or not _worker.is_alive():
             _worker = threading.Thread(target=_run, name="imagery-lookahead", daemon=True)
@@ -51,17 +57,16 @@ def wait(detection_id: int, timeout: float) -> bool:
 
 
 def _run() -> None:
-    connections: dict[str, object] = {}
     while True:
         with _lock:
             while not _waiting:
                 _lock.wait()
-            db_path, detection = _waiting.popleft()
+            (folder, source, wayback_url, remote), detection = _waiting.popleft()
         try:
-            db = connections.get(db_path)
-            if db is None:
-                db = connections[db_path] = store.connect(db_path)
-            review_imagery.prepare(db, detection)
+            if remote:
+                with chip_cache.using(folder):
+                    review_imagery.prepare(None, detection, source=source, sources=remote,
+                                           wayback_url=wayback_url)
         except (ReviewError, OSError):
             pass        # prepare notes a source's failure itself; the page says so
         finally:

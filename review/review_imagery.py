@@ -150,8 +150,8 @@ def _from_sentinel2(db, detection: dict, source: Source | None):
 _RELEASES: dict[str, tuple[float, list]] = {}
 
 
-def _releases() -> list[wayback.Release]:
-    url = settings.wayback_config_url()
+def _releases(url: str | None = None) -> list[wayback.Release]:
+    url = url or settings.wayback_config_url()
     cached = _RELEASES.get(url)
     if cached and time.time() - cached[0] < 3600:
         return cached[1]
@@ -160,8 +160,8 @@ def _releases() -> list[wayback.Release]:
     return found
 
 
-def _from_wayback(db, detection: dict, source: Source | None):
-    pictures, note = wayback_views(_releases(), detection)
+def _from_wayback(db, detection: dict, source: Source | None, wayback_url: str | None = None):
+    pictures, note = wayback_views(_releases(wayback_url), detection)
     return (pictures[0] if len(pictures) == 2 else None), pictures[-1], note
 
 
@@ -169,7 +169,8 @@ _MAKERS = {"scenes": _from_scenes, "sentinel-2": _from_sentinel2, "wayback": _fr
 
 
 def prepare(db, detection: dict, source: Source | None = None,
-            sources: tuple[str, ...] | None = None, retry_seconds: float | None = None) -> Prepared | None:
+            sources: tuple[str, ...] | None = None, retry_seconds: float | None = None,
+            wayback_url: str | None = None) -> Prepared | None:
     """Before and after chips for a detection, from the best source that has them, kept
     in the chip cache (taken from it when already there). A source that fails is noted
     with its reason and skipped until it is due again; None when no source gave a view."""
@@ -179,10 +180,13 @@ def prepare(db, detection: dict, source: Source | None = None,
     for name in sources:
         if found is not None and sources.index(found.source) <= sources.index(name):
             return found
-        if not chip_cache.due(detection["id"], name, retry):
-            continue
+        if name != "scenes" and not chip_cache.due(detection["id"], name, retry):
+            continue            # stored scenes are local and quick: always looked at
         try:
-            before, after, note = _MAKERS[name](db, detection, source)
+            if name == "wayback":
+                before, after, note = _from_wayback(db, detection, source, wayback_url)
+            else:
+                before, after, note = _MAKERS[name](db, detection, source)
         except ReviewError as exc:
             chip_cache.record_failure(detection["id"], name, str(exc))
             continue

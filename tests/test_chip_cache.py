@@ -108,7 +108,7 @@ def test_the_lookahead_prepares_in_the_background(tmp_path, stac):
     db = connect(db_path)
     import_file(db, detections_file(tmp_path))
     rows = sorted(db["detections"].rows, key=lambda d: -d["score"])
-    lookahead.want(db_path, rows)
+    lookahead.want(rows)
     for row in rows:
         assert lookahead.wait(row["id"], timeout=120)
     assert chip_cache.lookup(rows[0]["id"]).after is not None

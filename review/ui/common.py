@@ -87,6 +87,9 @@ def page(title: str, heading: bool = True, action: str | None = None) -> sqlite_
             st.title(title)
         st.error(str(exc))
         return None
+    if title != "Review" and st.session_state.pop("_review_claim", None):
+        # Leaving the Review page lets go of the detection this session held there.
+        queue.release(db, holder())
     current = user(db)
     if current is None:
         _sign_in_form(db)
