@@ -153,6 +153,8 @@ def _pane(filters: queue.Filters, order: str, disputes: bool) -> None:
                   key="verdict_undo")
         return
     history = verdicts.history(db, detection["id"])
+    if state.get("seen_verdicts", (None,))[0] != detection["id"]:
+        state["seen_verdicts"] = (detection["id"], len(history))
     judged_by_me = any(h["reviewer"] == reviewer for h in history)
     blind = detection["status"] == "needs_second_opinion" and not judged_by_me
     _header(db, detection, history, blind, filters)
@@ -369,6 +371,13 @@ def _decide(verdict: str, reason: str | None = None, final: bool = False) -> Non
         state["flash_error"] = (f"Nothing recorded: #{detection_id} was taken over by "
                                 f"{holder['reviewer']} meanwhile.")
         return
+    seen = state.get("seen_verdicts") or (None, 0)
+    latest = verdicts.history(db, detection_id)
+    if seen[0] == detection_id and len(latest) > seen[1] and latest[-1]["reviewer"] != reviewer:
+        state["flash_error"] = (f"Nothing recorded: {latest[-1]['reviewer']} recorded a verdict on "
+                                f"#{detection_id} meanwhile; it is shown now.")
+        state["seen_verdicts"] = (detection_id, len(latest))
+        return
     shown = state.get("shown") or {}
     if shown.get("id") != detection_id:
         shown = {"before": NOTHING_SHOWN, "after": NOTHING_SHOWN}
@@ -389,7 +398,7 @@ def _move_on() -> None:
     state = st.session_state
     state["current_id"] = None
     state["note"] = ""
-    for name in ("held", "override", "shown"):
+    for name in ("held", "override", "shown", "seen_verdicts"):
         state.pop(name, None)
 
 
