@@ -9,6 +9,7 @@ scenes, and a tile uploaded as the 'before' view is stored the same way.
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import date
 
@@ -194,10 +195,16 @@ def prepare(db, detection: dict, source: Source | None = None,
     return found
 
 
+def _plain(reason: str) -> str:
+    """A failure's reason without the library's own detail (errno, connection pools)."""
+    return re.split(r" \((?:HTTP|Max retries|Connection|<|[A-Za-z]+Error)|: \[Errno|: <urlopen",
+                    reason, maxsplit=1)[0].strip()
+
+
 def unavailable(detection_id: int, sources: tuple[str, ...] | None = None) -> str:
     """Why a detection has no prepared imagery, in plain words."""
     notes = chip_cache.failures(detection_id)
-    parts = [f"{chip_cache.SOURCE_NAMES[s]}: {notes[s]['reason']}"
+    parts = [f"{chip_cache.SOURCE_NAMES[s]}: {_plain(notes[s]['reason'])}"
              for s in (sources or chip_sources()) if s in notes]
     if not parts:
         return "Imagery for this detection is being prepared."
