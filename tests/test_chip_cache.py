@@ -128,3 +128,25 @@ def test_dehazing_lifts_a_veil_and_keeps_a_clear_picture():
 def test_cache_prefixes_are_left_out_of_names():
     assert chips.plain_name("4aefff1db7bcbf36_mining_128_t0.tif") == "mining_128_t0.tif"
     assert chips.plain_name("mining_128_t0.tif") == "mining_128_t0.tif"
+
+
+@needs_fixtures
+@pytest.mark.parametrize("fault", ["slow", "garbage"])
+def test_a_slow_or_garbled_catalogue_is_a_reason_not_a_hang(tmp_path, stac, fault):
+    import time
+
+    from review.fetch import Source
+
+    db = connect(tmp_path / "review.db")
+    import_file(db, detections_file(tmp_path))
+    site = next(d for d in db["detections"].rows if d["score"] > 0.92)
+    if fault == "slow":
+        stac.search_delay = 5
+    else:
+        stac.garbage = True
+    started = time.monotonic()
+    assert review_imagery.prepare(db, site, source=Source(url=stac.url, timeout=1)) is None
+    assert time.monotonic() - started < 15
+    reason = chip_cache.failure(site["id"], "sentinel-2")["reason"]
+    assert ("did not answer properly" if fault == "slow" else "not STAC") in reason
+    assert "It will be tried again later" in review_imagery.unavailable(site["id"])
