@@ -159,3 +159,16 @@ def test_home_shows_the_setting_and_the_agreement_page_reports(db_path):
     assert stood.iloc[0]["reviewer"] == "Ana" and stood.iloc[0]["stood"] == 2
     reasons = at.dataframe[2].value
     assert reasons.iloc[0]["reason"] == "riverbank or sandbar" and reasons.iloc[0]["disputed"] == 1
+
+
+def test_the_claim_is_renewed_while_on_screen_and_a_lost_one_is_said(db_path):
+    db = connect(db_path)
+    ana = _session("Ana")
+    db.execute("update claims set claimed_at = claimed_at - 100")    # nearly expired
+    ana.session_state["_renewed"] = 0                                  # the timer is due
+    ana.run()
+    assert queue.holder_of(db, 4)["since"] > __import__("time").time() - 5
+    queue.claim(db, "Ben", 4, holder="ben-tab", force=True)           # Ben reviews it anyway
+    ana.run()
+    assert "You no longer hold this detection: it is being reviewed by Ben" in _text(ana)
+    assert ana.button(key="verdict_verified").disabled
