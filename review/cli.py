@@ -282,6 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="consistent copy of the database while people review")
     backup.add_argument("out", type=Path, help="the backup file to write")
     backup.add_argument("--db", type=Path, help=db_help)
+
+    prepare = sub.add_parser("prepare-imagery", help="prepare before/after chips for the review "
+                             "queue ahead of reviewers (resumable; safe beside the dashboard)")
+    prepare.add_argument("--limit", type=int, help="at most this many detections (default: all pending)")
+    prepare.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    prepare.add_argument("--period", help="only detections of this period: START/END, either may "
+                         "be left out (YYYY-MM-DD)")
+    prepare.add_argument("--order", default="score", help="score | threshold | newest")
+    prepare.add_argument("--retry", action="store_true", help="retry failed sources now, not in an hour")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    prepare.add_argument("--db", type=Path, help=db_help)
     return parser
 
 
@@ -860,6 +871,36 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_imagery(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import chip_cache
+    from .queue import Filters, count, matching
+    from .review_imagery import chip_sources, prepare
+
+    start, _, end = (args.period or "").partition("/")
+    filters = Filters(sources=args.source, period_from=start or None, period_to=end or None)
+    db = _open_db(args)
+    sources = chip_sources()
+    total = count(db, filters)
+    total = min(total, args.limit) if args.limit is not None else total
+    tally = {"cached": 0, "prepared": 0, "failed": 0}
+    with tqdm(total=total, desc="preparing imagery", unit="detection", file=sys.stderr,
+              disable=True if args.quiet else None) as bar:
+        for number, detection in enumerate(matching(db, filters, args.order)):
+            if number >= total:
+                break
+            had = chip_cache.lookup(detection["id"], sources)
+            got = prepare(db, detection, sources=sources, retry_seconds=0 if args.retry else None)
+            tally["cached" if had is not None and got is not None and got.source == had.source
+                  else "prepared" if got is not None else "failed"] += 1
+            bar.update(1)
+    print(f"{total:,} detections: {tally['prepared']:,} prepared, {tally['cached']:,} already "
+          f"in the cache, {tally['failed']:,} without imagery (noted with the reason; tried "
+          f"again on a later run)")
+    return 0
+
+
 COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "queue": cmd_queue,
             "verdict": cmd_verdict, "trends": cmd_trends, "export": cmd_export,
             "training-samples": cmd_training_samples, "sample": cmd_sample,
@@ -867,6 +908,7 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "backup": cmd_backup, "user": cmd_user, "settings": cmd_settings,
             "agreement": cmd_agreement, "sites": cmd_sites, "serve": cmd_serve,
             "report": cmd_report}
+COMMANDS["prepare-imagery"] = cmd_prepare_imagery
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ _ORDER_SQL = {
     "second_opinion": "score is null, score desc, id",
 }
 CLAIM_SECONDS = 120          # a claim not renewed for this long is free again
+SKIP_SECONDS = 8 * 3600      # a skipped detection comes back to its reviewer after this
 # The holder of claims made by this process when no session id is given (CLI, scripts).
 PROCESS_HOLDER = f"process-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -229,6 +230,39 @@ def release(db: sqlite_utils.Database, holder: str) -> None:
     """Let go of whatever this holder has claimed (leaving the page, closing the tab)."""
     with transaction(db):
         db.execute("delete from claims where holder = ?", [holder])
+
+
+def skip(db: sqlite_utils.Database, reviewer: str, detection_id: int, holder: str | None = None) -> None:
+    """This reviewer passes on a detection for now (kept across reloads, for SKIP_SECONDS);
+    the holder's claim on it is let go, so someone else may take it."""
+    with transaction(db):
+        db.execute("insert or replace into skips (reviewer, detection_id, skipped_at) values (?, ?, ?)",
+                   [reviewer, detection_id, time.time()])
+        db.execute("delete from claims where detection_id = ? and holder = ?",
+                   [detection_id, holder or PROCESS_HOLDER])
+
+
+def skipped(db: sqlite_utils.Database, reviewer: str, skip_seconds: float = SKIP_SECONDS) -> tuple[int, ...]:
+    """Detections this reviewer skipped that have not expired yet."""
+    rows = db.execute("select detection_id from skips where reviewer = ? and skipped_at >= ? "
+                      "order by detection_id", [reviewer, time.time() - skip_seconds])
+    return tuple(r[0] for r in rows)
+
+
+def upcoming(db: sqlite_utils.Database, reviewer: str, filters: Filters | None = None,
+             order: str = "score", count: int = 10, skip: tuple[int, ...] = ()) -> list[dict]:
+    """The detections this reviewer's queue would serve next (no claims taken): what is
+    worth preparing imagery for ahead of time."""
+    filters = filters or Filters()
+    if order == "second_opinion":
+        filters = second_opinion_filters(reviewer, filters)
+    skip_sql = f"and id not in ({', '.join('?' * len(skip))})" if skip else ""
+    rows = []
+    for row in matching(db, filters, order, skip_sql, tuple(skip), page=max(count, 20)):
+        rows.append(row)
+        if len(rows) >= count:
+            break
+    return rows
 
 
 def get(db: sqlite_utils.Database, detection_id: int) -> dict:

@@ -8,12 +8,18 @@ scenes, and a tile uploaded as the 'before' view is stored the same way.
 """
 from __future__ import annotations
 
+import os
+import re
+import time
 from datetime import date
 
+import rasterio
 import shapely
 
-from . import chips, wayback
+from . import chip_cache, chips, settings, wayback
+from .chip_cache import Prepared
 from .chips import Chip, chip_bounds
+from .errors import ReviewError
 from .fetch import FetchError, Request, Source, composite
 from .imagery import Tile, open_tile
 from .progress import Progress
@@ -21,6 +27,9 @@ from .runs import scene_record
 from .store import add_scene
 
 REVIEW_BANDS = ("B2", "B3", "B4", "B8")
+# What the two views need, and no more: true colour (B4 B3 B2), false colour (B12 B8 B4).
+VIEW_BANDS = ("B2", "B3", "B4", "B8", "B12")
+TIMEOUT_S = 20.0          # the longest one catalogue or tile request may take
 
 
 def _shift_year(day: str, years: int) -> str:
@@ -84,3 +93,120 @@ def add_tile(db, path, bands: str | None = None) -> Tile:
     tile = open_tile(path, bands=bands)
     add_scene(db, scene_record(tile))
     return tile
+
+
+# ------------------------------------------------------------------ prepared imagery
+
+def chip_sources() -> tuple[str, ...]:
+    """The imagery sources to prepare from, best first (REVIEW_CHIP_SOURCES, comma separated)."""
+    wanted = os.environ.get("REVIEW_CHIP_SOURCES")
+    if not wanted:
+        return chip_cache.SOURCES
+    names = tuple(n.strip() for n in wanted.split(",") if n.strip())
+    unknown = [n for n in names if n not in chip_cache.SOURCES]
+    if unknown:
+        raise ReviewError(f"unknown imagery source {unknown[0]!r}: use "
+                          f"{', '.join(chip_cache.SOURCES)}")
+    return names
+
+
+def _from_scenes(db, detection: dict, source: Source | None):
+    before, after = chips.pick_before_after(chips.scenes_covering(db, detection), detection)
+    if after is None:
+        raise FetchError("no stored scene covers this detection")
+    shown = [s for s in (before, after) if s is not None]
+    pair = chips.render_pair(shown, footprint(detection))
+    note = None if before else "No earlier stored scene covers this detection."
+    return (pair[0] if before else None), pair[-1], note
+
+
+def _composite_label(path) -> str:
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    scenes = len([i for i in tags.get("STAC_ITEMS", "").split(",") if i])
+    product = (tags.get("PRODUCT") or "S2 median composite").replace("S2 ", "Sentinel-2 ")
+    product = product.replace("median composite", "median")
+    return f"{product} of {scenes} scene{'s' if scenes != 1 else ''} (clouds masked)"
+
+
+def _from_sentinel2(db, detection: dict, source: Source | None):
+    source = source or Source(timeout=TIMEOUT_S)
+    bounds = chip_bounds(footprint(detection))
+    (before_period, after_period) = review_periods(detection)
+    tiles, note = [], None
+    for start, end in (before_period, after_period):
+        try:
+            path = composite(source, Request(bbox=bounds, start=start, end=end, bands=VIEW_BANDS))
+        except FetchError as exc:
+            if start == after_period[0]:
+                raise
+            note = f"No Sentinel-2 view of the year before: {exc}."
+            continue
+        tiles.append({"path": str(path), "name": path.name, "product": None, "bands": None,
+                      "period_start": start, "period_end": end, "label": _composite_label(path)})
+    pair = chips.render_pair(tiles, footprint(detection))
+    return (pair[0] if len(pair) == 2 else None), pair[-1], note
+
+
+_RELEASES: dict[str, tuple[float, list]] = {}
+
+
+def _releases(url: str | None = None) -> list[wayback.Release]:
+    url = url or settings.wayback_config_url()
+    cached = _RELEASES.get(url)
+    if cached and time.time() - cached[0] < 3600:
+        return cached[1]
+    found = wayback.releases(url, timeout=TIMEOUT_S)
+    _RELEASES[url] = (time.time(), found)
+    return found
+
+
+def _from_wayback(db, detection: dict, source: Source | None, wayback_url: str | None = None):
+    pictures, note = wayback_views(_releases(wayback_url), detection)
+    return (pictures[0] if len(pictures) == 2 else None), pictures[-1], note
+
+
+_MAKERS = {"scenes": _from_scenes, "sentinel-2": _from_sentinel2, "wayback": _from_wayback}
+
+
+def prepare(db, detection: dict, source: Source | None = None,
+            sources: tuple[str, ...] | None = None, retry_seconds: float | None = None,
+            wayback_url: str | None = None) -> Prepared | None:
+    """Before and after chips for a detection, from the best source that has them, kept
+    in the chip cache (taken from it when already there). A source that fails is noted
+    with its reason and skipped until it is due again; None when no source gave a view."""
+    sources = sources or chip_sources()
+    retry = chip_cache.RETRY_SECONDS if retry_seconds is None else retry_seconds
+    found = chip_cache.lookup(detection["id"], sources)
+    for name in sources:
+        if found is not None and sources.index(found.source) <= sources.index(name):
+            return found
+        if name != "scenes" and not chip_cache.due(detection["id"], name, retry):
+            continue            # stored scenes are local and quick: always looked at
+        try:
+            if name == "wayback":
+                before, after, note = _from_wayback(db, detection, source, wayback_url)
+            else:
+                before, after, note = _MAKERS[name](db, detection, source)
+        except ReviewError as exc:
+            chip_cache.record_failure(detection["id"], name, str(exc))
+            continue
+        return chip_cache.store(detection, name, before, after, note)
+    return found
+
+
+def _plain(reason: str) -> str:
+    """A failure's reason without the library's own detail (errno, connection pools)."""
+    return re.split(r" \((?:HTTP|Max retries|Connection|<|[A-Za-z]+Error)|: \[Errno|: <urlopen",
+                    reason, maxsplit=1)[0].strip()
+
+
+def unavailable(detection_id: int, sources: tuple[str, ...] | None = None) -> str:
+    """Why a detection has no prepared imagery, in plain words."""
+    notes = chip_cache.failures(detection_id)
+    parts = [f"{chip_cache.SOURCE_NAMES[s]}: {_plain(notes[s]['reason'])}"
+             for s in (sources or chip_sources()) if s in notes]
+    if not parts:
+        return "Imagery for this detection is being prepared."
+    return ("No imagery could be prepared for this detection (" + "; ".join(parts) +
+            "). It will be tried again later; you can still decide on what you know.")

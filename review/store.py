@@ -189,8 +189,14 @@ def _v10(db: sqlite_utils.Database) -> None:
                                    "updated_by": str}, pk="key")
 
 
+def _v11(db: sqlite_utils.Database) -> None:
+    # Skips belong to a reviewer and expire (review.queue.skip); kept across reloads.
+    db.execute("CREATE TABLE IF NOT EXISTS skips (reviewer TEXT NOT NULL, detection_id INTEGER "
+               "NOT NULL, skipped_at REAL NOT NULL, PRIMARY KEY (reviewer, detection_id))")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
-                                                              _v9, _v10]
+                                                              _v9, _v10, _v11]
 
 
 @contextmanager
@@ -245,7 +251,14 @@ def _scene_id(db: sqlite_utils.Database, scene: dict) -> int:
     existing = list(db["scenes"].rows_where("path = ? and sha256 = ?",
                                             [scene["path"], scene["sha256"]], limit=1))
     if existing:
-        return existing[0]["id"]
+        found = existing[0]
+        if not (found["period_start"] or found["period_end"]) and (scene.get("period_start")
+                                                                    or scene.get("period_end")):
+            # Registered earlier without dates (e.g. as an upload); a run that knows its
+            # period dates the tile, so Review can tell before from after.
+            db.execute("update scenes set period_start = ?, period_end = ? where id = ?",
+                       [scene.get("period_start"), scene.get("period_end"), found["id"]])
+        return found["id"]
     return db["scenes"].insert({**scene, "added_at": now()}).last_pk
 
 

@@ -183,6 +183,16 @@ def history(db: sqlite_utils.Database, detection_id: int) -> list[dict]:
     return list(db["verdicts"].rows_where("detection_id = ?", [detection_id], order_by="id"))
 
 
+def last_decision(db: sqlite_utils.Database, reviewer: str) -> int | None:
+    """The detection of this reviewer's latest decision that is still the latest record on
+    it (nothing undone or added since): what 'undo last' takes back, after a reload too."""
+    row = db.execute(
+        "select v.detection_id from verdicts v where v.reviewer = ? and v.verdict != ? and "
+        "v.id = (select max(id) from verdicts w where w.detection_id = v.detection_id) "
+        "order by v.id desc limit 1", [reviewer, UNDO]).fetchone()
+    return None if row is None else row[0]
+
+
 def latest(db: sqlite_utils.Database) -> dict[int, tuple[str, str, str | None]]:
     """The last record (undo included) per reviewed detection: (reviewer, verdict, note)."""
     rows = db.execute(

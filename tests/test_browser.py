@@ -63,6 +63,13 @@ def streamlit_server(tmp_path):
         process.kill()
 
 
+def _current_heading(page):
+    """The detection heading of the latest run: while a rerun is on its way Streamlit keeps
+    the previous elements on screen, marked stale."""
+    return page.locator('[data-testid="stElementContainer"][data-stale="false"]').get_by_role(
+        "heading", name="Detection #")
+
+
 def _local_browser(playwright):
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM,
@@ -106,21 +113,21 @@ def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
         name = page.get_by_label("Your name (recorded with every verdict)")
         name.fill("Ana")
         name.press("Enter")
-        heading = page.get_by_role("heading", name="Detection #")
+        heading = _current_heading(page)
         expect(heading).to_be_visible()
         first = heading.inner_text().split(" · ")[0]          # "Detection #1261"
         _wait_until_idle(page)
         page.get_by_text("False positive, with its reason").click()   # focus leaves the text box
         page.keyboard.press("v")
-        expect(page.get_by_role("heading", name="Detection #")).not_to_have_text(
+        expect(_current_heading(page)).not_to_have_text(
             re.compile(re.escape(first) + r"\b"), timeout=60_000)
         first_id = int(first.split("#")[1])
 
         page.reload()
         # The name was given once: it is remembered across the reload.
         expect(page.get_by_label("Your name (recorded with every verdict)")).to_have_value("Ana")
-        expect(page.get_by_role("heading", name="Detection #")).to_be_visible()
-        assert page.get_by_role("heading", name="Detection #").inner_text().split(" · ")[0] != first
+        expect(_current_heading(page)).to_be_visible()
+        assert _current_heading(page).inner_text().split(" · ")[0] != first
 
         page.goto(url + "/")
         expect(page.get_by_text("Verdicts")).to_be_visible()
@@ -153,18 +160,18 @@ def test_a_signed_in_reviewer_stays_signed_in_and_sees_no_editor_actions(streaml
         page.get_by_label("Password", exact=True).fill("correct horse battery")
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_text("Signed in as ana (reviewer)")).to_be_visible()
-        heading = page.get_by_role("heading", name="Detection #")
+        heading = _current_heading(page)
         expect(heading).to_be_visible()
         first = heading.inner_text().split(" · ")[0]
         _wait_until_idle(page)
         page.get_by_text("False positive, with its reason").click()
         page.keyboard.press("v")
-        expect(page.get_by_role("heading", name="Detection #")).not_to_have_text(
+        expect(_current_heading(page)).not_to_have_text(
             re.compile(re.escape(first) + r"\b"), timeout=60_000)
 
         page.reload()
         expect(page.get_by_text("Signed in as ana (reviewer)")).to_be_visible()
-        expect(page.get_by_role("heading", name="Detection #")).to_be_visible()
+        expect(_current_heading(page)).to_be_visible()
         expect(page.get_by_role("heading", name="Sign in")).to_have_count(0)
         # An editor's page is neither in the sidebar nor usable by its address.
         nav = page.locator('[data-testid="stSidebarNav"]')
@@ -179,3 +186,159 @@ def test_a_signed_in_reviewer_stays_signed_in_and_sees_no_editor_actions(streaml
     (verdict,) = list(connect(db_path)["verdicts"].rows)
     assert (verdict["reviewer"], verdict["verdict"], verdict["via"]) == ("ana", "verified", "dashboard")
     assert int(first.split("#")[1]) == verdict["detection_id"]
+
+
+def _store_fixture_chips(db, detection_ids):
+    """Prepared chips for these detections, rendered from a real fixture before/after pair."""
+    import shapely
+
+    from review import chip_cache, chips
+    from review.imagery import open_tile
+    from review.runs import scene_record
+
+    pair = FIXTURES / "imagery" / "amazon_change_pairs_val"
+    tiles = [open_tile(pair / f"mining_1003_t{n}.tif") for n in (0, 1)]
+    west, south, east, north = tiles[1].lonlat_bounds()
+    middle = shapely.box(west + (east - west) / 3, south + (north - south) / 3,
+                         east - (east - west) / 3, north - (north - south) / 3)
+    before, after = chips.render_pair([{**scene_record(t), "label": "Sentinel-2 test pair"} for t in tiles],
+                                      middle, margin=0.0)
+    for detection_id in detection_ids:
+        chip_cache.store(db["detections"].get(detection_id), "sentinel-2", before, after)
+
+
+def _heading(page) -> str:
+    from playwright.sync_api import expect
+
+    heading = _current_heading(page)
+    expect(heading).to_be_visible()
+    return heading.inner_text().split(" · ")[0]
+
+
+def _press(page, key) -> None:
+    """Press a verdict key and wait until the next detection is on screen."""
+    from playwright.sync_api import expect
+
+    before = _heading(page)
+    page.get_by_text("False positive, with its reason").click()     # focus off the note box
+    page.keyboard.press(key)
+    expect(_current_heading(page)).not_to_have_text(
+        re.compile(re.escape(before) + r"\b"), timeout=60_000)
+
+
+@needs_fixtures
+@needs_chromium
+def test_verdicts_by_key_are_found_after_a_reload_with_their_imagery(streamlit_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    import_file(db, FIXTURES / "detections" / "earthrise" / "mining_202400_simplified.geojson")
+    first_ids = [r[0] for r in db.execute("select id from detections order by score is null, "
+                                          "score desc, id limit 2")]
+    _store_fixture_chips(db, first_ids)                  # the third detection has no imagery
+    judged = []
+    with sync_playwright() as playwright:
+        browser, page = _local_browser(playwright)
+        page.goto(url + "/Review")
+        page.get_by_label("Your name (recorded with every verdict)").fill("Ana")
+        page.keyboard.press("Enter")
+        for key in ("v", "1", "u"):
+            current = _heading(page)
+            if len(judged) < 2:       # prepared chips are on screen without any click
+                expect(page.locator('[data-testid="stMain"] img')).to_have_count(2)
+                expect(page.get_by_text("Before: Sentinel-2 test pair (true colour)")).to_be_visible()
+            else:
+                expect(page.get_by_text("No imagery could be prepared for this detection")).to_be_visible()
+            judged.append(int(current.split("#")[1]))
+            _press(page, key)
+        page.reload()
+        for detection_id, word in zip(judged, ("verified", "false positive", "unsure")):
+            page.goto(f"{url}/Review?detection={detection_id}")
+            assert _heading(page) == f"Detection #{detection_id}"
+            expect(page.get_by_text(f"Status: {word}")).to_be_visible()
+            expect(page.get_by_text(re.compile(f"last verdict: {word}.*by Ana"))).to_be_visible()
+            expect(page.get_by_role("button", name="Verified")).to_be_disabled()   # changing is explicit
+        page.screenshot(path=str(db_path.parent / "after_reload.png"))
+        browser.close()
+    rows = {r["detection_id"]: r for r in connect(db_path)["verdicts"].rows}
+    assert sorted(rows) == sorted(judged)
+    assert [rows[i]["verdict"] for i in judged] == ["verified", "false_positive", "unsure"]
+    for detection_id in judged[:2]:
+        assert rows[detection_id]["before_source"] == "Sentinel-2 test pair (true colour)"
+        assert rows[detection_id]["after_start"] == "2021-01-01"
+    assert rows[judged[2]]["before_source"] == rows[judged[2]]["after_source"] == "no imagery was shown"
+
+
+@needs_fixtures
+@needs_chromium
+def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    import_file(db, FIXTURES / "detections" / "earthrise" / "mining_202300_simplified.geojson")
+    presses = 0
+    with sync_playwright() as playwright:
+        browser, first = _local_browser(playwright)
+        first.close()
+        anas = browser.new_context()                 # one browser, two tabs under one name
+        pages = {}
+        for name in ("Ana", "Ana (second tab)", "Ben", "Dee"):
+            # Everyone else: their own cookies, another person.
+            page = (anas if name.startswith("Ana") else browser.new_context()).new_page()
+            page.set_default_timeout(60_000)
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+                ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) else route.abort())
+            pages[name] = page
+        for name, page in pages.items():
+            page.goto(url + "/Review")
+            field = page.get_by_label("Your name (recorded with every verdict)")
+            if name == "Ana (second tab)":
+                expect(field).to_have_value("Ana")        # remembered in this browser
+            else:
+                field.fill(name)
+                field.press("Enter")
+            _heading(page)
+
+        def on_screen():
+            return {name: _heading(page) for name, page in pages.items() if name != "Dee"}
+
+        shown = on_screen()
+        assert len(set(shown.values())) == 3, shown            # two tabs under one name included
+        ana = pages["Ana"]
+        # Dee opens, by its link, the detection Ana holds: read-only, with who and since when.
+        held = int(shown["Ana"].split("#")[1])
+        dee = pages["Dee"]
+        dee.goto(f"{url}/Review?detection={held}")
+        assert _heading(dee) == f"Detection #{held}"
+        expect(dee.get_by_text(re.compile(r"Being reviewed by Ana since \d\d:\d\d"))).to_be_visible()
+        expect(dee.get_by_role("button", name="Verified")).to_be_disabled()
+        dee.get_by_text("False positive, with its reason").click()
+        dee.keyboard.press("v")                                  # a key on a read-only detection
+        time.sleep(1)
+        assert connect(db_path)["verdicts"].count == 0
+        dee.get_by_role("button", name="Review anyway").click()
+        expect(dee.get_by_role("button", name="Verified")).to_be_enabled()
+        # Ana, whose page still shows it, presses a key: nothing is recorded, she is told.
+        ana.get_by_text("False positive, with its reason").click()
+        ana.keyboard.press("v")
+        expect(ana.get_by_text(re.compile("taken over by Dee"))).to_be_visible()
+        assert connect(db_path)["verdicts"].count == 0
+        _press(dee, "v")
+        presses += 1
+        ana.get_by_role("button", name="Skip").click()
+        expect(_current_heading(ana)).not_to_have_text(
+            re.compile(re.escape(shown["Ana"]) + r"\b"))
+        for _ in range(3):
+            for name in ("Ana", "Ana (second tab)", "Ben"):
+                _press(pages[name], "v")
+                presses += 1
+                shown = on_screen()
+                assert len(set(shown.values())) == 3, shown
+        browser.close()
+    rows = list(connect(db_path).execute("select detection_id, reviewer, override from verdicts"))
+    assert len(rows) == presses == 10                            # one verdict per recorded key
+    assert len({r[0] for r in rows}) == 10                       # none on the same detection twice
+    (override,) = [r for r in rows if r[2]]
+    assert override[0] == held and override[1] == "Dee" and "while Ana held it" in override[2]

@@ -192,10 +192,10 @@ def test_review_page_records_verdicts_with_the_buttons(db_path, tmp_path):
     db = connect(db_path)
     rows = list(db.execute("select detection_id, reviewer, verdict, reason, note, after_source "
                            "from verdicts order by id"))
-    assert rows == [(3, "Ana", "verified", None, "<b>tailings</b> visible",
-                     "Esri World Imagery (current basemap)"),
-                    (2, "Ana", "false_positive", "riverbank", None, "Esri World Imagery (current basemap)"),
-                    (1, "Ana", "unsure", None, None, "Esri World Imagery (current basemap)")]
+    # No imagery covers these detections: each verdict says that nothing was shown.
+    assert rows == [(3, "Ana", "verified", None, "<b>tailings</b> visible", "no imagery was shown"),
+                    (2, "Ana", "false_positive", "riverbank", None, "no imagery was shown"),
+                    (1, "Ana", "unsure", None, None, "no imagery was shown")]
     statuses = dict(db.execute("select id, status from detections"))
     assert statuses == {1: "unsure", 2: "false_positive", 3: "verified"}
 

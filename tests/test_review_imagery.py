@@ -121,7 +121,12 @@ def test_review_periods():
 
 
 @needs_fixtures
-def test_review_page_fetches_sentinel2_before_and_after(tmp_path, monkeypatch):
+def test_prepared_imagery_is_shown_without_a_click_and_recorded(tmp_path, monkeypatch):
+    """`prepare-imagery` against a STAC API on 127.0.0.1 (real fixture pixels); the Review
+    page then shows before and after at once; a detection outside any imagery says so in
+    a plain sentence, and its verdict records that nothing was shown."""
+    from review import cli
+
     files = tmp_path / "files"
     items = []
     for name, when in (("mining_1003_t0.tif", "2020-06-01"), ("mining_1003_t1.tif", "2021-06-01")):
@@ -133,20 +138,61 @@ def test_review_page_fetches_sentinel2_before_and_after(tmp_path, monkeypatch):
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
     monkeypatch.setenv("REVIEW_STAC_URL", server.url)
-    import_file(connect(db_path), _detection_file(tmp_path))
+    monkeypatch.setenv("REVIEW_CHIP_SOURCES", "scenes,sentinel-2")
+    path = _detection_file(tmp_path)
+    collection = json.loads(path.read_text())
+    far = json.loads(shapely.to_geojson(shapely.box(10.0, 10.0, 10.002, 10.002)))
+    collection["features"].append({"type": "Feature", "properties": {"pred": 0.5}, "geometry": far})
+    path.write_text(json.dumps(collection))
+    import_file(connect(db_path), path)
     try:
-        at = AppTest.from_file(str(REPO / "app_pages" / "2_Review.py"), default_timeout=120).run()
-        at.text_input(key="reviewer").input("Ana").run()
-        assert not at.get("image")
-        at.button(key="fetch_s2").click().run()
+        assert cli.main(["prepare-imagery", "--quiet"]) == 0
     finally:
         server.stop()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Review.py"), default_timeout=120).run()
+    at.text_input(key="reviewer").input("Ana").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     captions = [i.caption for e in at.get("image") for i in e.proto.imgs]
-    assert len(captions) == 2
-    assert captions[0].startswith("Before: s2_2020-01-01_2020-12-31") and "2020-01-01 to 2020-12-31" in captions[0]
-    assert captions[1].startswith("After: s2_2021-01-01_2021-12-31") and "L2A median composite" in captions[1]
-    assert connect(db_path)["scenes"].count == 2
+    assert captions == [
+        "Before: Sentinel-2 L2A median of 1 scene (clouds masked) (true colour), 2020-01-01 to 2020-12-31",
+        "After: Sentinel-2 L2A median of 1 scene (clouds masked) (true colour), 2021-01-01 to 2021-12-31"]
+    at.radio(key="chip_view").set_value("false").run()
+    assert "(false colour (SWIR, NIR, red))" in at.get("image")[1].proto.imgs[0].caption
+    at.button(key="verdict_verified").click().run()
+    # The detection outside any imagery: a plain sentence, and the reviewer can decide.
+    assert not at.get("image")
+    assert any("No imagery could be prepared for this detection" in i.value and
+               "tried again later" in i.value for i in at.info)
+    at.button(key="verdict_unsure").click().run()
+    first, second = connect(db_path)["verdicts"].rows
+    assert first["before_source"] == "Sentinel-2 L2A median of 1 scene (clouds masked) (false colour (SWIR, NIR, red))"
+    assert first["after_source"].endswith("(false colour (SWIR, NIR, red))")
+    assert (first["before_start"], first["after_end"]) == ("2020-01-01", "2021-12-31")
+    assert (second["before_source"], second["after_source"]) == ("no imagery was shown",) * 2
+    assert second["after_start"] is None
+
+
+@needs_fixtures
+def test_the_detectors_tile_is_the_after_view_and_the_earlier_tile_the_before(tmp_path):
+    """The Detect page's bug: a period typed for the run dates the tile, even when the tile
+    was registered before without dates; the earlier tile is the before view."""
+    from review.imagery import open_tile
+    from review.runs import scene_record
+    from review.store import record_run
+
+    db = connect(tmp_path / "review.db")
+    review_imagery.add_tile(db, PAIRS / "mining_1003_t0.tif")        # the 'before' upload
+    after_tile = open_tile(PAIRS / "mining_1003_t1.tif", period=("2023-01-01", "2023-12-31"))
+    db["scenes"].insert({**scene_record(after_tile), "period_start": None, "period_end": None})
+    record_run(db, scene_record(after_tile), {"model_id": "m"}, [{
+        "source": "run:m", "geometry": shapely.to_geojson(SITE), "lon": -56.2489, "lat": -6.7712,
+        "west": SITE.bounds[0], "south": SITE.bounds[1], "east": SITE.bounds[2], "north": SITE.bounds[3],
+        "score": 0.9, "period_start": "2023-01-01", "period_end": "2023-12-31"}])
+    (detection,) = list(db["detections"].rows)
+    assert db["scenes"].get(detection["scene_id"])["period_start"] == "2023-01-01"   # dated now
+    before, after = review_imagery.scene_views(db, detection)
+    assert after.caption.startswith("mining_1003_t1.tif") and after.imagery.start == "2023-01-01"
+    assert before.caption.startswith("mining_1003_t0.tif") and before.imagery.start == "2019-01-01"
 
 
 @needs_fixtures

@@ -28,6 +28,7 @@ PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
          ("app_pages/3_Map.py", "Map", ":material/map:", None),
          ("app_pages/4_Trends.py", "Trends", ":material/monitoring:", None),
          ("app_pages/5_Export.py", "Export", ":material/download:", None),
+         ("app_pages/6_Agreement.py", "Agreement", ":material/groups:", None),
          ("app_pages/9_Accounts.py", "Accounts", ":material/group:", "users"))
 
 
@@ -88,6 +89,9 @@ def page(title: str, heading: bool = True, action: str | None = None) -> sqlite_
             st.title(title)
         st.error(str(exc))
         return None
+    if title != "Review" and st.session_state.pop("_review_claim", None):
+        # Leaving the Review page lets go of the detection this session held there.
+        queue.release(db, holder())
     current = user(db)
     if current is None:
         _sign_in_form(db)
@@ -179,8 +183,10 @@ def _identity_sidebar(db, current: users.User) -> None:
     state = st.session_state
     with st.sidebar:
         if not users.accounts_configured(db):
-            # The widget's own key is dropped on pages that do not draw it; the name lives on.
-            state["reviewer"] = state.get("reviewer_name", "")
+            # The name lives on in reviewer_name (and a cookie): an empty box (a fresh
+            # session, another page) is filled from it; what is typed is never overwritten.
+            if not state.get("reviewer"):
+                state["reviewer"] = state.get("reviewer_name", "")
             st.text_input("Your name (recorded with every verdict)", key="reviewer",
                           on_change=_remember_name, max_chars=64)
             return

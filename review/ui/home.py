@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import queue, settings, store, uploads
+from .. import project_settings, queue, settings, store, uploads
 from ..errors import ReviewError
 from ..importers import FieldMap, example_name, import_example, import_file
 from . import common
 
+SECOND_OPINION = {"off": "off (one verdict settles a detection)",
+                  "verified": "on for verified detections (a second reviewer confirms each)",
+                  "all": "on for verified and false-positive detections"}
 METRICS = {"scenes": "Scenes", "runs": "Detector runs", "detections": "Detections",
            "verdicts": "Verdicts"}
 
@@ -41,6 +44,8 @@ def page() -> None:
         st.dataframe(queue.status_by_source(db))
     if common.user(db).can("import"):
         _import_section(db)
+    st.caption(f"Second opinions: {SECOND_OPINION[project_settings.get(db, 'second_opinion')]} "
+               f"(`python -m review settings set second_opinion off|verified|all`)")
     st.caption(f"Database: {settings.db_path()} · detector device: {common.device()}")
 
 

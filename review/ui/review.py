@@ -1,20 +1,37 @@
-"""Review: one detection at a time, before and after side by side, a verdict per key."""
+"""Review: one detection at a time, before and after side by side, a verdict per key.
+
+The review pane is a fragment: a verdict, a skip or an undo reruns it alone (the sidebar
+and its filters are not rebuilt), and no map component is drawn, so the next detection
+is on screen as soon as its prepared chips are read from the chip cache. A second,
+timed fragment keeps this session's claim alive while the detection is on screen and
+notices when it was lost or when imagery being prepared has arrived.
+"""
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 
-import folium
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from .. import queue, review_imagery, settings, verdicts, wayback
+from .. import chip_cache, lookahead, queue, review_imagery, settings, verdicts, wayback
 from ..errors import ReviewError
 from ..queue import ORDERS
-from ..verdicts import REASONS
+from ..verdicts import REASONS, Imagery
 from . import common
 
-IMAGERY_KINDS = ("Sentinel-2 scenes", "Esri Wayback (dated, high resolution)")
+IMAGERY_KINDS = ("Prepared imagery (stored scenes, Sentinel-2, Wayback)",
+                 "Esri Wayback (dated, high resolution)")
+VIEWS = {"true": "True colour", "false": "False colour"}
+DISPUTED = "disputed"          # the editor's queue: disputes settled by a final decision
+NOTHING_SHOWN = Imagery(source="no imagery was shown")
+LOOKAHEAD = 8                  # detections of the queue prepared ahead of the reviewer
+KEEP_ALIVE_S = 3               # how often the timed fragment looks in
+RENEW_EVERY_S = 30             # how often it renews the claim (claims last CLAIM_SECONDS)
+STATUS_WORDS = {"pending": "pending", "verified": "verified", "false_positive": "false positive",
+                "unsure": "unsure", "needs_second_opinion": "waiting for a second opinion",
+                "disputed": "disputed (waits for an editor's decision)"}
 
 
 def page() -> None:
@@ -22,14 +39,16 @@ def page() -> None:
     if db is None:
         return
     state = st.session_state
+    editor = common.user(db).can("import")
+    orders = dict(ORDERS)
+    if editor:
+        orders[DISPUTED] = "disputed, for an editor's final decision"
     with st.sidebar:
-        order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="order")
+        order = st.selectbox("Order", list(orders), format_func=orders.get, key="order")
         st.radio("Before/after imagery", IMAGERY_KINDS, key="imagery_kind")
     filters = common.filters_sidebar(db)
-    if "flash" in state:
-        st.toast(state.pop("flash"))
-    if "flash_error" in state:
-        st.error(state.pop("flash_error"))
+    if order == DISPUTED:
+        filters = replace(filters, status=DISPUTED)
     reviewer = common.reviewer_name(db)
     try:
         _hand_over_claim(db, reviewer)
@@ -40,33 +59,16 @@ def page() -> None:
         st.title("Review")
         st.info("Enter your name in the sidebar to start reviewing.")
         return
-    try:
-        detection = _current(db, reviewer, filters, order)
-    except ReviewError as exc:
-        st.error(str(exc))
-        return
-    pending = queue.count(db, filters)
-    if detection is None:
-        st.title("Review")
-        st.success(f"Nothing left to review with these filters ({pending} pending, "
-                   f"{len(state.get('skipped', []))} skipped in this session).")
-        st.button("Undo last verdict", on_click=_undo, shortcut="Z", disabled=not state.get("done"))
-        return
-    _show_detection(db, detection, pending)
-    st.text_input("Note (optional, kept with the verdict)", key="note")
-    row = st.columns(4)
-    row[0].button("Verified", on_click=_decide, args=("verified",), type="primary",
-                  shortcut="V", key="verdict_verified")
-    row[1].button("Unsure", on_click=_decide, args=("unsure",), shortcut="U", key="verdict_unsure")
-    row[2].button("Skip", on_click=_skip, shortcut="S", key="verdict_skip")
-    row[3].button("Undo last", on_click=_undo, shortcut="Z", key="verdict_undo",
-                  disabled=not state.get("done"))
-    st.caption("False positive, with its reason:")
-    reasons = st.columns(4) + st.columns(4)
-    for column, (key, (code, label)) in zip(reasons, zip("12345678", REASONS.items())):
-        column.button(label, on_click=_decide, args=("false_positive", code), shortcut=key,
-                      key=f"fp_{code}", help=f"false positive: {label} (key {key})",
-                      use_container_width=True)
+    linked = st.query_params.get("detection")
+    if linked:
+        # A direct link (?detection=ID): opened once, then the queue goes on from there.
+        del st.query_params["detection"]
+        if linked.isdigit():
+            state["open_detection"] = int(linked)
+        else:
+            st.error(f"{linked!r} is not a detection number.")
+    _pane(filters, "score" if order == DISPUTED else order, order == DISPUTED)
+    _keep_alive()
 
 
 def _hand_over_claim(db, reviewer: str) -> None:
@@ -76,117 +78,229 @@ def _hand_over_claim(db, reviewer: str) -> None:
     previous = state.get("claimed_as")
     if previous and previous != reviewer:
         queue.release(db, common.holder())
-        if reviewer and state.get("current_id") is not None:
-            queue.claim(db, reviewer, state["current_id"], holder=common.holder(), force=True)
+        if reviewer and state.get("current_id") is not None and not state.get("held"):
+            queue.claim(db, reviewer, state["current_id"], holder=common.holder())
     state["claimed_as"] = reviewer or None
+
+
+def _open(db, reviewer: str, detection_id: int) -> None:
+    """Put a detection on screen: claimed when free, read-only when someone else has it."""
+    state = st.session_state
+    state["current_id"] = detection_id
+    state.pop("held", None)
+    state.pop("override", None)
+    try:
+        queue.claim(db, reviewer, detection_id, holder=common.holder())
+    except queue.ClaimHeld as exc:
+        state["held"] = {"reviewer": exc.reviewer, "since": exc.since, "lost": False}
+    state["_review_claim"] = True
 
 
 def _current(db, reviewer: str, filters: queue.Filters, order: str) -> dict | None:
     state = st.session_state
     opened = state.pop("open_detection", None)
     if opened is not None:
-        state["current_id"] = queue.claim(db, reviewer, int(opened), holder=common.holder(),
-                                          force=True)["id"]
+        queue.get(db, int(opened))                  # a clear error for an unknown id
+        _open(db, reviewer, int(opened))
     signature = (order, filters.key())
     if state.get("queue_signature") != signature:
         state["queue_signature"] = signature
         if opened is None:
             state["current_id"] = None
-    if state.get("current_id") is not None:
-        return queue.get(db, state["current_id"])
-    chosen = queue.claim_next(db, reviewer, filters, order, skip=tuple(state.get("skipped", [])),
+    detection_id = state.get("current_id")
+    if detection_id is not None:
+        if not state.get("held"):
+            # Still ours? A claim lost to an expiry or to someone's "review anyway" is said
+            # at once, and the keys record nothing until the reviewer chooses.
+            holder = queue.holder_of(db, detection_id)
+            if holder is None:
+                _open(db, reviewer, detection_id)
+            elif holder["holder"] != common.holder():
+                state["held"] = {"reviewer": holder["reviewer"], "since": holder["since"], "lost": True}
+        return queue.get(db, detection_id)
+    state.pop("held", None)
+    state.pop("override", None)
+    chosen = queue.claim_next(db, reviewer, filters, order, skip=queue.skipped(db, reviewer),
                               holder=common.holder())
     state["current_id"] = chosen["id"] if chosen else None
+    state["_review_claim"] = True
     return chosen
 
 
-def _decide(verdict: str, reason: str | None = None) -> None:
-    """Button callback: record at once, then move on."""
+@st.fragment
+def _pane(filters: queue.Filters, order: str, disputes: bool) -> None:
     state = st.session_state
-    detection_id = state.get("current_id")
-    if detection_id is None:
-        return
-    before, after = state.get("shown", (None, None))
-    try:
-        db = common.connection()
-        common.require(db, "verdict")
-        verdicts.record(db, detection_id, common.reviewer_name(db), verdict,
-                        reason=reason, note=state.get("note") or None, before=before, after=after)
-    except ReviewError as exc:
-        state["flash_error"] = str(exc)
-        return
-    label = verdicts.VERDICTS[verdict] + (f" ({verdicts.REASONS[reason]})" if reason else "")
-    state.setdefault("done", []).append(detection_id)
-    state["flash"] = f"#{detection_id}: {label}"
-    state["current_id"] = None
-    state["note"] = ""
-
-
-def _skip() -> None:
-    state = st.session_state
-    if state.get("current_id") is not None:
-        state.setdefault("skipped", []).append(state["current_id"])
-        state["flash"] = f"#{state['current_id']}: skipped"
-        state["current_id"] = None
-
-
-def _undo() -> None:
-    state = st.session_state
-    done = state.get("done") or []
-    if not done:
-        state["flash_error"] = "Nothing to undo in this session."
-        return
-    detection_id = done.pop()
     db = common.connection()
+    reviewer = common.reviewer_name(db)
+    if "flash" in state:
+        st.toast(state.pop("flash"))
+    if "flash_error" in state:
+        st.error(state.pop("flash_error"))
     try:
-        common.require(db, "verdict")
-        verdicts.undo(db, detection_id, common.reviewer_name(db))
-        queue.claim(db, common.reviewer_name(db), detection_id, holder=common.holder(), force=True)
+        detection = _current(db, reviewer, filters, order)
     except ReviewError as exc:
-        state["flash_error"] = str(exc)
+        st.error(str(exc))
         return
-    state["current_id"] = detection_id
-    state["flash"] = f"#{detection_id}: verdict undone"
+    can_undo = verdicts.last_decision(db, reviewer) is not None
+    if detection is None:
+        state["shown"] = None
+        pending = queue.count(db, filters)
+        st.title("Review")
+        waiting = "disputed" if disputes else "pending"
+        st.success(f"Nothing left to review with these filters ({pending:,} {waiting}, "
+                   f"{len(queue.skipped(db, reviewer)):,} skipped by you for now).")
+        st.button("Undo last verdict", on_click=_undo, shortcut="Z", disabled=not can_undo,
+                  key="verdict_undo")
+        return
+    history = verdicts.history(db, detection["id"])
+    if state.get("seen_verdicts", (None,))[0] != detection["id"]:
+        state["seen_verdicts"] = (detection["id"], len(history))
+    judged_by_me = any(h["reviewer"] == reviewer for h in history)
+    blind = detection["status"] == "needs_second_opinion" and not judged_by_me
+    _header(db, detection, history, blind, filters)
+    held = state.get("held")
+    if held:
+        _held_notice(held, detection["id"])
+    _imagery(db, detection, reviewer, filters, order)
+    locked = bool(held)
+    if not locked and detection["status"] != "pending" and not blind and not disputes:
+        locked = not st.toggle("Change the verdict (a new verdict is appended to its history)",
+                               key=f"change_{detection['id']}")
+    if disputes and not held:
+        st.info("Your decision is final: it settles the dispute, and both earlier verdicts are kept.")
+    st.text_input("Note (optional, kept with the verdict)", key="note", disabled=bool(held))
+    row = st.columns(4)
+    row[0].button("Verified", on_click=_decide, args=("verified", None, disputes), type="primary",
+                  shortcut="V", key="verdict_verified", disabled=locked)
+    row[1].button("Unsure", on_click=_decide, args=("unsure", None, disputes), shortcut="U",
+                  key="verdict_unsure", disabled=locked)
+    row[2].button("Skip", on_click=_skip, shortcut="S", key="verdict_skip")
+    row[3].button("Undo last", on_click=_undo, shortcut="Z", key="verdict_undo", disabled=not can_undo)
+    st.caption("False positive, with its reason:")
+    reasons = st.columns(4) + st.columns(4)
+    for column, (key, (code, label)) in zip(reasons, zip("12345678", REASONS.items())):
+        column.button(label, on_click=_decide, args=("false_positive", code, disputes), shortcut=key,
+                      key=f"fp_{code}", help=f"false positive: {label} (key {key})",
+                      use_container_width=True, disabled=locked)
+    _details(db, detection, history, blind)
 
 
-def _show_detection(db, detection: dict, pending: int) -> None:
-    state = st.session_state
+def _header(db, detection: dict, history: list[dict], blind: bool, filters) -> None:
     score = "no score" if detection["score"] is None else f"score {detection['score']:.3f}"
     area = ("" if detection["area_ha"] is None
             else f" · {detection['area_ha']:,.2f} ha ({detection['area_source']})")
     st.subheader(f"Detection #{detection['id']} · {score}{area}")
-    st.caption(f"{pending:,} pending · source {detection['source']} · model "
+    status = detection["status"]
+    line = f"**Status: {STATUS_WORDS.get(status, status)}**"
+    standing = verdicts.decisions(history, lambda h: h["verdict"])
+    if blind:
+        line += " · a second opinion: decide without seeing the first verdict"
+    elif standing:
+        last = standing[-1]
+        what = verdicts.VERDICTS[last["verdict"]] + (f" ({REASONS[last['reason']]})" if last["reason"] else "")
+        line += (f" · last verdict: {what}, by {last['reviewer']}, {last['created_at'][:16].replace('T', ' ')} UTC"
+                 + (" (final)" if last.get("final") else ""))
+    st.markdown(line)
+    st.caption(f"{queue.count(db, filters):,} in this queue · source {detection['source']} · model "
                f"{detection['model_id'] or 'unknown'} · period "
                f"{detection['period_start'] or '?'} to {detection['period_end'] or '?'} · "
                f"{detection['lat']:.5f}, {detection['lon']:.5f}")
-    left, right, side = st.columns([1, 1, 1])
+
+
+def _held_notice(held: dict, detection_id: int) -> None:
+    since = time.strftime("%H:%M", time.localtime(held["since"]))
+    if held.get("lost"):
+        st.warning(f"You no longer hold this detection: it is being reviewed by {held['reviewer']} "
+                   f"since {since}. Nothing was recorded; skip it, or review it anyway.")
+    else:
+        st.warning(f"Being reviewed by {held['reviewer']} since {since}. Shown read-only; "
+                   f"reviewing it anyway is recorded with your verdict.")
+    st.button("Review anyway", on_click=_review_anyway, args=(detection_id,), key="review_anyway")
+
+
+def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
+    """The before and after chips; what is shown is what a verdict records."""
+    state = st.session_state
     kind = state.get("imagery_kind", IMAGERY_KINDS[0])
+    view_row = st.columns([2, 1, 3])
+    view = view_row[0].radio("View", list(VIEWS), format_func=VIEWS.get, horizontal=True,
+                             key="chip_view", label_visibility="collapsed")
+    dehazed = view_row[1].toggle("Remove haze", key="dehaze")
+    left, right = st.columns(2)
+    shown = {"id": detection["id"], "before": NOTHING_SHOWN, "after": NOTHING_SHOWN}
+    state["waiting_imagery"] = None
     if kind == IMAGERY_KINDS[1]:
         pictures, message = _wayback_pictures(detection)
-    else:
-        pictures, message = _scene_pictures(db, detection)
-    if len(pictures) == 2:
-        left.image(pictures[0].image, caption=f"Before: {pictures[0].caption}")
-        right.image(pictures[1].image, caption=f"After: {pictures[1].caption}")
-        state["shown"] = (pictures[0].imagery, pictures[1].imagery)
-    elif len(pictures) == 1:
-        left.info(message or "No earlier imagery covers the detection.")
-        right.image(pictures[0].image, caption=f"After: {pictures[0].caption}")
-        state["shown"] = (None, pictures[0].imagery)
-    else:
-        left.info(message or "No stored scene covers this detection; judge it on the basemap.")
-        state["shown"] = (None, verdicts.Imagery(source=f"{settings.basemap_name()} (current basemap)"))
-    if kind == IMAGERY_KINDS[0] and len(pictures) < 2 and detection.get("period_start"):
-        right.button("Fetch Sentinel-2 before/after", on_click=_fetch_before_after,
-                     args=(detection["id"],), key="fetch_s2")
-    with side:
-        _detail_map(detection)
-    history = verdicts.history(db, detection["id"])
+        if len(pictures) == 2:
+            left.image(pictures[0].image, caption=f"Before: {pictures[0].caption}")
+            shown["before"] = pictures[0].imagery
+        else:
+            left.info(message or "No earlier imagery covers the detection.")
+        if pictures:
+            right.image(pictures[-1].image, caption=f"After: {pictures[-1].caption}")
+            shown["after"] = pictures[-1].imagery
+        state["shown"] = shown
+        return
+    prepared = _prepared(db, detection)
+    _look_ahead(db, reviewer, filters, order, detection)
+    if prepared is None:
+        message = review_imagery.unavailable(detection["id"])
+        if lookahead.pending(detection["id"]):
+            state["waiting_imagery"] = detection["id"]
+            message = ("Imagery for this detection is being prepared; it appears here by itself. "
+                       "You can decide without it: the verdict then records that no imagery was shown.")
+        left.info(message)
+        state["shown"] = shown
+        return
+    for column, side, word in ((left, prepared.before, "Before"), (right, prepared.after, "After")):
+        if side is None:
+            column.info(prepared.note or "No earlier imagery covers the detection.")
+            continue
+        imagery = side.shown(view, dehazed)
+        hint = " · looks hazy: try Remove haze" if side.hazy and not dehazed else ""
+        column.image(str(side.path(view, dehazed)),
+                     caption=f"{word}: {imagery.label()}{hint}")
+        shown[word.lower()] = imagery
+    if view == "false" and "false" not in prepared.views:
+        st.caption("These scenes have no short-wave infrared band: shown in true colour.")
+    state["shown"] = shown
+
+
+def _prepared(db, detection: dict):
+    """The detection's prepared chips; stored scenes (local, quick) are rendered at once,
+    anything fetched is left to the background worker."""
+    prepared = chip_cache.lookup(detection["id"])
+    if prepared is None and "scenes" in review_imagery.chip_sources():
+        try:
+            prepared = review_imagery.prepare(db, detection, sources=("scenes",))
+        except ReviewError as exc:
+            st.error(f"Stored imagery could not be shown: {exc}")
+    if prepared is None or prepared.source != "scenes":
+        remote = tuple(s for s in review_imagery.chip_sources() if s != "scenes")
+        if prepared is None and any(chip_cache.due(detection["id"], s) for s in remote):
+            lookahead.want([detection], first=True)
+    return prepared
+
+
+def _look_ahead(db, reviewer: str, filters, order: str, detection: dict) -> None:
+    """Ask the background worker for the next detections of this reviewer's queue."""
+    upcoming = [d for d in queue.upcoming(db, reviewer, filters, order, count=LOOKAHEAD + 1,
+                                          skip=(detection["id"],))
+                if chip_cache.lookup(d["id"]) is None
+                and any(chip_cache.due(d["id"], s) for s in review_imagery.chip_sources())]
+    if upcoming:
+        lookahead.want(upcoming)
+
+
+def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
     near = queue.neighbours(db, detection)
-    with st.expander(f"History ({len(history)}) and neighbours within 3 km ({len(near)})"):
-        if history:
-            st.dataframe(pd.DataFrame(history)[["created_at", "reviewer", "verdict", "reason", "note"]],
-                         hide_index=True)
+    shown_history = [] if blind else history
+    label = ("History hidden until you decide (second opinion)" if blind and history
+             else f"History ({len(shown_history)})")
+    with st.expander(f"{label} and neighbours within 3 km ({len(near)})"):
+        if shown_history:
+            st.dataframe(pd.DataFrame(shown_history)[["created_at", "reviewer", "verdict", "reason",
+                                                      "note", "override"]], hide_index=True)
         if near:
             st.dataframe(pd.DataFrame(near), hide_index=True)
         properties = json.loads(detection.get("properties") or "{}")
@@ -194,11 +308,135 @@ def _show_detection(db, detection: dict, pending: int) -> None:
             st.json(properties, expanded=False)
 
 
-def _scene_pictures(db, detection: dict):
+@st.fragment(run_every=KEEP_ALIVE_S)
+def _keep_alive() -> None:
+    """Renew this session's claim while its detection is on screen; when the claim was
+    lost, or when imagery being prepared has arrived, redraw the review pane."""
+    state = st.session_state
+    detection_id = state.get("current_id")
+    if detection_id is None:
+        return
+    db = common.connection()
+    if state.get("waiting_imagery") == detection_id and not lookahead.pending(detection_id):
+        state["waiting_imagery"] = None
+        st.rerun()
+    if state.get("held") or time.time() - state.get("_renewed", 0) < RENEW_EVERY_S:
+        return
+    state["_renewed"] = time.time()
+    if queue.renew(db, common.holder(), detection_id):
+        return
     try:
-        return review_imagery.scene_views(db, detection), None
+        queue.claim(db, common.reviewer_name(db), detection_id, holder=common.holder())
+    except queue.ClaimHeld as exc:
+        state["held"] = {"reviewer": exc.reviewer, "since": exc.since, "lost": True}
+        st.rerun()
+    except ReviewError:
+        pass
+
+
+def _review_anyway(detection_id: int) -> None:
+    state = st.session_state
+    held = state.get("held")
+    if not held or state.get("current_id") != detection_id:
+        return
+    db = common.connection()
+    try:
+        common.require(db, "verdict")
+        queue.claim(db, common.reviewer_name(db), detection_id, holder=common.holder(), force=True)
     except ReviewError as exc:
-        return [], f"Stored imagery could not be shown: {exc}"
+        state["flash_error"] = str(exc)
+        return
+    since = time.strftime("%H:%M", time.localtime(held["since"]))
+    state["override"] = f"reviewed anyway while {held['reviewer']} held it (since {since})"
+    state.pop("held", None)
+    state["_renewed"] = time.time()
+
+
+def _decide(verdict: str, reason: str | None = None, final: bool = False) -> None:
+    """Button callback: record at once, then move on. Nothing is recorded on a detection
+    this session does not hold (unless the reviewer chose to review it anyway)."""
+    state = st.session_state
+    detection_id = state.get("current_id")
+    if detection_id is None:
+        return
+    db = common.connection()
+    reviewer = common.reviewer_name(db)
+    if state.get("held"):
+        state["flash_error"] = (f"Nothing recorded: #{detection_id} is being reviewed by "
+                                f"{state['held']['reviewer']}. Skip it, or review it anyway.")
+        return
+    holder = queue.holder_of(db, detection_id)
+    if holder is not None and holder["holder"] != common.holder():
+        state["held"] = {"reviewer": holder["reviewer"], "since": holder["since"], "lost": True}
+        state["flash_error"] = (f"Nothing recorded: #{detection_id} was taken over by "
+                                f"{holder['reviewer']} meanwhile.")
+        return
+    seen = state.get("seen_verdicts") or (None, 0)
+    latest = verdicts.history(db, detection_id)
+    if seen[0] == detection_id and len(latest) > seen[1] and latest[-1]["reviewer"] != reviewer:
+        state["flash_error"] = (f"Nothing recorded: {latest[-1]['reviewer']} recorded a verdict on "
+                                f"#{detection_id} meanwhile; it is shown now.")
+        state["seen_verdicts"] = (detection_id, len(latest))
+        return
+    shown = state.get("shown") or {}
+    if shown.get("id") != detection_id:
+        shown = {"before": NOTHING_SHOWN, "after": NOTHING_SHOWN}
+    try:
+        common.require(db, "import" if final else "verdict")
+        verdicts.record(db, detection_id, reviewer, verdict, reason=reason,
+                        note=state.get("note") or None, before=shown["before"], after=shown["after"],
+                        final=final, override=state.get("override"))
+    except ReviewError as exc:
+        state["flash_error"] = str(exc)
+        return
+    label = verdicts.VERDICTS[verdict] + (f" ({REASONS[reason]})" if reason else "")
+    state["flash"] = f"#{detection_id}: {label}" + (" (final)" if final else "")
+    _move_on()
+
+
+def _move_on() -> None:
+    state = st.session_state
+    state["current_id"] = None
+    state["note"] = ""
+    for name in ("held", "override", "shown", "seen_verdicts"):
+        state.pop(name, None)
+
+
+def _skip() -> None:
+    state = st.session_state
+    detection_id = state.get("current_id")
+    if detection_id is None:
+        return
+    db = common.connection()
+    try:
+        queue.skip(db, common.reviewer_name(db), detection_id,
+                   holder=None if state.get("held") else common.holder())
+    except ReviewError as exc:
+        state["flash_error"] = str(exc)
+        return
+    state["flash"] = f"#{detection_id}: skipped (it comes back to you in a few hours)"
+    _move_on()
+
+
+def _undo() -> None:
+    state = st.session_state
+    db = common.connection()
+    reviewer = common.reviewer_name(db)
+    detection_id = verdicts.last_decision(db, reviewer)
+    if detection_id is None:
+        state["flash_error"] = "Nothing of yours to undo."
+        return
+    try:
+        common.require(db, "verdict")
+        verdicts.undo(db, detection_id, reviewer)
+    except ReviewError as exc:
+        state["flash_error"] = str(exc)
+        return
+    if state.get("current_id") not in (None, detection_id) and not state.get("held"):
+        queue.release(db, common.holder())
+    _move_on()
+    _open(db, reviewer, detection_id)
+    state["flash"] = f"#{detection_id}: verdict undone"
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
@@ -210,26 +448,4 @@ def _wayback_pictures(detection: dict):
     try:
         return review_imagery.wayback_views(_wayback_releases(settings.wayback_config_url()), detection)
     except ReviewError as exc:
-        return [], f"Wayback imagery could not be had: {exc}"
-
-
-def _fetch_before_after(detection_id: int) -> None:
-    db = common.connection()
-    try:
-        review_imagery.before_after(db, queue.get(db, detection_id))
-    except ReviewError as exc:
-        st.session_state["flash_error"] = str(exc)
-    else:
-        st.session_state["flash"] = f"#{detection_id}: Sentinel-2 before/after fetched"
-
-
-def _detail_map(detection: dict) -> None:
-    fmap = folium.Map(tiles=None, control_scale=True)
-    folium.TileLayer(settings.basemap_url(), attr=settings.basemap_name(),
-                     name=settings.basemap_name(), max_zoom=19).add_to(fmap)
-    folium.GeoJson(json.loads(detection["geometry"]),
-                   style_function=lambda _: {"color": "#ffd600", "weight": 2, "fill": False}).add_to(fmap)
-    fmap.fit_bounds([[detection["south"], detection["west"]], [detection["north"], detection["east"]]],
-                    padding=(40, 40))
-    st_folium(fmap, height=330, use_container_width=True, returned_objects=[], key="detail_map")
-    st.caption(f"Basemap: {settings.basemap_name()} (current imagery, not dated)")
+        return [], f"Wayback imagery could not be had: {exc}. You can still decide."

@@ -1,0 +1,4 @@
+"""Agreement: how far reviewers agree, whose verdicts stood, which reasons are disputed."""
+import review.ui.agreement
+
+review.ui.agreement.page()
