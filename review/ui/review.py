@@ -12,7 +12,7 @@ from .. import queue, review_imagery, settings, verdicts, wayback
 from ..errors import ReviewError
 from ..queue import ORDERS
 from ..verdicts import REASONS
-from . import common
+from . import common, field_reports, sites as sites_ui
 
 IMAGERY_KINDS = ("Sentinel-2 scenes", "Esri Wayback (dated, high resolution)")
 
@@ -159,6 +159,7 @@ def _show_detection(db, detection: dict, pending: int) -> None:
                f"{detection['model_id'] or 'unknown'} · period "
                f"{detection['period_start'] or '?'} to {detection['period_end'] or '?'} · "
                f"{detection['lat']:.5f}, {detection['lon']:.5f}")
+    sites_ui.site_link(db, detection["id"])
     left, right, side = st.columns([1, 1, 1])
     kind = state.get("imagery_kind", IMAGERY_KINDS[0])
     if kind == IMAGERY_KINDS[1]:
@@ -181,6 +182,7 @@ def _show_detection(db, detection: dict, pending: int) -> None:
                      args=(detection["id"],), key="fetch_s2")
     with side:
         _detail_map(detection)
+        field_reports.thumbnails_for(db, detection["id"])
     history = verdicts.history(db, detection["id"])
     near = queue.neighbours(db, detection)
     with st.expander(f"History ({len(history)}) and neighbours within 3 km ({len(near)})"):

@@ -9,7 +9,7 @@ from .. import queue, sampling
 from ..errors import ReviewError
 from ..trends import (STATUS_COLUMNS, area_basis, precision_by_period, read_regions,
                       totals_by_period, trend_table)
-from . import common
+from . import common, sites as sites_ui
 
 COLOURS = {"verified": "#d7301f", "false_positive": "#2b83ba", "unsure": "#fdae61",
            "pending": "#bdbdbd"}
@@ -39,6 +39,7 @@ def page() -> None:
         st.info("No detections with a period yet: import or detect some, then review them.")
     st.caption(f"Area basis: {area_basis(table)}.")
     _charts(totals_by_period(table))
+    sites_ui.trends_link()
     st.subheader("Table")
     st.dataframe(table, hide_index=True)
     st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
