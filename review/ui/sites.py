@@ -68,7 +68,7 @@ def page() -> None:
     if built is None:
         st.info("Sites have not been built yet. Sites group the detections of every period "
                 "and source by place, so you can see which mines are new, which grow and "
-                "which went quiet." + ("" if common.user(db).can("sites") else
+                "which went quiet." + ("" if _may_build(db) else
                                        " An editor builds them (or run `python -m review sites build`)."))
         return
     st.caption(f"Last built {built['built_at'][:16].replace('T', ' ')}: {built['sites']:,} sites "
@@ -115,8 +115,13 @@ def _opened_site(db) -> int | None:
     return int(text)
 
 
+def _may_build(db) -> bool:
+    """Whether the page offers the build (the build itself checks the role again)."""
+    return common.user(db).can("sites")
+
+
 def _build_section(db, built: dict | None) -> None:
-    if not common.user(db).can("sites"):
+    if not _may_build(db):
         return
     with st.expander("Build sites" if built is None else "Rebuild sites", expanded=built is None):
         st.caption("Groups every detection into sites; a rebuild keeps site ids (a merged site "
