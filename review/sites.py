@@ -578,11 +578,13 @@ def member_table(db, site_id: int) -> pd.DataFrame:
         "where m.site_id = ? order by m.period, d.id", db.conn, params=[int(site_id)])
 
 
-def _zoom(west: float, south: float, east: float, north: float, pixels: int = 600) -> float:
-    """A web-map zoom at which the box fills about `pixels` on its longer side."""
+def _zoom(west: float, south: float, east: float, north: float, pixels: int = 300) -> float:
+    """A deck.gl / MapLibre (Web Mercator, 512-pixel world at zoom 0) zoom at which the box
+    spans about `pixels` on its longer side: at zoom z a degree of longitude is
+    512 * 2**z / 360 pixels, a degree of latitude that divided by cos(latitude)."""
     lat = math.radians((south + north) / 2)
-    span = max((east - west) * math.cos(lat), north - south, 1e-5)
-    return float(max(1.0, min(17.0, math.log2(360 * pixels / 256 / span))))
+    span = max(east - west, (north - south) / max(math.cos(lat), 0.01), 1e-6)
+    return float(max(1.0, min(18.0, math.log2(360 * pixels / 512 / span))))
 
 
 def map_data(db, site_id: int) -> dict:
@@ -604,12 +606,11 @@ def map_data(db, site_id: int) -> dict:
     outline = {"type": "Feature", "geometry": json.loads(site["geometry"]), "properties": {
         "label": f"site {site_id} · {site['status']} · {site['area_ha']:,.1f} ha",
         "colour": STATUS_COLOURS[site["status"]] + [255]}}
-    # A box three times the site's size, so its neighbourhood shows too.
     west, south, east, north = site["west"], site["south"], site["east"], site["north"]
     return {"outline": {"type": "FeatureCollection", "features": [outline]},
             "footprints": {"type": "FeatureCollection", "features": footprints},
             "lon": (west + east) / 2, "lat": (south + north) / 2,
-            "zoom": _zoom(west, south, east, north) - 0.6}
+            "zoom": _zoom(west, south, east, north)}
 
 
 @dataclass

@@ -241,3 +241,64 @@ def test_a_site_view_lists_the_reports_on_the_site_and_its_detections(db_path, t
     assert any(m.value == "**Field reports (1)**" for m in at.markdown)
     assert HTML in _texts(at) and "<img" not in _markdown(at)
     assert [i.caption for e in at.get("image") for i in e.proto.imgs][-1].startswith("sha256 ")
+
+
+# ------------------------------------------------------------------ in a real browser
+
+from .test_browser import _local_browser, needs_chromium, streamlit_server  # noqa: E402,F401
+
+
+@needs_chromium
+def test_in_a_browser_an_uploaded_gps_photo_shows_where_the_report_goes(streamlit_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    import_file(db, _detections(tmp_path))
+    photo = _jpeg(tmp_path / "pits.jpg", lon=-56.9846, lat=-4.998)
+    with sync_playwright() as playwright:
+        browser, page = _local_browser(playwright)
+        page.goto(url + "/Field_reports")
+        name = page.get_by_label("Your name (recorded with every verdict)")
+        name.fill("Ana")
+        name.press("Enter")
+        expect(page.get_by_role("heading", name="New report")).to_be_visible()
+        page.locator('input[type="file"]').set_input_files(str(photo))
+        # Before saving: the photo's GPS and time, and the detection the report will go to.
+        expect(page.get_by_text("GPS -4.998000, -56.984600 · taken 2024-05-31 10:20:30")).to_be_visible(
+            timeout=30_000)
+        expect(page.get_by_text("the report will be attached to detection #2")).to_be_visible()
+        text = page.get_by_label("What did you see?")
+        text.fill("<script>alert(1)</script> fresh pits")
+        text.press("Control+Enter")                              # a text area commits so
+        expect(page.get_by_text("Press Ctrl+Enter to apply")).to_have_count(0)
+        page.get_by_role("button", name="Save report").click()
+        expect(page.get_by_text("Report #1 saved with 1 photo(s), about detection #2")).to_be_visible()
+        expect(page.get_by_text("<script>alert(1)</script> fresh pits")).to_be_visible()   # as text
+        browser.close()
+    (row,) = reports.listing(connect(db_path))
+    assert (row["detection_id"], row["reporter"], row["position_from"]) == (2, "Ana", "photo")
+    assert [p["lat"] for p in row["photos"]] == [pytest.approx(-4.998, abs=1e-6)]
+
+
+@needs_chromium
+def test_in_a_browser_the_site_map_asks_no_cdn(streamlit_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    import_file(db, _detections(tmp_path))
+    sites.build(db)
+    asked = []
+    with sync_playwright() as playwright:
+        browser, page = _local_browser(playwright)
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto(url + "/Sites?site=2")
+        expect(page.get_by_role("heading", name="Site #2")).to_be_visible()
+        expect(page.locator('[data-testid="stDeckGlJsonChart"] canvas').first).to_be_visible()
+        expect(page.get_by_text("No stored imagery covers this site yet")).to_be_visible()
+        browser.close()
+    # The basemap's tiles (a closed local port in tests) are all the map asks for: no style
+    # file or script from a CDN. (Streamlit itself asks Google for the page's icon.)
+    outside = {u.split("/")[2] for u in asked if not u.startswith(("http://127.0.0.1", "data:", "blob:", "ws:"))}
+    assert outside <= {"fonts.gstatic.com"}, outside

@@ -141,7 +141,7 @@ def _new_report(db, reporter: str) -> None:
             lat = columns[1].number_input("Latitude", min_value=-90.0, max_value=90.0, value=None,
                                           format="%.6f", key=f"fr_lat_{n}")
             st.caption("Leave both empty to use the GPS position of a photo.")
-        uploads = st.file_uploader("Photos (JPEG, PNG or HEIC)", type=PHOTO_TYPES,
+        uploads = st.file_uploader("Photos (JPEG, PNG or HEIC; at most 25 MB each)", type=PHOTO_TYPES,
                                    accept_multiple_files=True, key=f"fr_photos_{n}")
     with right:
         checked = _preview(uploads or [])

@@ -7,11 +7,14 @@ also opens `?site=ID`.
 """
 from __future__ import annotations
 
+import base64
+import json
+
 import plotly.graph_objects as go
 import pydeck as pdk
 import streamlit as st
 
-from .. import sites
+from .. import settings, sites
 from ..errors import ReviewError
 from ..sites import SITE_STATUSES, STATES
 from ..trends import site_trend_table
@@ -233,13 +236,25 @@ def _site_map(db, site_id: int) -> None:
                       stroked=True, get_line_color="properties.colour", line_width_min_pixels=3)],
         initial_view_state=pdk.ViewState(longitude=data["lon"], latitude=data["lat"],
                                          zoom=data["zoom"]),
-        map_style=None, tooltip={"text": "{label}"})
+        map_style=_map_style(), tooltip={"text": "{label}"})
     st.pydeck_chart(deck, height=380, key="sv_map")
     st.caption("Footprints coloured by the state of their period: "
                + " · ".join(f"{state.replace('_', ' ')} {colour}" for state, colour in
                             (("new", "red"), ("expanding", "orange"), ("stable", "blue")))
-               + "; the site's outline in the colour of its status. No basemap: the chips "
-               "below show the ground.")
+               + f"; the site's outline in the colour of its status. Basemap: {settings.basemap_name()} "
+               "(current imagery, not dated).")
+
+
+def _map_style() -> str:
+    """The configured basemap's tiles (as on the Review page) over a plain background, as
+    a style inlined in a data: URL: no style file or script from a CDN, and offline the
+    background stays."""
+    style = {"version": 8, "sources": {"basemap": {
+        "type": "raster", "tiles": [settings.basemap_url()], "tileSize": 256, "maxzoom": 19,
+        "attribution": settings.basemap_name()}},
+        "layers": [{"id": "background", "type": "background", "paint": {"background-color": "#e8e6df"}},
+                   {"id": "basemap", "type": "raster", "source": "basemap"}]}
+    return "data:application/json;base64," + base64.b64encode(json.dumps(style).encode()).decode()
 
 
 def _area_chart(db, site_id: int) -> None:
@@ -277,10 +292,10 @@ def _timeline(db, site_id: int) -> None:
             before.caption(view.message.capitalize() + ".")
             continue
         if len(view.chips) == 2:
-            before.image(view.chips[0].image, caption=f"Before: {view.chips[0].caption}")
+            before.image(view.chips[0].image, caption=f"Before: {view.chips[0].caption}", width=300)
         else:
             before.caption("No earlier stored scene covers this site.")
-        after.image(view.chips[-1].image, caption=f"After: {view.chips[-1].caption}")
+        after.image(view.chips[-1].image, caption=f"After: {view.chips[-1].caption}", width=300)
 
 
 def _members(db, site_id: int) -> None:
