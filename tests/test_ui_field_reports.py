@@ -302,3 +302,26 @@ def test_in_a_browser_the_site_map_asks_no_cdn(streamlit_server, tmp_path):
     # file or script from a CDN. (Streamlit itself asks Google for the page's icon.)
     outside = {u.split("/")[2] for u in asked if not u.startswith(("http://127.0.0.1", "data:", "blob:", "ws:"))}
     assert outside <= {"fonts.gstatic.com"}, outside
+
+
+def test_with_accounts_the_reporter_is_the_signed_in_user(db_path, tmp_path, monkeypatch):
+    from review import users
+
+    monkeypatch.setenv("REVIEW_SECRET_KEY", "test key")
+    db = connect(db_path)
+    import_file(db, _detections(tmp_path))
+    users.add(db, "ana", "reviewer password", role="reviewer")
+    at = AppTest.from_file(REPORTS, default_timeout=TIMEOUT).run()
+    assert [t.value for t in at.title] == ["Sign in"]
+    at.text_input(key="sign_in_name").input("ana")
+    at.text_input(key="sign_in_password").input("reviewer password")
+    at.button[0].click().run()
+    assert [t.value for t in at.title] == ["Field reports"]
+    assert "Reporter: ana" in _texts(at)
+    at.text_area(key="fr_text_0").input("a new camp")
+    at.radio(key="fr_about_0").set_value("detection").run()
+    at.number_input(key="fr_detection_0").set_value(1)
+    at.button(key="fr_save").click().run()
+    assert not at.error, [e.value for e in at.error]
+    (row,) = reports.listing(db)
+    assert (row["reporter"], row["detection_id"]) == ("ana", 1)

@@ -190,6 +190,8 @@ def test_site_view_shows_the_site_through_time(db_path, tmp_path):
     assert members["id"].tolist() == [1, 2, 3]
     assert members.set_index("id").loc[2, "last_note"] == "<script>x</script>"     # text, as typed
     assert not [m for m in at.markdown if "<script>" in m.value or "<img" in m.value]
+    at.button(key="sv_close").click().run()
+    assert not at.subheader and "site" not in at.query_params                # back to the list
     nav = AppTest.from_file(HOME, default_timeout=TIMEOUT)
     nav.session_state["reviewer"] = "Ana"
     nav.session_state["open_site"] = 1
@@ -348,7 +350,7 @@ def test_sites_page_on_the_2022_to_2024_website_layers(db_path):
     frame = sites.sites_frame(db)
     at = _open()
     assert not at.error
-    listed = at.dataframe(key="sl_table").value      # the list selects rows: a widget
+    listed = at.dataframe(key="sl_table_all_all_all").value      # the list selects rows: a widget
     assert listed["site_id"].nunique() == built.sites == len(frame)
     assert len(listed) == len(sites.site_table(db))
     biggest = int(frame.sort_values("detections").iloc[-1]["id"])

@@ -177,8 +177,9 @@ def _site_list(db) -> None:
         return
     st.caption(f"{table['site_id'].nunique():,} sites, {len(table):,} rows (one per site and "
                "period). Select a row to open its site.")
+    # A new selection widget for each filter, so a row number never points at another site.
     event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                         key="sl_table", column_config={
+                         key=f"sl_table_{state}_{period}_{status}", column_config={
                              "area_ha": st.column_config.NumberColumn(format="%.2f"),
                              "area_ha_cumulative": st.column_config.NumberColumn(format="%.2f"),
                              "lon": st.column_config.NumberColumn(format="%.5f"),
@@ -206,8 +207,7 @@ def _site_view(db, site_id: int) -> None:
     head.subheader(f"Site #{site_id} · {site['status'].replace('_', ' ')} · "
                    f"{site['area_ha']:,.2f} ha")
     if close.button("Close", key="sv_close"):
-        st.query_params.pop("site", None)
-        st.session_state.pop("sl_chosen", None)
+        st.query_params.pop("site", None)        # the row chosen in the list stays chosen
         st.rerun()
     counts = ", ".join(f"{site[s]} {s.replace('_', ' ')}" for s in SITE_STATUSES if site[s])
     merged = "; ".join(f"site {m['absorbed_id']} merged into {m['into_id']} "
@@ -327,7 +327,9 @@ def _site_trends(db) -> None:
         return
     st.caption("Per period: sites seen for the first time and their area, how much expanding "
                "sites grew over the previous period each was seen in, and the mined area of all "
-               "sites seen so far (each footprint counted once); for all sites and for verified ones.")
+               "sites seen so far (each footprint counted once); for all sites and for verified ones. "
+               "Areas are those of the footprints, in EPSG:6933 (the website layers' footprints "
+               "outline their mined patches, so they are about four times their 'Mined area (ha)').")
     area = go.Figure()
     area.add_bar(x=table["period"], y=table["area_ha_new"], name="new sites", marker_color="#d7301f")
     area.add_bar(x=table["period"], y=table["area_ha_expanding"], name="growth of expanding sites",

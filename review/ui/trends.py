@@ -39,12 +39,12 @@ def page() -> None:
         st.info("No detections with a period yet: import or detect some, then review them.")
     st.caption(f"Area basis: {area_basis(table)}.")
     _charts(totals_by_period(table))
-    sites_ui.trends_link()
     st.subheader("Table")
     st.dataframe(table, hide_index=True)
     st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
                        "text/csv", key="t_csv")
     _sample_section(db)
+    sites_ui.trends_link()
 
 
 def _charts(totals: pd.DataFrame) -> None:
