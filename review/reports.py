@@ -465,3 +465,37 @@ def first_photo(db, detection_id: int) -> str | None:
                      "where r.detection_id = ? order by r.id, rp.position limit 1",
                      [detection_id]).fetchone()
     return row[0] if row else None
+
+
+def preview_png(photo: Photo, size: int = 240) -> bytes:
+    """A checked but not yet stored photo (read_photo), upright and fitted in size x size,
+    as PNG: what the Field report page shows before the report is saved."""
+    with Image.open(io.BytesIO(photo.data)) as image:
+        image = ImageOps.exif_transpose(image)
+        image.thumbnail((size, size))
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def attachment(db, lon: float, lat: float) -> dict:
+    """Where a report at this position would go, as add() decides it: the nearest
+    detection and the nearest site within 1 km ((id, metres) or None each)."""
+    lon, lat = check_position(lon, lat)
+    return {"detection": nearest_detection(db, lon, lat), "site": nearest_site(db, lon, lat)}
+
+
+def photos_for(db, detection_id: int) -> list[dict]:
+    """Every photo reported on a detection, in report order, each with its report's
+    reporter, date seen and text: {sha256, report_id, reporter, seen, text, taken_at, lon, lat}."""
+    return [{**photo, "report_id": row["id"], "reporter": row["reporter"], "seen": row["seen"],
+             "text": row["text"]}
+            for row in listing(db, detection_id=detection_id) for photo in row["photos"]]
+
+
+def for_site(db, site_id: int) -> list[dict]:
+    """Reports on a site or on any detection of it (review.sites), oldest first."""
+    if not _has_table(db, "site_members"):
+        return listing(db, site_id=site_id)
+    return _rows(db, "site_id = ? or detection_id in (select detection_id from site_members "
+                     "where site_id = ?)", [int(site_id), int(site_id)])

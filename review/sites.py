@@ -518,3 +518,142 @@ def features(db, site_ids: Iterable[int] | None = None, status: str | None = Non
                 **{name: int(row[name]) for name in SITE_STATUSES},
                 "history": histories.get(site_id, []), "detection_ids": member_ids[site_id]}})
     return out
+
+
+# ------------------------------------------------------------------- for the Sites page
+
+STATE_COLOURS = {"new": [215, 48, 31], "expanding": [253, 174, 97], "stable": [43, 131, 186],
+                 "not_seen": [189, 189, 189]}
+STATUS_COLOURS = {"verified": [215, 48, 31], "false_positive": [43, 131, 186],
+                  "unsure": [253, 174, 97], "pending": [158, 158, 158]}
+
+
+def periods(db) -> list[str]:
+    """The periods of the last build, in order ([] when sites were never built)."""
+    if last_build(db) is None:
+        return []
+    return [row[0] for row in db.execute("select distinct period from site_periods order by period")]
+
+
+def site_of(db, detection_id: int) -> int | None:
+    """The site a detection belongs to in the last build (None when sites were never built,
+    or the detection came in after the build)."""
+    row = db.execute("select site_id from site_members where detection_id = ?",
+                     [int(detection_id)]).fetchone()
+    return int(row[0]) if row else None
+
+
+def summary(db, site_id: int) -> dict:
+    """One site: its row of sites_frame (status read live) plus its footprint (GeoJSON
+    text) and the merges it took part in."""
+    _require_build(db)
+    row = db.execute("select id from sites where id = ?", [int(site_id)]).fetchone()
+    if row is None:
+        absorbed = db.execute("select into_id from site_merges where absorbed_id = ? "
+                              "order by id desc limit 1", [int(site_id)]).fetchone()
+        if absorbed:
+            raise SiteError(f"site {site_id} was merged into site {absorbed[0]}")
+        raise SiteError(f"there is no site {site_id}")
+    counts = db.execute(
+        f"select {_COUNTS} from site_members m join detections d on d.id = m.detection_id "
+        f"where m.site_id = ?", [int(site_id)]).fetchone()
+    found = dict(zip(SITE_STATUSES, (int(c or 0) for c in counts)))
+    cursor = db.execute("select * from sites where id = ?", [int(site_id)])
+    names = [d[0] for d in cursor.description]
+    out = dict(zip(names, cursor.fetchone()))
+    out.update(found)
+    out["status"] = status_of(*(found[s] for s in SITE_STATUSES))
+    out["merges"] = [m for m in merges(db) if site_id in (m["absorbed_id"], m["into_id"])]
+    return out
+
+
+def member_table(db, site_id: int) -> pd.DataFrame:
+    """The site's detections, one row each: id, period, source, score, area_ha, status,
+    and the last verdict on it (reviewer, verdict, reason, note, when)."""
+    return pd.read_sql_query(
+        "select d.id, m.period, d.source, d.score, d.area_ha, d.status, v.reviewer as last_reviewer, "
+        "v.verdict as last_verdict, v.reason as last_reason, v.note as last_note, "
+        "v.created_at as last_verdict_at from site_members m join detections d on d.id = m.detection_id "
+        "left join verdicts v on v.id = (select max(id) from verdicts where detection_id = d.id) "
+        "where m.site_id = ? order by m.period, d.id", db.conn, params=[int(site_id)])
+
+
+def _zoom(west: float, south: float, east: float, north: float, pixels: int = 300) -> float:
+    """A deck.gl / MapLibre (Web Mercator, 512-pixel world at zoom 0) zoom at which the box
+    spans about `pixels` on its longer side: at zoom z a degree of longitude is
+    512 * 2**z / 360 pixels, a degree of latitude that divided by cos(latitude)."""
+    lat = math.radians((south + north) / 2)
+    span = max(east - west, (north - south) / max(math.cos(lat), 0.01), 1e-6)
+    return float(max(1.0, min(18.0, math.log2(360 * pixels / 512 / span))))
+
+
+def map_data(db, site_id: int) -> dict:
+    """What a map of one site draws: the dissolved footprint (coloured by the site's
+    status), each member footprint (coloured by the state of its period), a centre and a
+    zoom that fit them. All GeoJSON in lon/lat."""
+    site = summary(db, site_id)
+    states = dict(db.execute("select period, state from site_periods where site_id = ?",
+                             [int(site_id)]).fetchall())
+    footprints = []
+    for detection_id, geometry, period, status in db.execute(
+            "select d.id, d.geometry, m.period, d.status from site_members m "
+            "join detections d on d.id = m.detection_id where m.site_id = ? order by m.period, d.id",
+            [int(site_id)]):
+        state = states.get(period)
+        footprints.append({"type": "Feature", "geometry": json.loads(geometry), "properties": {
+            "label": f"detection {detection_id} · {period or 'no period'} · {state or '-'} · {status}",
+            "colour": STATE_COLOURS.get(state, [120, 120, 120]) + [110]}})
+    outline = {"type": "Feature", "geometry": json.loads(site["geometry"]), "properties": {
+        "label": f"site {site_id} · {site['status']} · {site['area_ha']:,.1f} ha",
+        "colour": STATUS_COLOURS[site["status"]] + [255]}}
+    west, south, east, north = site["west"], site["south"], site["east"], site["north"]
+    return {"outline": {"type": "FeatureCollection", "features": [outline]},
+            "footprints": {"type": "FeatureCollection", "features": footprints},
+            "lon": (west + east) / 2, "lat": (south + north) / 2,
+            "zoom": _zoom(west, south, east, north)}
+
+
+@dataclass
+class PeriodView:
+    """One period of a site's timeline: the before and after chips of the site's ground
+    from stored scenes ([] when none covers it), or why they cannot be shown."""
+
+    period: str
+    state: str | None
+    area_ha: float
+    chips: list
+    message: str | None = None
+
+
+def timeline(db, site_id: int) -> list[PeriodView]:
+    """Per period the site was seen in: before/after chips of the whole site (its dissolved
+    footprint outlined, the same ground in every period) from the stored scenes, picked as
+    for one detection of that period (review_imagery.scene_views)."""
+    from .review_imagery import scene_views
+
+    site = summary(db, site_id)
+    spans = db.execute(
+        "select m.period, min(d.period_start), max(coalesce(d.period_end, d.period_start)) "
+        "from site_members m join detections d on d.id = m.detection_id "
+        "where m.site_id = ? and m.period is not null group by m.period order by m.period",
+        [int(site_id)]).fetchall()
+    rows = {p: (state, area) for p, state, area in db.execute(
+        "select period, state, area_ha from site_periods where site_id = ?", [int(site_id)])}
+    views = []
+    for period, start, end in spans:
+        place = {"id": f"site {site_id}", "geometry": site["geometry"], "west": site["west"],
+                 "south": site["south"], "east": site["east"], "north": site["north"],
+                 "period_start": start, "period_end": end}
+        state, area = rows.get(period, (None, 0.0))
+        try:
+            chips = scene_views(db, place)
+        except ReviewError as exc:
+            views.append(PeriodView(period, state, area, [], f"stored imagery could not be shown: {exc}"))
+            continue
+        message = None if chips else "no stored scene covers this site"
+        after = chips[-1].imagery if chips else None
+        if after is not None and after.start and not (
+                after.start <= end and (after.end or after.start) >= start):
+            chips, message = [], f"no stored scene of {period} covers this site"
+        views.append(PeriodView(period, state, area, chips, message))
+    return views

@@ -31,8 +31,8 @@ from .store import now, transaction
 ROLES = ("reviewer", "editor", "admin")
 # What each role may do; a role may do everything the roles before it may.
 ACTIONS = {
-    "reviewer": {"verdict", "evidence"},
-    "editor": {"import", "detect", "fetch", "prepare_imagery", "sample", "export"},
+    "reviewer": {"verdict", "evidence", "report"},
+    "editor": {"import", "detect", "fetch", "prepare_imagery", "sample", "export", "sites"},
     "admin": {"users"},
 }
 LOCAL_USER = "local"            # the one user of the embedded default, with no accounts

@@ -5,7 +5,13 @@ import functools
 import http.server
 import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +242,93 @@ def detections_with_imagery(db, tmp_path, n=3):
                      "score": 0.9, "period_start": "2023-01-01", "period_end": "2023-12-31"})
     db["detections"].insert_all(rows)
     return [r["id"] for r in db["detections"].rows_where("source = 't'", order_by="id")]
+
+
+# ----------------------------------------------------------------- real browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="Debian's chromium is not installed (apt-get install -y chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def streamlit_server(tmp_path):
+    port = _free_port()
+    db = tmp_path / "review.db"
+    env = {**os.environ, "REVIEW_DB": str(db), "REVIEW_DATA_DIR": str(tmp_path / "data"),
+           "REVIEW_BASEMAP_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start: " + process.stdout.read().decode()[-2000:])
+    yield url, db
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def local_browser(playwright):
+    """Debian's Chromium with a page that reaches nothing beyond 127.0.0.1."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+
+    def local_only(route):
+        # Map components ask CDNs for Leaflet; tests reach nothing beyond 127.0.0.1.
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    page.route("**/*", local_only)
+    return browser, page
+
+
+# ------------------------------------------------------------------ field photos
+
+def _dms(value: float) -> tuple[float, float, float]:
+    value = abs(value)
+    degrees = int(value)
+    minutes = int((value - degrees) * 60)
+    return float(degrees), float(minutes), round((value - degrees - minutes / 60) * 3600, 4)
+
+
+def jpeg_with_gps(path, lon=None, lat=None, taken="2024:05:31 10:20:30", gps=None, colour="red"):
+    """A real JPEG written by Pillow, with EXIF capture time and (optionally) GPS."""
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    if taken:
+        exif[ExifTags.Base.DateTime] = taken
+    if gps is not None:
+        exif[ExifTags.IFD.GPSInfo] = gps
+    elif lon is not None:
+        exif[ExifTags.IFD.GPSInfo] = {
+            ExifTags.GPS.GPSLatitudeRef: "S" if lat < 0 else "N", ExifTags.GPS.GPSLatitude: _dms(lat),
+            ExifTags.GPS.GPSLongitudeRef: "W" if lon < 0 else "E", ExifTags.GPS.GPSLongitude: _dms(lon)}
+    Image.new("RGB", (120, 90), colour).save(path, "JPEG", exif=exif)
+    return path

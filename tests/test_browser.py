@@ -3,89 +3,21 @@
 The suite starts Streamlit on 127.0.0.1 and stops it; the browser is told not to reach
 anything else (and the basemap points at a closed local port).
 """
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
-import pytest
 
 from review import users
 from review.importers import import_file
 from review.store import connect
 
-from .conftest import FIXTURES, REPO, needs_fixtures
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                    reason="Debian's chromium is not installed (apt-get install -y chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def streamlit_server(tmp_path):
-    port = _free_port()
-    db = tmp_path / "review.db"
-    env = {**os.environ, "REVIEW_DB": str(db), "REVIEW_DATA_DIR": str(tmp_path / "data"),
-           "REVIEW_BASEMAP_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-         "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start: " + process.stdout.read().decode()[-2000:])
-    yield url, db
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
+from .conftest import FIXTURES, local_browser, needs_chromium, needs_fixtures
 
 def _current_heading(page):
     """The detection heading of the latest run: while a rerun is on its way Streamlit keeps
     the previous elements on screen, marked stale."""
     return page.locator('[data-testid="stElementContainer"][data-stale="false"]').get_by_role(
         "heading", name="Detection #")
-
-
-def _local_browser(playwright):
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-
-    def local_only(route):
-        # Map components ask CDNs for Leaflet; tests reach nothing beyond 127.0.0.1.
-        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            route.abort()
-
-    page.route("**/*", local_only)
-    return browser, page
 
 
 def _wait_until_idle(page) -> None:
@@ -108,7 +40,7 @@ def test_verdict_by_keyboard_survives_a_reload(streamlit_server):
                          "amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson")
     assert report.added == 1809
     with sync_playwright() as playwright:
-        browser, page = _local_browser(playwright)
+        browser, page = local_browser(playwright)
         page.goto(url + "/Review")
         name = page.get_by_label("Your name (recorded with every verdict)")
         name.fill("Ana")
@@ -150,7 +82,7 @@ def test_a_signed_in_reviewer_stays_signed_in_and_sees_no_editor_actions(streaml
     users.add(db, "ana", "correct horse battery", role="reviewer")
     users.add(db, "eda", "editor password", role="editor")
     with sync_playwright() as playwright:
-        browser, page = _local_browser(playwright)
+        browser, page = local_browser(playwright)
         page.goto(url + "/Review")
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         page.get_by_label("User name").fill("ana")
@@ -239,7 +171,7 @@ def test_verdicts_by_key_are_found_after_a_reload_with_their_imagery(streamlit_s
     _store_fixture_chips(db, first_ids)                  # the third detection has no imagery
     judged = []
     with sync_playwright() as playwright:
-        browser, page = _local_browser(playwright)
+        browser, page = local_browser(playwright)
         page.goto(url + "/Review")
         page.get_by_label("Your name (recorded with every verdict)").fill("Ana")
         page.keyboard.press("Enter")
@@ -280,7 +212,7 @@ def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
     import_file(db, FIXTURES / "detections" / "earthrise" / "mining_202300_simplified.geojson")
     presses = 0
     with sync_playwright() as playwright:
-        browser, first = _local_browser(playwright)
+        browser, first = local_browser(playwright)
         first.close()
         anas = browser.new_context()                 # one browser, two tabs under one name
         pages = {}

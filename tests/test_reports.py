@@ -18,34 +18,12 @@ from review.export import evidence_png, export
 from review.queue import Filters
 from review.reports import ReportError
 
-from .conftest import add_detections, detections_with_imagery
+from .conftest import add_detections, detections_with_imagery, jpeg_with_gps
 
 
 
 def _db_path(db) -> str:
     return db.execute("pragma database_list").fetchone()[2]
-
-
-def _dms(value: float) -> tuple[float, float, float]:
-    value = abs(value)
-    degrees = int(value)
-    minutes = int((value - degrees) * 60)
-    return float(degrees), float(minutes), round((value - degrees - minutes / 60) * 3600, 4)
-
-
-def _jpeg(path, lon=None, lat=None, taken="2024:05:31 10:20:30", gps=None, colour="red"):
-    """A real JPEG written by Pillow, with EXIF capture time and (optionally) GPS."""
-    exif = Image.Exif()
-    if taken:
-        exif[ExifTags.Base.DateTime] = taken
-    if gps is not None:
-        exif[ExifTags.IFD.GPSInfo] = gps
-    elif lon is not None:
-        exif[ExifTags.IFD.GPSInfo] = {
-            ExifTags.GPS.GPSLatitudeRef: "S" if lat < 0 else "N", ExifTags.GPS.GPSLatitude: _dms(lat),
-            ExifTags.GPS.GPSLongitudeRef: "W" if lon < 0 else "E", ExifTags.GPS.GPSLongitude: _dms(lon)}
-    Image.new("RGB", (120, 90), colour).save(path, "JPEG", exif=exif)
-    return path
 
 
 def _stored_files():
@@ -65,7 +43,7 @@ def test_report_with_gps_photo_attaches_to_nearest_detection_and_is_exported(db,
     ids = add_detections(db, 5)           # 0.004° squares every 0.01° along lat -5
     verdicts.record(db, ids[2], "ana", "verified")
     # 30 m east of detection 3's footprint (which ends at lon -56.976), 700 m from the next
-    photo = _jpeg(tmp_path / "IMG_0001.jpg", lon=-56.9757, lat=-4.998)
+    photo = jpeg_with_gps(tmp_path / "IMG_0001.jpg", lon=-56.9757, lat=-4.998)
     code = main(["report", "add", "--text", "fresh pits, two excavators", "--photo", str(photo),
                  "--reporter", "field team 2", "--seen", "2024-05-31", "--db", _db_path(db)])
     assert code == 0
@@ -127,7 +105,7 @@ def test_report_attaches_to_a_site_when_the_database_has_sites(db):
 
 def test_a_file_that_is_not_an_image_is_refused_and_nothing_is_stored(db, tmp_path, capsys):
     (ids := add_detections(db, 1))
-    good = _jpeg(tmp_path / "good.jpg")
+    good = jpeg_with_gps(tmp_path / "good.jpg")
     fake = tmp_path / "notes.jpg"
     fake.write_text("just some text, not a photo")
     code = main(["report", "add", "--detection", str(ids[0]), "--text", "pits",
@@ -169,13 +147,13 @@ def test_a_decompression_bomb_is_refused(db, tmp_path):
 
 def test_garbage_or_absent_gps_leaves_the_position_empty(db, tmp_path):
     ids = add_detections(db, 1)
-    garbage = _jpeg(tmp_path / "garbage.jpg", taken="yesterday at noon", gps={
+    garbage = jpeg_with_gps(tmp_path / "garbage.jpg", taken="yesterday at noon", gps={
         ExifTags.GPS.GPSLatitudeRef: "Q", ExifTags.GPS.GPSLatitude: (IFDRational(5, 0), 1.0, 2.0),
         ExifTags.GPS.GPSLongitude: (1.0,)})
     noise = tmp_path / "noise.jpg"                       # an EXIF block of random bytes
     Image.new("RGB", (40, 30), "red").save(noise, "JPEG", exif=b"Exif\x00\x00" + bytes(
         np.random.default_rng(3).integers(0, 256, 400, dtype=np.uint8)))
-    zero = _jpeg(tmp_path / "zero.jpg", gps={ExifTags.GPS.GPSLatitude: (0.0, 0.0, 0.0),
+    zero = jpeg_with_gps(tmp_path / "zero.jpg", gps={ExifTags.GPS.GPSLatitude: (0.0, 0.0, 0.0),
                                              ExifTags.GPS.GPSLongitude: (0.0, 0.0, 0.0)})
     plain = tmp_path / "plain.png"
     Image.new("RGB", (30, 20), "blue").save(plain)
@@ -218,7 +196,7 @@ def test_a_position_outside_lon_lat_range_is_one_plain_sentence(db, capsys):
 
 
 def test_a_failed_report_leaves_no_photo_file_behind(db, tmp_path):
-    photo = _jpeg(tmp_path / "p.jpg", lon=-56.9757, lat=-4.998)
+    photo = jpeg_with_gps(tmp_path / "p.jpg", lon=-56.9757, lat=-4.998)
     with pytest.raises(ReportError, match="no detection with id 42"):
         reports.add(db, "pits", "ana", detection_id=42, photos=[photo])
     _nothing_stored(db)
@@ -231,7 +209,7 @@ def test_a_failed_report_leaves_no_photo_file_behind(db, tmp_path):
 def test_evidence_picture_shows_the_first_field_photo(db, tmp_path):
     ids = detections_with_imagery(db, tmp_path, n=1)
     without = Image.open(io.BytesIO(evidence_png(db, ids[0])))
-    reports.add(db, "pits", "ana", detection_id=ids[0], photos=[_jpeg(tmp_path / "f.jpg", colour="#00ff00")])
+    reports.add(db, "pits", "ana", detection_id=ids[0], photos=[jpeg_with_gps(tmp_path / "f.jpg", colour="#00ff00")])
     picture = Image.open(io.BytesIO(evidence_png(db, ids[0]))).convert("RGB")
     assert picture.width > without.width                            # a third panel
     pixels = np.asarray(picture)

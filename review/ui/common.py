@@ -26,7 +26,9 @@ _CONNECTION = "_review_db"
 PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
          ("app_pages/2_Review.py", "Review", ":material/fact_check:", "verdict"),
          ("app_pages/3_Map.py", "Map", ":material/map:", None),
+         ("app_pages/6_Sites.py", "Sites", ":material/hub:", None),
          ("app_pages/4_Trends.py", "Trends", ":material/monitoring:", None),
+         ("app_pages/7_Field_reports.py", "Field reports", ":material/photo_camera:", "report"),
          ("app_pages/5_Export.py", "Export", ":material/download:", None),
          ("app_pages/6_Agreement.py", "Agreement", ":material/groups:", None),
          ("app_pages/9_Accounts.py", "Accounts", ":material/group:", "users"))
@@ -43,7 +45,7 @@ def navigation(home) -> st.navigation:
     entries = [st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True)]
     for path, title, icon, action in PAGES:
         allowed = current is None or action is None or current.can(action)
-        entries.append(st.Page(path, title=title, icon=icon, url_path=title,
+        entries.append(st.Page(path, title=title, icon=icon, url_path=title.replace(" ", "_"),
                                visibility="visible" if allowed else "hidden"))
     return st.navigation(entries)
 

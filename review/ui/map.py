@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from .. import queue, verdicts
-from . import common
+from . import common, sites as sites_ui
 
 STATUS_COLOURS = {"pending": "#9e9e9e", "verified": "#d7301f", "false_positive": "#2b83ba",
                   "unsure": "#fdae61"}
@@ -58,3 +58,5 @@ def page() -> None:
     if st.button("Open in Review", type="primary"):
         st.session_state["open_detection"] = int(chosen)
         st.switch_page("app_pages/2_Review.py")
+    if st.button("Open its site", key="open_its_site"):
+        sites_ui.open_site_of(db, int(chosen))

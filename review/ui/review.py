@@ -19,7 +19,7 @@ from .. import chip_cache, lookahead, queue, review_imagery, settings, verdicts,
 from ..errors import ReviewError
 from ..queue import ORDERS
 from ..verdicts import REASONS, Imagery
-from . import common
+from . import common, field_reports, sites as sites_ui
 
 IMAGERY_KINDS = ("Prepared imagery (stored scenes, Sentinel-2, Wayback)",
                  "Esri Wayback (dated, high resolution)")
@@ -205,6 +205,7 @@ def _header(db, detection: dict, history: list[dict], blind: bool, filters) -> N
                f"{detection['model_id'] or 'unknown'} · period "
                f"{detection['period_start'] or '?'} to {detection['period_end'] or '?'} · "
                f"{detection['lat']:.5f}, {detection['lon']:.5f}")
+    sites_ui.site_link(db, detection["id"])
 
 
 def _held_notice(held: dict, detection_id: int) -> None:
@@ -293,6 +294,7 @@ def _look_ahead(db, reviewer: str, filters, order: str, detection: dict) -> None
 
 
 def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
+    field_reports.thumbnails_for(db, detection["id"])
     near = queue.neighbours(db, detection)
     shown_history = [] if blind else history
     label = ("History hidden until you decide (second opinion)" if blind and history

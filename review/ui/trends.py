@@ -9,7 +9,7 @@ from .. import queue, sampling
 from ..errors import ReviewError
 from ..trends import (STATUS_COLUMNS, area_basis, precision_by_period, read_regions,
                       totals_by_period, trend_table)
-from . import common
+from . import common, sites as sites_ui
 
 COLOURS = {"verified": "#d7301f", "false_positive": "#2b83ba", "unsure": "#fdae61",
            "pending": "#bdbdbd"}
@@ -44,6 +44,7 @@ def page() -> None:
     st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
                        "text/csv", key="t_csv")
     _sample_section(db)
+    sites_ui.trends_link()
 
 
 def _charts(totals: pd.DataFrame) -> None:

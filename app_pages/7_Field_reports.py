@@ -1,0 +1,4 @@
+"""Field reports: what people on the ground saw, with photos."""
+import review.ui.field_reports
+
+review.ui.field_reports.page()
