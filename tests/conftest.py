@@ -291,6 +291,10 @@ def streamlit_server(tmp_path):
 
 def local_browser(playwright):
     """Debian's Chromium with a page that reaches nothing beyond 127.0.0.1."""
+    from playwright.sync_api import expect
+
+    # A shared 2-core machine can take seconds to rerun a page: wait up to 30 s, not 5.
+    expect.set_options(timeout=30_000)
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM,
         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
