@@ -179,3 +179,63 @@ def test_a_signed_in_reviewer_stays_signed_in_and_sees_no_editor_actions(streaml
     (verdict,) = list(connect(db_path)["verdicts"].rows)
     assert (verdict["reviewer"], verdict["verdict"], verdict["via"]) == ("ana", "verified", "dashboard")
     assert int(first.split("#")[1]) == verdict["detection_id"]
+
+
+def _dot_centre(page, colour, tolerance=14):
+    """Page coordinates of a pixel of this colour inside the map whose neighbours share it
+    (the middle of a drawn detection), or None."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    box = page.locator('[data-testid="stDeckGlJsonChart"]').bounding_box()
+    image = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")).astype(int)
+    match = np.abs(image - colour).max(axis=2) < tolerance
+    core = match[1:-1, 1:-1] & match[:-2, 1:-1] & match[2:, 1:-1] & match[1:-1, :-2] & match[1:-1, 2:]
+    rows, cols = np.nonzero(core[40:-40, 40:-40])        # away from the zoom buttons and edges
+    if len(rows) == 0:
+        return None
+    middle = len(rows) // 2
+    scale = image.shape[1] / box["width"]
+    return box["x"] + (cols[middle] + 41) / scale, box["y"] + (rows[middle] + 41) / scale
+
+
+@needs_fixtures
+@needs_chromium
+def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(streamlit_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    from review.map_layers import STATUS_COLOURS
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    added = sum(import_file(db, FIXTURES / "detections" / "earthrise" / f"mining_{year}00_simplified.geojson").added
+                for year in (2023, 2024))
+    with sync_playwright() as playwright:
+        browser, page = _local_browser(playwright)        # nothing beyond 127.0.0.1: offline
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.goto(url + "/Map")
+        expect(page.get_by_text(f"{added:,} detections match, every one drawn")).to_be_visible()
+        legend = page.get_by_test_id("map-legend")
+        expect(legend).to_contain_text(f"pending ({added:,})")
+        # The basemap cannot load: the page says so in plain words, and still draws.
+        expect(page.get_by_text("The basemap (Esri World Imagery) could not be loaded")).to_be_visible()
+        deadline = time.time() + 90
+        spot = None
+        while spot is None and time.time() < deadline:
+            spot = _dot_centre(page, STATUS_COLOURS["pending"])
+            time.sleep(0.5)
+        assert spot is not None, "no detection was drawn on the map"
+        page.mouse.move(*spot)
+        tooltip = page.locator(".deck-tooltip")
+        expect(tooltip).to_contain_text(re.compile(r"#\d+ · pending · mining_202[34]00_simplified"))
+        detection = int(re.search(r"#(\d+)", tooltip.inner_text()).group(1))
+        page.mouse.click(*spot)
+        page.wait_for_url(re.compile(r"/Review"), timeout=60_000)
+        name = page.get_by_label("Your name (recorded with every verdict)")
+        name.fill("Ana")
+        name.press("Enter")
+        expect(page.get_by_role("heading", name="Detection #")).to_contain_text(
+            re.compile(rf"Detection #{detection}\b"))
+        browser.close()
