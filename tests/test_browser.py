@@ -216,11 +216,12 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         browser, page = _local_browser(playwright)        # nothing beyond 127.0.0.1: offline
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.goto(url + "/Map")
-        expect(page.get_by_text(f"{added:,} detections match, every one drawn")).to_be_visible()
+        expect(page.get_by_text(f"{added:,} detections match, every one drawn")).to_be_visible(timeout=120_000)
         legend = page.get_by_test_id("map-legend")
-        expect(legend).to_contain_text(f"pending ({added:,})")
+        expect(legend).to_contain_text(f"pending ({added:,})", timeout=60_000)
         # The basemap cannot load: the page says so in plain words, and still draws.
-        expect(page.get_by_text("The basemap (Esri World Imagery) could not be loaded")).to_be_visible()
+        expect(page.get_by_text("The basemap (Esri World Imagery) could not be loaded")).to_be_visible(
+            timeout=60_000)
         deadline = time.time() + 90
         spot = None
         while spot is None and time.time() < deadline:
@@ -229,7 +230,8 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         assert spot is not None, "no detection was drawn on the map"
         page.mouse.move(*spot)
         tooltip = page.locator(".deck-tooltip")
-        expect(tooltip).to_contain_text(re.compile(r"#\d+ · pending · mining_202[34]00_simplified"))
+        expect(tooltip).to_contain_text(re.compile(r"#\d+ · pending · mining_202[34]00_simplified"),
+                                        timeout=30_000)
         detection = int(re.search(r"#(\d+)", tooltip.inner_text()).group(1))
         page.mouse.click(*spot)
         page.wait_for_url(re.compile(r"/Review"), timeout=60_000)
@@ -237,5 +239,5 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         name.fill("Ana")
         name.press("Enter")
         expect(page.get_by_role("heading", name="Detection #")).to_contain_text(
-            re.compile(rf"Detection #{detection}\b"))
+            re.compile(rf"Detection #{detection}\b"), timeout=60_000)
         browser.close()

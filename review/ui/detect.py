@@ -186,10 +186,11 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> bool:
     try:
         tile = open_tile(source, bands=bands, period=period)
         model = common.model(model_spec)
-        problem = preflight.unnamed_bands(tile, model.card, bands) or preflight.too_small(tile, model.card)
+        problem = preflight.unnamed_bands(tile, model.card, bands)
         if problem:
             st.error(sentence(problem))
             return False
+        small = preflight.too_small(tile, model.card)
         check_compatible(tile, model.card)
         bar = st.progress(0.0, text="Scoring patches…")
         result = run_detection(tile, model, t_main=t_main, t_iso=t_iso, progress=common.moves(
@@ -203,6 +204,8 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> bool:
         return False
     bar.progress(1.0, text="Done")
     st.success(f"Run {run_id}: {result.summary()}")
+    if small:
+        st.warning(sentence(small))          # why nothing was scored
     if tile.warped:
         st.info(f"The tile was in {tile.source_crs} and was warped to {tile.crs} at 10 m.")
     mismatch = product_mismatch(tile, model.card)
