@@ -31,8 +31,9 @@ def fetch_request(bbox: str, start: str, end: str, max_km2: float) -> Request:
     if request.area_km2() > max_km2:
         raise AreaTooLarge(
             f"The area is {request.area_km2():,.0f} km², more than the dashboard fetches at once "
-            f"({max_km2:,.0f} km²). Use the command line: python -m review detect "
-            f"--bbox={bbox} --start {start} --end {end}")
+            f"({max_km2:,.0f} km²): draw a smaller area, or run this area from the command line "
+            "(the details give the command)",
+            details=f"python -m review detect --bbox={bbox} --start {start} --end {end}")
     return request
 
 

@@ -6,7 +6,17 @@ and, where there is one, what to do about it.
 
 
 class ReviewError(Exception):
-    """Base of every error the product reports to a user rather than crashing on."""
+    """Base of every error the product reports to a user rather than crashing on.
+
+    `details` (optional) holds what a person need not read first (the underlying error),
+    shown apart from the message, e.g. in an expander."""
+
+    details: str | None = None
+
+    def __init__(self, *args, details: str | None = None):
+        super().__init__(*args)
+        if details is not None:
+            self.details = details
 
 
 class ImageryError(ReviewError):
@@ -23,6 +33,15 @@ class ModelError(ReviewError):
 
 class StoreError(ReviewError):
     """The review database refused an operation."""
+
+
+def sentence(text: str) -> str:
+    """A message as one sentence: capital first letter, full stop at the end."""
+    text = " ".join(str(text).split())
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

@@ -92,7 +92,8 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4:
-        raise FetchError(f"the area must be W,S,E,N in degrees, e.g. -56.3,-6.8,-56.2,-6.7 (got {text!r})")
+        raise FetchError(f"the area must be four numbers W,S,E,N in degrees, e.g. -56.3,-6.8,-56.2,-6.7 "
+                         f"(got {text!r})")
     return values  # type: ignore[return-value]
 
 
@@ -131,16 +132,46 @@ def search(source: Source, request: Request) -> list:
                               datetime=f"{request.start}/{request.end}", max_items=source.max_items)
         items = list(found.items())
     except (APIError, requests.RequestException) as exc:
-        raise FetchError(f"the catalogue at {source.url} did not answer properly ({first_line(exc)})") from exc
+        if not _unreachable(exc):
+            raise FetchError(f"the Sentinel-2 catalogue at {source.url} did not answer properly; "
+                             "try again later", details=first_line(exc, 2000)) from exc
+        raise FetchError(f"could not reach the Sentinel-2 catalogue at {source.url}: there is "
+                         "no internet connection, or the network blocks it. Tiles already stored "
+                         "on this machine, uploads and reviewing still work",
+                         details=first_line(exc, 2000)) from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FetchError(f"the catalogue at {source.url} answered something that is not STAC "
-                         f"({first_line(exc)})") from exc
+        raise FetchError(f"the catalogue at {source.url} answered something that is not "
+                         "a STAC catalogue; check the catalogue address setting",
+                         details=first_line(exc, 2000)) from exc
     clear = [i for i in items if (i.properties.get("eo:cloud_cover") or 0) <= source.cloud_limit]
     if not clear:
         more = f" ({len(items)} over the {source.cloud_limit:g}% cloud limit)" if items else ""
         raise NoImagery(f"no {source.collection} scenes over W,S,E,N {','.join(f'{v:.4f}' for v in request.bbox)} between "
                          f"{request.start} and {request.end}{more}")
     return sorted(clear, key=lambda i: (i.properties.get("eo:cloud_cover") or 0, i.id))
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether an error (or one it came from) is a failure to connect at all."""
+    import requests
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (requests.ConnectTimeout, ConnectionRefusedError)):
+            return True
+        text = str(seen)
+        if any(k in text for k in ("Connection refused", "Name or service not known", "No route to host",
+                                   "Failed to establish a new connection",
+                                   "Temporary failure in name resolution")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or url
 
 
 def _signer():
@@ -197,8 +228,8 @@ def _fetch_part(path: Path, href: str, grid, resampling) -> np.ndarray:
     try:
         data = _read_window(href, crs, transform, width, height, resampling)
     except RasterioError as exc:
-        raise FetchError(f"could not read {href} ({first_line(exc)}); run the same request again "
-                         "to resume where it stopped") from exc
+        raise FetchError(f"could not read imagery from {_host(href)}; run the same request again "
+                         "to resume where it stopped", details=f"{href}: {first_line(exc, 2000)}") from exc
     partial = path.with_name(path.name + ".part.npy")
     np.save(partial, data)
     os.replace(partial, path)

@@ -151,7 +151,7 @@ def read_table(path: Path):
     try:
         frame = read_vector(path)
     except ReviewError as exc:
-        raise ImportFailed(str(exc)) from exc
+        raise ImportFailed(str(exc), details=exc.details) from exc
     if frame.crs is None:
         frame = frame.set_crs("EPSG:4326")
     elif not frame.crs.equals("EPSG:4326"):
@@ -169,7 +169,9 @@ def read_vector(path: Path):
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             pyogrio.errors.FieldError, pyogrio.errors.GeometryError, pyogrio.errors.CRSError,
             ValueError, OSError) as exc:
-        raise ReviewError(f"{path.name}: not a readable vector file ({first_line(exc)})") from exc
+        raise ReviewError(f"{path.name} is not a file of detections this tool can read: import "
+                          "GeoJSON, GeoPackage, a zipped shapefile or a lat/lon CSV",
+                          details=first_line(exc, 2000)) from exc
 
 
 def _read_csv(path: Path):
@@ -367,8 +369,17 @@ def import_example(db, url: str, folder: str | Path, download_progress: Progress
                    import_progress: Progress | None = None) -> ImportReport:
     """Download a published detections layer into folder and import it as
     'example: <name>' (a second call imports nothing new)."""
+    from .downloads import DownloadFailed
+
     name = example_name(url)
-    path = download(url, Path(folder) / name, progress=download_progress)
+    try:
+        path = download(url, Path(folder) / name, progress=download_progress)
+    except DownloadFailed as exc:
+        if exc.unreachable:
+            raise ImportFailed(f"{exc}. Without it you can still import a file from this computer "
+                               "and review what is already in the database",
+                               details=exc.details) from exc
+        raise ImportFailed(str(exc), details=exc.details) from exc
     return import_file(db, path, source="example: " + Path(name).stem, progress=import_progress)
 
 

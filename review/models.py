@@ -147,6 +147,10 @@ def _tqdm_progress(label: str) -> tuple[Progress, Callable[[], None]]:
     return update, bar.close
 
 
+class ModelUnavailable(ModelError):
+    """A published model could not be downloaded; a local copy of the file can stand in."""
+
+
 def download(card: ModelCard, destination: Path, progress: Progress | None = None) -> Path:
     """Fetch a checkpoint into the cache, verifying its sha256 before it is kept."""
     from .downloads import DownloadFailed, fetch
@@ -161,7 +165,13 @@ def download(card: ModelCard, destination: Path, progress: Progress | None = Non
     try:
         return fetch(url, destination, sha256=card.sha256, progress=progress)
     except DownloadFailed as exc:
-        raise ModelError(f"model {card.id}: {exc}") from exc
+        if exc.unreachable:
+            raise ModelUnavailable(
+                f"{exc}. If you have {card.filename} on this computer, use that file instead "
+                f"(on the Detect page: 'A file on this machine'), or copy it into "
+                f"{destination.parent} once", details=exc.details) from exc
+        raise ModelUnavailable(f"model {card.id} could not be downloaded: {exc}",
+                               details=exc.details) from exc
     finally:
         if close:
             close()

@@ -195,8 +195,16 @@ def _v11(db: sqlite_utils.Database) -> None:
                "NOT NULL, skipped_at REAL NOT NULL, PRIMARY KEY (reviewer, detection_id))")
 
 
+def _v12(db: sqlite_utils.Database) -> None:
+    # Sources (imports) and detector runs left out of Trends, e.g. test runs. Written with
+    # IF NOT EXISTS so it is harmless whichever position it runs at.
+    db.execute("""CREATE TABLE IF NOT EXISTS trend_hidden (
+        kind TEXT NOT NULL, key TEXT NOT NULL, hidden_at TEXT, hidden_by TEXT,
+        PRIMARY KEY (kind, key))""")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
-                                                              _v9, _v10, _v11]
+                                                              _v9, _v10, _v11, _v12]
 
 
 @contextmanager

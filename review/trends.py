@@ -7,7 +7,10 @@ sample drawn from a stratum, the estimated verified area of the whole stratum.
 
 The area of a detection is its source's mined-area attribute where there is one
 (earthrise's `Mined area (ha)`), else its footprint in an equal-area projection; the
-table says how much of each period's area came from which.
+table says how much of each period's area came from which. Ground is counted once per
+period: overlapping footprints within a source, and ground that several sources cover,
+by the precedence in METHOD; `source_table` gives each source on its own. Sources and
+runs can be hidden from Trends (`set_hidden`), e.g. test runs.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -136,49 +140,189 @@ def assign_regions(frame: pd.DataFrame, regions: list[tuple[str, shapely.Geometr
 # ---------------------------------------------------------------------------- tables
 
 
-def detections_frame(db, sources: list[str] | None = None) -> pd.DataFrame:
-    sql = ("select id, source, status, area_ha, area_source, period_start, period_end, lon, lat, "
-           "properties from detections")
-    params: list = []
+# How overlapping ground is counted (also said under every chart).
+STATUS_PRECEDENCE = ("verified", "unsure", "needs_second_opinion", "disputed", "pending",
+                     "false_positive")
+SAME_SITE_SHARE = 0.5       # an attribute detection at least this much inside counted ground: the same site
+EQUAL_AREA = "EPSG:6933"
+METHOD = ("Each piece of ground is counted once per period. Sources are taken in this order: "
+          "those with their own mined-area attribute (e.g. Mined area (ha)) first, then those "
+          "measured by footprint, each group in the order the sources came in; within a "
+          "source, verified detections first. A detection measured by footprint adds the part "
+          "of its footprint (in an equal-area projection, EPSG:6933) that no earlier detection "
+          "covers; a detection with a mined-area attribute adds that attribute, in proportion "
+          "to the share of its footprint not yet covered, or nothing when at least half of it "
+          "is covered (the same site, given again by another source).")
+SOURCE_METHOD = ("Per source: its detections' mined-area attribute where it has one, else the "
+                 "union of its footprints (overlapping footprints counted once).")
+EXTRA_COLUMNS = ["area_ha_listed"]   # the plain sum of each detection's own area
+
+
+def detections_frame(db, sources: list[str] | None = None, include_hidden: bool = False) -> pd.DataFrame:
+    sql = ("select id, source, run_id, status, area_ha, area_source, period_start, period_end, "
+           "lon, lat, geometry, properties from detections")
+    clauses, params = [], []
     if sources:
-        sql += f" where source in ({', '.join('?' * len(sources))})"
-        params = list(sources)
-    return pd.read_sql_query(sql, db.conn, params=params)
+        clauses.append(f"source in ({', '.join('?' * len(sources))})")
+        params += list(sources)
+    if not include_hidden:
+        hidden = hidden_from_trends(db)
+        if hidden["sources"]:
+            clauses.append(f"source not in ({', '.join('?' * len(hidden['sources']))})")
+            params += sorted(hidden["sources"])
+        if hidden["runs"]:
+            clauses.append(f"coalesce(run_id, -1) not in ({', '.join('?' * len(hidden['runs']))})")
+            params += sorted(hidden["runs"])
+    if clauses:
+        sql += " where " + " and ".join(clauses)
+    return pd.read_sql_query(sql + " order by id", db.conn, params=params)
+
+
+# ---------------------------------------------------------------------------- hidden
+
+
+def hidden_from_trends(db) -> dict[str, set]:
+    """Sources (imports) and detector runs left out of Trends, e.g. test runs."""
+    rows = db.execute("select kind, key from trend_hidden").fetchall() \
+        if db["trend_hidden"].exists() else []
+    return {"sources": {k for kind, k in rows if kind == "source"},
+            "runs": {int(k) for kind, k in rows if kind == "run"}}
+
+
+def set_hidden(db, kind: str, key, hidden: bool, by: str | None = None) -> None:
+    """Leave a source (kind 'source') or a detector run (kind 'run', its id) out of Trends,
+    or bring it back."""
+    from .store import now, transaction
+
+    if kind not in ("source", "run"):
+        raise ReviewError(f"only a source or a run can be hidden from Trends, not a {kind}")
+    with transaction(db):
+        if hidden:
+            db.execute("insert or replace into trend_hidden (kind, key, hidden_at, hidden_by) "
+                       "values (?, ?, ?, ?)", [kind, str(key), now(), by])
+        else:
+            db.execute("delete from trend_hidden where kind = ? and key = ?", [kind, str(key)])
+
+
+def trend_inputs(db) -> pd.DataFrame:
+    """What can be hidden from Trends: each import source and each detector run, with its
+    detections and whether it is hidden now."""
+    hidden = hidden_from_trends(db)
+    rows = []
+    for source, count in db.execute("select source, count(*) from detections where run_id is null "
+                                    "group by source order by min(id)"):
+        rows.append({"kind": "source", "key": source, "label": f"import: {source}",
+                     "detections": count, "hidden": source in hidden["sources"]})
+    for run_id, model, scene, started, count in db.execute(
+            "select r.id, r.model_id, s.name, r.started_at, count(d.id) from runs r "
+            "left join scenes s on s.id = r.scene_id left join detections d on d.run_id = r.id "
+            "group by r.id order by r.id"):
+        rows.append({"kind": "run", "key": str(run_id),
+                     "label": f"run {run_id}: {model} on {scene or 'a tile'} ({(started or '')[:10]})",
+                     "detections": count, "hidden": run_id in hidden["runs"]})
+    return pd.DataFrame(rows, columns=["kind", "key", "label", "detections", "hidden"])
+
+
+# ---------------------------------------------------------------------------- counting
+
+
+def _equal_area(geojson: pd.Series) -> np.ndarray:
+    import pyproj
+
+    geometries = shapely.make_valid(shapely.from_geojson(geojson.to_numpy()))
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", EQUAL_AREA, always_xy=True)
+    return shapely.transform(geometries, lambda xy: np.column_stack(
+        transformer.transform(xy[:, 0], xy[:, 1])))
+
+
+def _has_attribute(frame: pd.DataFrame) -> pd.Series:
+    return (frame["area_source"].fillna("footprint") != "footprint") & frame["area_ha"].notna()
+
+
+def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
+    """Each detection's share of the ground counted once within its `group` (METHOD)."""
+    counted = pd.Series(0.0, index=frame.index)
+    if frame.empty:
+        return counted
+    frame = frame.copy()
+    frame["_attribute"] = _has_attribute(frame)
+    first = frame.groupby("source")["id"].min()
+    with_attribute = frame.groupby("source")["_attribute"].any()
+    frame["_source_rank"] = [(0 if with_attribute[s] else 1, first[s]) for s in frame["source"]]
+    rank = {status: n for n, status in enumerate(STATUS_PRECEDENCE)}
+    frame["_status_rank"] = frame["status"].map(rank).fillna(len(rank))
+    for _, part in frame.groupby(group, sort=False):
+        part = part.sort_values(["_source_rank", "_status_rank", "id"], kind="stable")
+        geometries = _equal_area(part["geometry"])
+        own = shapely.area(geometries)
+        tree = shapely.STRtree(geometries)
+        left, right = tree.query(geometries, predicate="intersects")
+        earlier = right < left
+        neighbours: dict[int, list[int]] = {}
+        for i, j in zip(left[earlier], right[earlier]):
+            neighbours.setdefault(int(i), []).append(int(j))
+        attribute = part["_attribute"].to_numpy()
+        area_ha = part["area_ha"].to_numpy(dtype=float)
+        values = np.empty(len(part))
+        for i in range(len(part)):
+            free = own[i]
+            if i in neighbours and own[i] > 0:
+                covered = shapely.union_all(geometries[neighbours[i]])
+                free = shapely.area(shapely.difference(geometries[i], covered))
+            if attribute[i]:
+                share = free / own[i] if own[i] > 0 else 1.0
+                values[i] = 0.0 if share <= 1 - SAME_SITE_SHARE else area_ha[i] * min(share, 1.0)
+            else:
+                values[i] = free / 10_000
+        counted.loc[part.index] = values
+    return counted
+
+
+def _labelled(db, by: str, sources, include_hidden: bool) -> pd.DataFrame:
+    if by not in ("year", "quarter"):
+        raise ReviewError(f"trends are grouped by year or quarter, not {by!r}")
+    frame = detections_frame(db, sources, include_hidden)
+    if frame.empty:
+        frame["period"] = pd.Series(dtype=object)
+        return frame
+    frame["period"] = [period_label(s, e, by) for s, e in zip(frame["period_start"], frame["period_end"])]
+    return frame[frame["period"].notna()].copy()
 
 
 def trend_table(db, by: str = "year", regions: list | None = None, region_field: str | None = None,
-                sources: list[str] | None = None) -> pd.DataFrame:
-    """One row per period (and region), with the columns in COLUMNS."""
-    if by not in ("year", "quarter"):
-        raise ReviewError(f"periods are grouped by year or quarter, not {by!r}")
-    frame = detections_frame(db, sources)
+                sources: list[str] | None = None, include_hidden: bool = False) -> pd.DataFrame:
+    """One row per period (and region), with the columns in COLUMNS, then EXTRA_COLUMNS.
+
+    Areas count each piece of ground once per period (METHOD); area_ha_listed is the plain
+    sum of the detections' own areas, overlaps and all."""
+    frame = _labelled(db, by, sources, include_hidden)
     group = ["period"]
     if regions is not None or region_field:
         group = ["region", "period"]
     if frame.empty:
-        return pd.DataFrame(columns=group[:-1] + COLUMNS)
-    frame["period"] = [period_label(s, e, by) for s, e in zip(frame["period_start"], frame["period_end"])]
-    frame = frame[frame["period"].notna()].copy()
+        return pd.DataFrame(columns=group[:-1] + COLUMNS + EXTRA_COLUMNS)
     if regions is not None:
         frame["region"] = assign_regions(frame, regions)
     elif region_field:
         frame["region"] = [json.loads(p or "{}").get(region_field) or "unknown" for p in frame["properties"]]
-    frame["area_ha"] = frame["area_ha"].fillna(0.0)
+    frame["listed"] = frame["area_ha"].fillna(0.0)
+    frame["counted"] = counted_areas(frame)
+    frame["_attribute"] = _has_attribute(frame)
     rows = []
     for key, part in frame.groupby(group, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(group, key))
         row["detections"] = len(part)
-        row["area_ha_all"] = part["area_ha"].sum()
+        row["area_ha_all"] = part["counted"].sum()
         for status in STATUS_COLUMNS:
             mine = part[part["status"] == status]
             row[status] = len(mine)
-            row[f"area_ha_{status}"] = mine["area_ha"].sum()
-        from_footprint = part["area_source"] == "footprint"
-        row["area_ha_from_footprint"] = part.loc[from_footprint, "area_ha"].sum()
-        row["area_ha_from_attribute"] = part.loc[~from_footprint, "area_ha"].sum()
+            row[f"area_ha_{status}"] = mine["counted"].sum()
+        row["area_ha_from_footprint"] = part.loc[~part["_attribute"], "counted"].sum()
+        row["area_ha_from_attribute"] = part.loc[part["_attribute"], "counted"].sum()
         row["precision"], row["precision_low"], row["precision_high"] = _precision(
             row["verified"], row["false_positive"])
+        row["area_ha_listed"] = part["listed"].sum()
         rows.append(row)
     table = pd.DataFrame(rows)
     table["area_ha_new"] = table["area_ha_all"]
@@ -187,7 +331,36 @@ def trend_table(db, by: str = "year", regions: list | None = None, region_field:
         table["area_ha_cumulative"] = table.groupby(keys)["area_ha_all"].cumsum()
     else:
         table["area_ha_cumulative"] = table["area_ha_all"].cumsum()
-    return table[keys + COLUMNS]
+    return table[keys + COLUMNS + EXTRA_COLUMNS]
+
+
+SOURCE_COLUMNS = ["period", "source", "detections", "area_ha", "area_ha_listed", "basis"]
+
+
+def source_table(db, by: str = "year", sources: list[str] | None = None,
+                 include_hidden: bool = False) -> pd.DataFrame:
+    """One row per period and source: each source on its own (SOURCE_METHOD), so sources
+    can be compared; basis says how its area was measured."""
+    frame = _labelled(db, by, sources, include_hidden)
+    if frame.empty:
+        return pd.DataFrame(columns=SOURCE_COLUMNS)
+    frame["counted"] = counted_areas(frame.assign(_group=frame["period"] + "\n" + frame["source"]),
+                                     group="_group")
+    frame["_attribute"] = _has_attribute(frame)
+    rows = []
+    for (period, source), part in frame.groupby(["period", "source"], sort=True):
+        attribute = part["_attribute"].any()
+        rows.append({"period": period, "source": source, "detections": len(part),
+                     "area_ha": part["counted"].sum(), "area_ha_listed": part["area_ha"].fillna(0).sum(),
+                     "basis": ("mined-area attribute" if part["_attribute"].all() else
+                               "attribute and footprints" if attribute else "union of footprints")})
+    return pd.DataFrame(rows, columns=SOURCE_COLUMNS)
+
+
+def has_quarters(db, sources: list[str] | None = None, include_hidden: bool = False) -> bool:
+    """Whether any detection's period lies within one quarter (else by quarter = by year)."""
+    frame = _labelled(db, "quarter", sources, include_hidden)
+    return bool(frame["period"].astype(str).str.contains("Q").any()) if len(frame) else False
 
 
 def _precision(verified: int, false_positive: int) -> tuple[float, float, float]:
@@ -230,10 +403,13 @@ def area_basis(table: pd.DataFrame) -> str:
     footprint = table["area_ha_from_footprint"].sum() if len(table) else 0
     if attribute and footprint:
         return (f"{attribute:,.0f} ha from the sources' mined-area attribute, {footprint:,.0f} ha "
-                "from footprints in an equal-area projection")
+                "from footprints in an equal-area projection; ground covered by several "
+                "detections is counted once")
     if attribute:
-        return "areas from the sources' mined-area attribute (e.g. Mined area (ha))"
-    return "areas from detection footprints in an equal-area projection"
+        return ("areas from the sources' mined-area attribute (e.g. Mined area (ha)); a site "
+                "that several sources give is counted once")
+    return ("areas from detection footprints in an equal-area projection; overlapping "
+            "footprints are counted once")
 
 
 # ---------------------------------------------------------------------------- sites

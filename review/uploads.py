@@ -50,6 +50,28 @@ def save_import(content: bytes, name: str) -> Path:
     return _write_once(settings.data_dir() / "imports" / digest(content) / _plain_name(name), content)
 
 
+def discard(db, path: Path) -> bool:
+    """Delete a kept upload that was refused (nothing in the database refers to it): a tile
+    no scene was registered from, a layer no import came from. True if it was deleted."""
+    path = Path(path)
+    root = settings.data_dir()
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False                       # only files this module kept
+    names = [str(path), str(path.resolve())]
+    if db.execute("select 1 from scenes where path in (?, ?)", names).fetchone() or \
+            db.execute("select 1 from imports where path in (?, ?)", names).fetchone():
+        return False
+    path.unlink(missing_ok=True)
+    if path.parent.parent == root / "imports":
+        try:
+            path.parent.rmdir()            # the digest folder, now empty
+        except OSError:
+            pass
+    return True
+
+
 @contextmanager
 def temporary_copy(content: bytes, name: str) -> Iterator[Path]:
     """The bytes as a file of that name in a temporary folder, removed on leaving."""

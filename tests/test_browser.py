@@ -156,6 +156,30 @@ def _press(page, key) -> None:
     page.keyboard.press(key)
     expect(_current_heading(page)).not_to_have_text(
         re.compile(re.escape(before) + r"\b"), timeout=60_000)
+def _dot_centre(page, colour, tolerance=14):
+    """Page coordinates of a pixel of this colour inside the map whose neighbours share it
+    (the middle of a drawn detection), or None."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:        # a loaded machine may be busy drawing: try again on the next round
+        box = page.locator('[data-testid="stDeckGlJsonChart"]').bounding_box(timeout=30_000)
+        shot = page.screenshot(clip=box, timeout=30_000)
+    except PlaywrightTimeout:
+        return None
+    image = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+    match = np.abs(image - colour).max(axis=2) < tolerance
+    core = match[1:-1, 1:-1] & match[:-2, 1:-1] & match[2:, 1:-1] & match[1:-1, :-2] & match[1:-1, 2:]
+    rows, cols = np.nonzero(core[40:-40, 40:-40])        # away from the zoom buttons and edges
+    if len(rows) == 0:
+        return None
+    middle = len(rows) // 2
+    scale = image.shape[1] / box["width"]
+    return box["x"] + (cols[middle] + 41) / scale, box["y"] + (rows[middle] + 41) / scale
 
 
 @needs_fixtures
@@ -274,3 +298,41 @@ def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
     assert len({r[0] for r in rows}) == 10                       # none on the same detection twice
     (override,) = [r for r in rows if r[2]]
     assert override[0] == held and override[1] == "Dee" and "while Ana held it" in override[2]
+def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(streamlit_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    from review.map_layers import STATUS_COLOURS
+
+    url, db_path = streamlit_server
+    db = connect(db_path)
+    added = sum(import_file(db, FIXTURES / "detections" / "earthrise" / f"mining_{year}00_simplified.geojson").added
+                for year in (2023, 2024))
+    with sync_playwright() as playwright:
+        browser, page = local_browser(playwright)        # nothing beyond 127.0.0.1: offline
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.goto(url + "/Map")
+        expect(page.get_by_text(f"{added:,} detections match, every one drawn")).to_be_visible(timeout=120_000)
+        legend = page.get_by_test_id("map-legend")
+        expect(legend).to_contain_text(f"pending ({added:,})", timeout=60_000)
+        # The basemap cannot load: the page says so in plain words, and still draws.
+        expect(page.get_by_text("The basemap (Esri World Imagery) could not be loaded")).to_be_visible(
+            timeout=60_000)
+        deadline = time.time() + 180
+        spot = None
+        while spot is None and time.time() < deadline:
+            spot = _dot_centre(page, STATUS_COLOURS["pending"])
+            time.sleep(0.5)
+        assert spot is not None, "no detection was drawn on the map"
+        page.mouse.move(*spot)
+        tooltip = page.locator(".deck-tooltip")
+        expect(tooltip).to_contain_text(re.compile(r"#\d+ · pending · mining_202[34]00_simplified"),
+                                        timeout=30_000)
+        detection = int(re.search(r"#(\d+)", tooltip.inner_text()).group(1))
+        page.mouse.click(*spot)
+        page.wait_for_url(re.compile(r"/Review"), timeout=120_000)
+        name = page.get_by_label("Your name (recorded with every verdict)")
+        name.fill("Ana")
+        name.press("Enter")
+        expect(page.get_by_role("heading", name="Detection #")).to_contain_text(
+            re.compile(rf"Detection #{detection}\b"), timeout=60_000)
+        browser.close()

@@ -94,7 +94,7 @@ def test_a_half_written_set_is_never_read_and_a_catalogue_down_is_a_reason(tmp_p
     assert chip_cache.lookup(site["id"]) is None
     monkeypatch.setenv("REVIEW_STAC_URL", "http://127.0.0.1:9/")
     assert review_imagery.prepare(db, site) is None
-    assert "did not answer properly" in chip_cache.failure(site["id"], "sentinel-2")["reason"]
+    assert "could not reach the Sentinel-2 catalogue" in chip_cache.failure(site["id"], "sentinel-2")["reason"]
     monkeypatch.setenv("REVIEW_STAC_URL", stac.url)
     assert review_imagery.prepare(db, site) is None          # not due again yet
     prepared = review_imagery.prepare(db, site, retry_seconds=0)
@@ -147,5 +147,5 @@ def test_a_slow_or_garbled_catalogue_is_a_reason_not_a_hang(tmp_path, stac, faul
     assert review_imagery.prepare(db, site, source=Source(url=stac.url, timeout=1)) is None
     assert time.monotonic() - started < 15
     reason = chip_cache.failure(site["id"], "sentinel-2")["reason"]
-    assert ("did not answer properly" if fault == "slow" else "not STAC") in reason
+    assert ("did not answer properly" if fault == "slow" else "not a STAC catalogue") in reason
     assert "It will be tried again later" in review_imagery.unavailable(site["id"])

@@ -246,7 +246,7 @@ def test_the_cli_names_its_flags_where_the_domain_message_does_not(tmp_path, tin
     # What the command line shows: the same, with the flag to use.
     assert main(["detect", "--bbox", "1,2,3", "--start", "2024-01-01", "--end", "2024-02-01",
                  "--model", str(tiny_model_path), "--out", str(tmp_path / "o.geojson")]) == 2
-    assert capsys.readouterr().err.startswith("error: --bbox: the area must be W,S,E,N")
+    assert capsys.readouterr().err.startswith("error: --bbox: the area must be four numbers W,S,E,N")
     for path in (anon, twice):
         assert main(["detect", str(path), "--model", str(tiny_model_path),
                      "--out", str(tmp_path / "o.geojson")]) == 2

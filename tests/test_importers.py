@@ -3,7 +3,7 @@ import json
 import pytest
 import shapely
 
-from review.downloads import DownloadFailed
+from review.errors import ReviewError
 from review.importers import (FieldMap, ImportFailed, example_name, import_example, import_file,
                               period_of)
 
@@ -115,7 +115,7 @@ def test_csv_with_mapped_fields(db, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("", "not a readable"),
+    ("", "not a file of detections this tool can read"),
     ("{\"type\": \"FeatureCollection\", \"features\": []}", "no features"),
     ("{\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\", \"properties\": {}, "
      "\"geometry\": {\"type\": \"Point\", \"coordinates\": [200, 95]}}]}", "out of range"),
@@ -123,7 +123,7 @@ def test_csv_with_mapped_fields(db, tmp_path):
      "\"geometry\": {\"type\": \"LineString\", \"coordinates\": [[0, 0], [1, 1]]}}]}", "LineString"),
     ("{\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\", \"properties\": {}, "
      "\"geometry\": null}]}", "no geometry"),
-    ("not json at all {", "not a readable"),
+    ("not json at all {", "not a file of detections this tool can read"),
 ])
 def test_bad_files_are_refused_and_change_nothing(db, tmp_path, content, message):
     good = tmp_path / "good.geojson"
@@ -193,6 +193,6 @@ def test_the_example_is_downloaded_then_imported_once(db, tmp_path, served):
 
 def test_a_failed_example_download_imports_nothing(db, tmp_path, served):
     _, url = served
-    with pytest.raises(DownloadFailed, match="could not download"):
+    with pytest.raises(ReviewError, match="did not send missing.geojson"):
         import_example(db, url + "missing.geojson", tmp_path / "examples")
     assert db["detections"].count == 0 and not list((tmp_path / "examples").glob("*.geojson"))

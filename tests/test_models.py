@@ -47,7 +47,7 @@ def test_download_with_wrong_checksum_keeps_nothing(tmp_path, file_server, monke
 
 def test_download_failure_is_a_clear_error(tmp_path, file_server, monkeypatch):
     monkeypatch.setenv("REVIEW_MODEL_BASE_URL", file_server(tmp_path))   # file absent: 404
-    with pytest.raises(ModelError, match="model test: could not download"):
+    with pytest.raises(ModelError, match="model test could not be downloaded"):
         models.download(_card("missing.h5", "0" * 64), tmp_path / "c" / "missing.h5",
                         progress=lambda *a: None)
 

@@ -48,6 +48,13 @@ def test_home_page_on_an_empty_database_says_what_to_do(db_path):
                for c in at.caption)
 
 
+def assert_plain(message: str) -> None:
+    """A message for people: plain sentences, no errno, traceback, HTTP library text or CLI flag."""
+    for word in ("Errno", "Traceback", "HTTPSConnectionPool", "--"):
+        assert word not in message, message
+    assert message[0].isupper() and message.rstrip().endswith("."), message
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -70,7 +77,7 @@ def test_home_page_loads_the_published_example_from_its_url(db_path, monkeypatch
     assert not at.exception and not at.error
     assert [m.value for m in at.metric][2] == "1,809"
     assert "1,809 added" in at.success[0].value
-    assert "1,809 detections wait for a verdict" in at.info[0].value
+    assert any("1,809 wait for a verdict" in m.value for m in at.markdown)
 
 
 def test_home_page_reports_a_failed_example_download(db_path, monkeypatch):
@@ -78,7 +85,10 @@ def test_home_page_reports_a_failed_example_download(db_path, monkeypatch):
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     at.button[0].click().run()
     assert not at.exception
-    assert "could not download" in at.error[0].value
+    message = at.error[0].value
+    assert message.startswith("Could not reach 127.0.0.1 to download nothing.geojson")
+    assert "you can still import a file from this computer" in message
+    assert_plain(message)
     assert connect(db_path)["detections"].count == 0
 
 
@@ -283,14 +293,17 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     at.switch_page("app_pages/3_Map.py").run()
     assert not at.exception
-    assert "3 detections match" in at.caption[0].value
+    assert "3 detections match, every one drawn" in at.caption[0].value
     table = at.dataframe[0].value
     assert sorted(table["id"].tolist()) == [1, 2, 3]
     assert dict(zip(table["id"], table["status"]))[2] == "unsure"
     at.selectbox(key="f_status").select("unsure").run()
     assert at.dataframe[0].value["id"].tolist() == [2]
-    at.selectbox(key="open_id").select(2)
-    at.button[0].click().run()
+    at.number_input(key="open_id").set_value(99).run()
+    at.button(key="open_button").click().run()
+    assert "There is no detection #99." in at.error[0].value
+    at.number_input(key="open_id").set_value(2).run()
+    at.button(key="open_button").click().run()
     assert not at.exception
     # AppTest does not follow st.switch_page; the Review page gets what it was handed.
     assert at.session_state["open_detection"] == 2
@@ -301,13 +314,13 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
     assert review.subheader[0].value.startswith("Detection #2")
 
 
-def test_map_popups_escape_what_reviewers_typed():
-    from review.ui.map import popup_html
+def test_map_tooltips_carry_what_reviewers_typed_as_text():
+    from review.map_layers import tooltip_text
 
-    html = popup_html({"id": 7, "source": "s<b>", "status": "unsure", "score": 0.5},
-                      ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
-    assert "<script>" not in html and "<img" not in html
-    assert "&lt;script&gt;x&lt;/script&gt;" in html and "s&lt;b&gt;" in html
+    text = tooltip_text("s<b>", "unsure", 0.5, "2023-01-01",
+                        ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
+    # Shown by deck.gl as text (its tooltip's "text"), never parsed as HTML.
+    assert text == "unsure · s<b> · score 0.50 · 2023 · last: unsure by <img src=x onerror=alert(1)> (<script>x</script>)"
 
 
 TRENDS, EXPORT = str(REPO / "app_pages" / "4_Trends.py"), str(REPO / "app_pages" / "5_Export.py")
@@ -323,7 +336,9 @@ def test_trends_page_shows_the_published_yearly_totals(db_path):
     table = at.dataframe[0].value
     assert dict(zip(table["period"], table["area_ha_all"].round(1))) == {str(y): a for y, a in WEBSITE_LAYER_HA.items()}
     assert "mined-area attribute" in at.caption[0].value
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 3              # area by status, per source, cumulative
+    # Nothing reviewed: the precision chart says why instead of drawing empty axes.
+    assert any("No precision yet" in i.value for i in at.info)
     assert at.get("download_button")
 
 
@@ -331,7 +346,8 @@ def test_trends_page_on_an_empty_database_and_a_bad_region_file(db_path, tmp_pat
     at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "No detections with a period yet" in at.info[0].value
-    assert len(at.get("plotly_chart")) == 3              # empty charts, not a crash
+    assert not at.get("plotly_chart")                    # no empty axes: each chart says why
+    assert sum("nothing to chart yet" in i.value for i in at.info) == 3
     import_file(connect(db_path), _detections_file(tmp_path))
     points = json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [0, 0]}}]})

@@ -215,7 +215,9 @@ def test_detect_page_fetches_an_area_and_refuses_a_huge_one(tmp_path, monkeypatc
         at.date_input(key="area_start").set_value(__import__("datetime").date(2021, 1, 1))
         at.date_input(key="area_end").set_value(__import__("datetime").date(2021, 12, 31))
         at.button[0].click().run()
-        assert "Use the command line" in at.error[0].value
+        assert "run this area from the command line" in at.error[0].value
+        assert "--" not in at.error[0].value                 # the command is in the details
+        assert [x for x in at.expander if x.label == "Details"]
         at.text_input(key="area_bbox").input(f"{w},{s},{e},{n}")
         at.button[0].click().run()
     finally:
@@ -223,6 +225,8 @@ def test_detect_page_fetches_an_area_and_refuses_a_huge_one(tmp_path, monkeypatc
     assert not at.exception and not at.error, [x.value for x in at.error]
     assert "scored by 44px_v2.6_rgb_ir" in at.success[0].value
     assert any("trained on Sentinel-2 L1C" in x.value for x in at.warning)
+    # The fetched 50 px tile holds no whole 44 px patch on the grid: the page says why.
+    assert any("so no 44-pixel patch of model 44px_v2.6_rgb_ir fits" in x.value for x in at.warning)
     (run,) = list(connect(db_path)["runs"].rows)
     assert "L2A" in run["notes"]
 

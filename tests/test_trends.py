@@ -3,15 +3,17 @@ import math
 
 import pytest
 import shapely
+import shapely.affinity
 
 from review import verdicts
 from review.cli import main
 from review.errors import ReviewError
 from review.importers import import_file
-from review.trends import (period_label, precision_by_period, read_regions, totals_by_period,
+from review.trends import (has_quarters, period_label, precision_by_period, read_regions,
+                           set_hidden, source_table, totals_by_period, trend_inputs,
                            trend_table, wilson_interval)
 
-from .conftest import FIXTURES, WEBSITE_LAYER_HA, import_squares, needs_fixtures
+from .conftest import FIXTURES, WEBSITE_LAYER_HA, add_detections, import_squares, needs_fixtures
 
 
 def test_wilson_interval_matches_hand_computation():
@@ -135,3 +137,113 @@ def test_cumulative_areas_run_over_periods(db):
         assert totals["period"].tolist() == ["2021", "2022"]
         assert totals["area_ha_cumulative"].tolist() == pytest.approx([10.0, 30.0])
         assert totals["area_ha_verified_cumulative"].tolist() == pytest.approx([10.0, 10.0])
+
+
+# ------------------------------------------------------------- ground counted once
+
+EARTHRISE = FIXTURES / "detections" / "earthrise"
+WEBSITE_2023 = EARTHRISE / "mining_202300_simplified.geojson"
+DIFF_2023 = EARTHRISE / "amazon_basin_48px_v3.2-3.7ensemble_dissolved-0.6_2023diff.geojson"
+RAW_2023 = EARTHRISE / "amazon_1_48px_v3.7_0.50_2023-01-01_2023-12-31.geojson"
+
+
+def _area_2023(db, capsys) -> float:
+    """2023's area_ha_all as `python -m review trends --by year` prints it."""
+    db_path = db.conn.execute("pragma database_list").fetchone()[2]
+    assert main(["trends", "--by", "year", "--db", db_path]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = lines[0].split(",")
+    (row,) = [dict(zip(header, l.split(","))) for l in lines[1:] if l.startswith("2023,")]
+    return float(row["area_ha_all"])
+
+
+@needs_fixtures
+def test_the_same_sites_from_two_sources_are_counted_once(db, capsys):
+    # The website layer and the 2023 diff file give the same 5,573 sites, 25,806.4 ha each.
+    import_file(db, WEBSITE_2023)
+    import_file(db, DIFF_2023)
+    assert round(_area_2023(db, capsys), 1) == 25806.4
+    (row,) = trend_table(db).to_dict("records")
+    assert row["area_ha_listed"] == pytest.approx(51612.8, abs=0.1)   # what a plain sum gives
+    per_source = source_table(db)
+    assert sorted(per_source["area_ha"].round(1)) == [25806.4, 25806.4]
+    assert set(per_source["basis"]) == {"mined-area attribute"}
+
+
+@needs_fixtures
+def test_overlapping_patches_of_a_raw_file_count_their_union(db, capsys):
+    import_file(db, RAW_2023)
+    assert _area_2023(db, capsys) == pytest.approx(33607.7, rel=0.005)
+    (row,) = trend_table(db).to_dict("records")
+    assert row["area_ha_listed"] == pytest.approx(48902.4, abs=0.1)
+    assert row["area_ha_from_footprint"] == pytest.approx(row["area_ha_all"])
+
+
+@needs_fixtures
+def test_a_website_layer_and_a_raw_file_together_count_shared_ground_once(db, capsys):
+    import_file(db, WEBSITE_2023)
+    import_file(db, RAW_2023)
+    total = _area_2023(db, capsys)
+    assert 33607.7 < total < 59414.1
+    (row,) = trend_table(db).to_dict("records")
+    # The website layer's own attribute first; the raw file adds only ground outside it.
+    assert row["area_ha_from_attribute"] == pytest.approx(25806.4, abs=0.05)
+    assert 0 < row["area_ha_from_footprint"] < 33607.7
+    series = dict(zip(source_table(db)["source"], source_table(db)["area_ha"]))
+    assert series[WEBSITE_2023.stem] == pytest.approx(25806.4, abs=0.05)
+    assert series[RAW_2023.stem] == pytest.approx(33607.7, rel=0.005)
+
+
+def test_overlapping_footprints_count_once_and_verified_ground_comes_first(db, tmp_path):
+    # Two 1 km squares overlapping by half, one verified: 1.5 km² in all, the shared half
+    # counted as verified.
+    square = shapely.box(-60.0, -5.0, -59.99, -4.99)
+    shifted = shapely.affinity.translate(square, xoff=0.005)
+    path = tmp_path / "two.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"date": "2023-05-01"}, "geometry": json.loads(shapely.to_geojson(g))}
+        for g in (square, shifted)]}))
+    import_file(db, path)
+    verdicts.record(db, 2, "ana", "verified")
+    (row,) = trend_table(db).to_dict("records")
+    one = row["area_ha_listed"] / 2
+    assert row["area_ha_all"] == pytest.approx(1.5 * one, rel=0.01)
+    assert row["area_ha_verified"] == pytest.approx(one, rel=0.01)
+    assert row["area_ha_pending"] == pytest.approx(0.5 * one, rel=0.01)
+
+
+def test_quarterly_periods_give_quarters_where_the_year_view_gives_years(db, tmp_path):
+    # A website-style layer with `year` as YYYYQQ: 202501 and 202503 are quarters of 2025.
+    features = [{"type": "Feature", "properties": {"year": year, "Mined area (ha)": area},
+                 "geometry": json.loads(shapely.to_geojson(shapely.box(-60 + n, -5, -59.99 + n, -4.99)))}
+                for n, (year, area) in enumerate([(202501, 2.0), (202501, 3.0), (202503, 4.0), (202400, 7.0)])]
+    path = tmp_path / "quarterly.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    import_file(db, path)
+    by_quarter = trend_table(db, by="quarter")
+    assert dict(zip(by_quarter["period"], by_quarter["area_ha_all"])) == {
+        "2024": 7.0, "2025Q1": 5.0, "2025Q3": 4.0}
+    by_year = trend_table(db, by="year")
+    assert dict(zip(by_year["period"], by_year["area_ha_all"])) == {"2024": 7.0, "2025": 9.0}
+    assert has_quarters(db)
+
+
+def test_yearly_periods_only_have_no_quarters(db, tmp_path):
+    import_squares(db, tmp_path)
+    db.execute("update detections set period_start = '2023-01-01', period_end = '2023-12-31'")
+    assert not has_quarters(db)
+
+
+def test_a_hidden_source_or_run_leaves_trends_and_comes_back(db, tmp_path):
+    import_squares(db, tmp_path)
+    add_detections(db, 2, source="run:tiny", period_start="2017-01-01", period_end="2017-12-31")
+    assert list(trend_table(db)["period"]) == ["2017", "2023"]
+    set_hidden(db, "source", "run:tiny", True, by="ana")
+    assert list(trend_table(db)["period"]) == ["2023"]
+    assert list(trend_table(db, include_hidden=True)["period"]) == ["2017", "2023"]
+    inputs = trend_inputs(db)
+    assert inputs.loc[inputs["key"] == "run:tiny", "hidden"].item()
+    set_hidden(db, "source", "run:tiny", False)
+    assert list(trend_table(db)["period"]) == ["2017", "2023"]
+    with pytest.raises(ReviewError, match="only a source or a run"):
+        set_hidden(db, "scene", "1", True)

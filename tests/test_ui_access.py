@@ -76,7 +76,7 @@ def test_a_reviewer_reviews_but_sees_no_editor_actions(accounts):
     assert "Detect is for editors" in detect.warning[0].value
     assert not [b for b in detect.button if b.label == "Run detector"]
     home = _signed_in("home", "ana")
-    assert not [e for e in home.expander if "Import" in e.label]
+    assert not [h for h in home.subheader if "Import" in h.value]
     export = _signed_in("export", "ana")
     assert not [b for b in export.button if b.label == "Prepare the file"]
     assert [b for b in export.button if b.label == "Make the evidence picture"]
@@ -86,7 +86,7 @@ def test_a_reviewer_reviews_but_sees_no_editor_actions(accounts):
 
 def test_an_editor_gets_the_editor_actions(accounts):
     assert [b for b in _signed_in("detect", "eda").button if b.label == "Run detector"]
-    assert [e for e in _signed_in("home", "eda").expander if "Import" in e.label]
+    assert [h for h in _signed_in("home", "eda").subheader if "Import" in h.value]
     export = _signed_in("export", "eda")
     export.selectbox(key="f_status").select("all").run()
     export.button(key="x_prepare").click().run()

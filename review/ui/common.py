@@ -16,7 +16,7 @@ import streamlit as st
 from .. import areas, queue, sampling, settings, store, uploads, users
 from ..errors import ReviewError
 from ..models import LoadedModel, cached_model, device_description
-from ..progress import Progress, fraction, silent
+from ..progress import Progress, fraction
 from ..verdicts import STATUSES
 
 _CONNECTION = "_review_db"
@@ -228,9 +228,32 @@ def device() -> str:
 
 
 def model(spec: str) -> LoadedModel:
-    """The model, loaded once per process (shared with every session, as on a Dask worker)."""
-    with st.spinner("Loading model…"):
-        return cached_model(spec, progress=silent)
+    """The model, loaded once per process (shared with every session, as on a Dask worker);
+    a first download shows its progress."""
+    bar = st.empty()
+
+    def downloading(done: int, total: int | None, what: str) -> None:
+        size = f" of {total / 1e6:,.1f} MB" if total else ""
+        bar.progress(fraction(done, total), text=f"Downloading {what} (first use only): "
+                                                 f"{done / 1e6:,.1f}{size}")
+
+    try:
+        with st.spinner("Loading model…"):
+            return cached_model(spec, progress=downloading)
+    finally:
+        bar.empty()
+
+
+def show_error(exc: BaseException, prefix: str = "") -> None:
+    """A domain error as one plain sentence, with the underlying details (if any) in an
+    expander below it."""
+    from ..errors import sentence
+
+    st.error(sentence(prefix + str(exc)))
+    details = getattr(exc, "details", None)
+    if details:
+        with st.expander("Details"):
+            st.code(details, language=None, wrap_lines=True)
 
 
 def holder() -> str:

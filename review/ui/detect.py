@@ -10,13 +10,13 @@ import streamlit as st
 from folium.plugins import Draw
 from streamlit_folium import st_folium
 
-from .. import areas, review_imagery, settings, store, uploads
+from .. import areas, preflight, review_imagery, settings, store, uploads
 from ..candidates import to_lonlat_geojson
 from ..detect import check_compatible
-from ..errors import ReviewError
+from ..errors import ReviewError, sentence
 from ..fetch import Source, composite
 from ..imagery import open_tile
-from ..models import CARDS, DEFAULT_MODEL
+from ..models import CARDS, DEFAULT_MODEL, ModelUnavailable
 from ..runs import product_mismatch, run_detection, store_result
 from . import common
 
@@ -39,21 +39,28 @@ def page() -> None:
         "Optional: an earlier tile of the same place, shown as the 'before' view in Review",
         type=["tif", "tiff"], key="before_upload")
     ids = list(CARDS)
-    model_id = st.selectbox("Model", ids + ["A file on this machine"], index=ids.index(DEFAULT_MODEL),
+    st.session_state.setdefault("model_choice", DEFAULT_MODEL)
+    model_id = st.selectbox("Model", ids + [LOCAL_FILE], key="model_choice",
                             format_func=lambda i: f"{i}: {CARDS[i].description}" if i in CARDS else i)
     model_spec = model_id
+    card = CARDS.get(model_id)
     if model_id not in CARDS:
-        model_spec = st.text_input("Path of a .h5 or .keras model (with a JSON card beside it)",
-                                   key="model_path")
+        model_spec = st.text_input("Path of a .h5 or .keras model (a published model's file, or "
+                                   "one with a JSON card beside it)", key="model_path").strip()
+        card = _recognised(model_spec)
+        if card is not None:
+            st.caption(f"Recognised by its checksum as the published model {card.id}: its card's "
+                       f"bands and thresholds are used.")
     with st.expander("Bands, period and thresholds"):
         bands = st.text_input("Band names in file order (only if the file does not name them)",
                               placeholder="B2,B3,B4,B8,-,-", key="bands")
         start = st.text_input("Period start (YYYY-MM-DD, if the file does not say)", key="start")
         end = st.text_input("Period end", key="end")
-        card = CARDS.get(model_id)
-        t_main = st.number_input("Main threshold", 0.0, 1.0, card.t_main if card else 0.5, 0.01)
+        t_main = st.number_input("Main threshold", 0.0, 1.0, card.t_main if card else 0.5, 0.01,
+                                 key=f"t_main_{card.id if card else 'file'}")
         t_iso = st.number_input("Threshold for isolated patches", 0.0, 1.0,
-                                card.t_iso if card else 0.8, 0.01)
+                                card.t_iso if card else 0.8, 0.01,
+                                key=f"t_iso_{card.id if card else 'file'}")
     if not st.button("Run detector", type="primary"):
         return
     try:
@@ -75,7 +82,42 @@ def page() -> None:
         return
     if before_upload is not None and not _store_before(before_upload, bands or None):
         return
-    _run_and_show(source, model_spec, bands or None, (start or None, end or None), t_main, t_iso)
+    stored_ok = _run_and_show(source, model_spec, bands or None, (start or None, end or None),
+                              t_main, t_iso)
+    if upload is not None and not stored_ok:
+        uploads.discard(db, source)          # a refused upload is not kept in data/scenes
+
+
+LOCAL_FILE = "A file on this machine"
+
+
+@st.cache_data(max_entries=16, show_spinner="Checking the model file…")
+def _recognised_card_id(path: str, mtime: float) -> str | None:
+    card = preflight.published_card(path)
+    return card.id if card else None
+
+
+def _recognised(path: str):
+    """The published card of a local model file recognised by its checksum, or None."""
+    from pathlib import Path
+
+    try:
+        stat = Path(path).stat() if path else None
+    except OSError:
+        return None
+    if stat is None:
+        return None
+    card_id = _recognised_card_id(path, stat.st_mtime)
+    return CARDS.get(card_id) if card_id else None
+
+
+def _use_local_file() -> None:
+    st.session_state["model_choice"] = LOCAL_FILE
+
+
+def _model_unavailable(exc: ModelUnavailable) -> None:
+    common.show_error(exc)
+    st.button("Use a model file on this machine", key="use_local_model", on_click=_use_local_file)
 
 
 def _area_picker() -> tuple[str, str, str] | None:
@@ -106,7 +148,7 @@ def _draw_map() -> str | None:
     try:
         return areas.bbox_text(drawing["geometry"])
     except ReviewError as exc:
-        st.error(str(exc))
+        common.show_error(exc)
         return None
 
 
@@ -118,8 +160,11 @@ def _fetch_area(area: tuple[str, str, str], model_spec: str):
         bar = st.progress(0.0, text="Searching the catalogue…")
         return composite(Source(), request, progress=common.moves(
             bar, lambda done, total, what: f"Fetched {done} of {total} windows ({what})"))
+    except ModelUnavailable as exc:
+        _model_unavailable(exc)
+        return None
     except ReviewError as exc:
-        st.error(str(exc))
+        common.show_error(exc)
         return None
 
 
@@ -129,27 +174,38 @@ def _store_before(upload, bands: str | None) -> bool:
         tile = review_imagery.add_tile(common.connection(),
                                        uploads.save_scene(upload.getvalue(), upload.name), bands)
     except ReviewError as exc:
-        st.error(f"Before tile: {exc}")
+        common.show_error(exc, prefix="before tile: ")
         return False
     if not tile.period_start:
         st.warning(f"{tile.name} has no period in its tags; Review cannot tell it is the earlier view.")
     return True
 
 
-def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:
+def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> bool:
+    """Run, store and show; False when nothing was stored."""
     try:
         tile = open_tile(source, bands=bands, period=period)
         model = common.model(model_spec)
+        problem = preflight.unnamed_bands(tile, model.card, bands)
+        if problem:
+            st.error(sentence(problem))
+            return False
+        small = preflight.too_small(tile, model.card)
         check_compatible(tile, model.card)
         bar = st.progress(0.0, text="Scoring patches…")
         result = run_detection(tile, model, t_main=t_main, t_iso=t_iso, progress=common.moves(
             bar, lambda done, total, what: f"Scored {done:,} of {total:,} patches"))
         run_id = store_result(common.connection(), result)
+    except ModelUnavailable as exc:
+        _model_unavailable(exc)
+        return False
     except ReviewError as exc:
-        st.error(str(exc))
-        return
+        common.show_error(exc)
+        return False
     bar.progress(1.0, text="Done")
     st.success(f"Run {run_id}: {result.summary()}")
+    if small:
+        st.warning(sentence(small))          # why nothing was scored
     if tile.warped:
         st.info(f"The tile was in {tile.source_crs} and was warped to {tile.crs} at 10 m.")
     mismatch = product_mismatch(tile, model.card)
@@ -157,13 +213,14 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> None:
         st.warning(mismatch[0].upper() + mismatch[1:] + ".")
     if not result.candidates:
         st.info("No candidates above the thresholds.")
-        return
+        return True
     table = pd.DataFrame([{"candidate": n, "score": round(c.score, 3), "max score": round(c.score_max, 3),
                            "patches": c.patches, "area (ha)": round(c.area_ha, 2)}
                           for n, c in enumerate(result.candidates, start=1)])
     st.dataframe(table, hide_index=True)
     _candidate_map([to_lonlat_geojson(c.geometry, tile.crs) for c in result.candidates],
                    tile.lonlat_bounds())
+    return True
 
 
 def _candidate_map(geometries: list[dict], bounds) -> None:

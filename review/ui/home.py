@@ -1,4 +1,4 @@
-"""Home: what is in the review database, what to do next, importing detections."""
+"""Home: what is in the review database, the first steps in order, importing detections."""
 from __future__ import annotations
 
 import streamlit as st
@@ -26,34 +26,42 @@ def page() -> None:
     counts = store.table_counts(db, tuple(METRICS))
     for column, (table, count) in zip(st.columns(len(METRICS)), counts.items()):
         column.metric(METRICS[table], f"{count:,}")
-    st.subheader("What to do next")
-    if not counts["detections"]:
-        st.info("The database is empty. Load a published example to try the review loop, "
-                "import detections with `python -m review import FILE`, or open **Detect** to "
-                "run a detector over a GeoTIFF tile.")
-        st.caption(f"Example: {settings.example_url()}")
-        if common.user(db).can("import") and st.button("Load the example detections", type="primary"):
-            _load_example(db)
-    else:
-        pending = queue.count(db, queue.Filters(status="pending"))
-        if pending:
-            st.info(f"{pending:,} detections wait for a verdict: open **Review**.")
-        else:
-            st.success("Every detection has a verdict.")
+    _steps(db, counts)
+    if counts["detections"]:
         st.subheader("Detections by source and status")
         st.dataframe(queue.status_by_source(db))
     if common.user(db).can("import"):
-        _import_section(db)
+        _import_section(db, empty=not counts["detections"])
     st.caption(f"Second opinions: {SECOND_OPINION[project_settings.get(db, 'second_opinion')]} "
                f"(`python -m review settings set second_opinion off|verified|all`)")
     st.caption(f"Database: {settings.db_path()} · detector device: {common.device()}")
+
+
+def _steps(db, counts: dict[str, int]) -> None:
+    st.subheader("First steps")
+    have = counts["detections"]
+    pending = queue.count(db, queue.Filters(status="pending")) if have else 0
+    done = "✓ " if have else ""
+    st.markdown(
+        f"1. {done}**Get detections**: import a file of detections below (or load the published "
+        "example), or open **Detect** to run a detector over a Sentinel-2 tile.\n"
+        "2. **Review** them one by one: open **Review** and say, for each, whether it is mining."
+        + (f" {pending:,} wait for a verdict." if have and pending else
+           " Every detection has a verdict." if have else "") + "\n"
+        "3. Then look at them on the **Map**, follow the mined area in **Trends**, and **Export** "
+        "what you verified.")
+    if not have:
+        st.info("The database is empty: start with step 1.")
+        if common.user(db).can("import") and st.button("Load the example detections", type="primary"):
+            _load_example(db)
+        st.caption(f"Example: {settings.example_url()}")
 
 
 def _load_example(db) -> None:
     try:
         common.require(db, "import")
     except ReviewError as exc:
-        st.error(str(exc))
+        common.show_error(exc)
         return
     url = settings.example_url()
     name = example_name(url)
@@ -65,41 +73,46 @@ def _load_example(db) -> None:
                                            f"Downloading {name}: {done:,} bytes"),
             import_progress=common.moves(bar, lambda done, total, what: "Importing…"))
     except ReviewError as exc:
-        st.error(str(exc))
+        bar.empty()
+        common.show_error(exc)
         return
     st.session_state["flash"] = report.summary()
     st.rerun()
 
 
-def _import_section(db) -> None:
-    with st.expander("Import detections from a file"):
-        upload = st.file_uploader("GeoJSON, GeoPackage, zipped shapefile or lat/lon CSV",
-                                  type=["geojson", "json", "gpkg", "zip", "csv", "fgb"], key="import_file")
-        source = st.text_input("Source name (default: the file name)", key="import_source")
-        columns = st.columns(3)
-        score = columns[0].text_input("Score field (if not pred/mean/confidence)", key="import_score")
-        period = columns[1].text_input("Date or period field", key="import_period")
-        ident = columns[2].text_input("Id field", key="import_id")
-        if not st.button("Import", key="import_button"):
-            return
-        if upload is None:
-            st.error("Choose a file to import.")
-            return
-        try:
-            common.require(db, "import")
-        except ReviewError as exc:
-            st.error(str(exc))
-            return
-        path = uploads.save_import(upload.getvalue(), upload.name)
-        bar = st.progress(0.0, text="Importing…")
-        try:
-            report = import_file(db, path, source=source or None,
-                                 fields=FieldMap(score=score or None, period=period or None,
-                                                 id=ident or None),
-                                 progress=common.moves(bar, lambda done, total, what:
-                                                       f"Imported {done:,} of {total:,}"))
-        except ReviewError as exc:
-            st.error(str(exc))
-            return
-        st.session_state["flash"] = report.summary()
-        st.rerun()
+def _import_section(db, empty: bool) -> None:
+    # Always drawn, at the same place and with the same keys: the chosen file and the
+    # fields stay between imports.
+    st.subheader("Import detections from a file")
+    upload = st.file_uploader("GeoJSON, GeoPackage, zipped shapefile or lat/lon CSV",
+                              type=["geojson", "json", "gpkg", "zip", "csv", "fgb"], key="import_file")
+    source = st.text_input("Source name (default: the file name)", key="import_source")
+    columns = st.columns(3)
+    score = columns[0].text_input("Score field (if not pred/mean/confidence)", key="import_score")
+    period = columns[1].text_input("Date or period field", key="import_period")
+    ident = columns[2].text_input("Id field", key="import_id")
+    if not st.button("Import", key="import_button", type="secondary" if empty else "primary"):
+        return
+    if upload is None:
+        st.error("Choose a file to import first (the box above).")
+        return
+    try:
+        common.require(db, "import")
+    except ReviewError as exc:
+        common.show_error(exc)
+        return
+    path = uploads.save_import(upload.getvalue(), upload.name)
+    bar = st.progress(0.0, text="Importing…")
+    try:
+        report = import_file(db, path, source=source or None,
+                             fields=FieldMap(score=score or None, period=period or None,
+                                             id=ident or None),
+                             progress=common.moves(bar, lambda done, total, what:
+                                                   f"Imported {done:,} of {total:,}"))
+    except ReviewError as exc:
+        bar.empty()
+        uploads.discard(db, path)            # a refused file is not kept
+        common.show_error(exc)
+        return
+    st.session_state["flash"] = report.summary()
+    st.rerun()

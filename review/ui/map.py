@@ -1,32 +1,47 @@
-"""Map: every detection that matches the filters, coloured by status; open one in Review."""
+"""Map: every detection that matches the filters, coloured by status; a click opens it in Review.
+
+Drawn with deck.gl through `st.pydeck_chart`: deck.gl ships inside Streamlit's own
+frontend, so the map's code is served by the app and the detections show even offline;
+only the basemap tiles come from the internet (a note says when they cannot load).
+"""
 from __future__ import annotations
 
 import html
+import json
 
-import folium
 import pandas as pd
+import pydeck
 import streamlit as st
-from streamlit_folium import st_folium
 
-from .. import queue, verdicts
+from .. import map_layers, queue, settings
+from ..map_layers import STATUS_LABELS, chosen_detection, deck_json, hex_colour, map_data
 from . import common, sites as sites_ui
 
-STATUS_COLOURS = {"pending": "#9e9e9e", "verified": "#d7301f", "false_positive": "#2b83ba",
-                  "unsure": "#fdae61"}
-MAP_LIMIT = 3000
+MAP_HEIGHT = 560
+TABLE_ROWS = 1000
 
 
-def popup_html(row: dict, last_verdict: tuple | None) -> str:
-    """A map popup; everything people typed is escaped."""
-    lines = [f"<b>#{row['id']}</b> {html.escape(row['source'])}",
-             f"status: {html.escape(row['status'])}",
-             "score: " + ("-" if row["score"] is None else f"{row['score']:.3f}")]
-    if last_verdict:
-        reviewer, verdict, note = last_verdict
-        lines.append(f"last: {html.escape(verdict)} by {html.escape(reviewer)}")
-        if note:
-            lines.append(f"note: {html.escape(note)}")
-    return "<br>".join(lines)
+class _PreparedDeck(pydeck.Deck):
+    """A pydeck Deck whose JSON was written by review.map_layers (in bulk, not row by row)."""
+
+    def __init__(self, spec: str, tooltip: dict):
+        super().__init__(layers=[], tooltip=tooltip)
+        self._spec = spec
+
+    def to_json(self) -> str:
+        return self._spec
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _prepared(_db, key: tuple, version: tuple, _filters, map_style: str) -> tuple[str, dict, tuple | None]:
+    data = map_data(_db, _filters)
+    return deck_json(data, map_style, height_px=MAP_HEIGHT), data.counts(), data.bounds
+
+
+def _version(db) -> tuple:
+    """Changes whenever a detection is added or a verdict recorded: the cache key's data part."""
+    return tuple(db.execute("select (select count(*) from detections), (select max(id) from detections), "
+                            "(select max(id) from verdicts)").fetchone())
 
 
 def page() -> None:
@@ -34,29 +49,69 @@ def page() -> None:
     if db is None:
         return
     filters = common.filters_sidebar(db, with_status=True)
-    total = queue.count(db, filters)
-    rows = queue.listing(db, filters, order="score", limit=MAP_LIMIT)
-    st.caption(f"{total:,} detections match" + (f"; the {MAP_LIMIT:,} highest scores are drawn"
-                                                 if total > MAP_LIMIT else ""))
-    if not rows:
-        st.info("No detections match these filters.")
+    style = map_layers.raster_style(settings.basemap_url(), settings.basemap_name())
+    with st.spinner("Preparing the detections…"):
+        spec, counts, bounds = _prepared(db, filters.key(), _version(db), filters, style)
+    total = sum(counts.values())
+    if not total:
+        st.info("No detections match these filters. Import detections on Home, or run a "
+                "detector on the Detect page; clear the filters in the sidebar to see all.")
         return
-    last = verdicts.latest(db)
-    fmap = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    west, south, east, north = queue.extent(rows)
-    fmap.fit_bounds([[south, west], [north, east]])
-    for row in rows:
-        colour = STATUS_COLOURS.get(row["status"], "#000")
-        popup = folium.Popup(popup_html(row, last.get(row["id"])), max_width=300)
-        folium.CircleMarker([row["lat"], row["lon"]], radius=5, color=colour, fill=True,
-                            fill_opacity=0.8, popup=popup, tooltip=f"#{row['id']}").add_to(fmap)
-    st_folium(fmap, height=520, use_container_width=True, returned_objects=[], key="overview_map")
-    st.caption(" · ".join(f"{status}: {colour}" for status, colour in STATUS_COLOURS.items()))
-    table = pd.DataFrame(rows)[["id", "source", "status", "score", "area_ha", "period_start"]]
-    st.dataframe(table, hide_index=True)
-    chosen = st.selectbox("Open a detection in Review", table["id"].tolist(), key="open_id")
-    if st.button("Open in Review", type="primary"):
-        st.session_state["open_detection"] = int(chosen)
-        st.switch_page("app_pages/2_Review.py")
-    if st.button("Open its site", key="open_its_site"):
+    st.caption(f"{total:,} detections match, every one drawn. Hover for details; click one "
+               "to open it in Review.")
+    _legend(counts)
+    event = st.pydeck_chart(_PreparedDeck(spec, {"text": "#{i} · {t}"}), height=MAP_HEIGHT,
+                            on_select="rerun", selection_mode="single-object", key="overview_map")
+    _basemap_note(settings.basemap_url(), settings.basemap_name())
+    chosen = chosen_detection(event)
+    if chosen is not None:
+        _open(chosen)
+    _table(db, filters, total)
+
+
+def _open(detection_id: int) -> None:
+    st.session_state["open_detection"] = int(detection_id)
+    st.switch_page("app_pages/2_Review.py")
+
+
+def _table(db, filters, total: int) -> None:
+    """The matching detections as a table (highest scores first), and opening one by its id:
+    the keyboard's way to what a click on the map does."""
+    rows = queue.listing(db, filters, order="score", limit=TABLE_ROWS)
+    with st.expander(f"Table of the detections ({'the ' + format(TABLE_ROWS, ',') + ' highest scores' if total > TABLE_ROWS else 'all'})"):
+        table = pd.DataFrame(rows)[["id", "source", "status", "score", "area_ha", "period_start"]]
+        st.dataframe(table, hide_index=True)
+    columns = st.columns([1, 3])
+    chosen = columns[0].number_input("Open detection #", min_value=1, step=1, value=None,
+                                     key="open_id")
+    columns[1].write("")
+    if columns[1].button("Open in Review", key="open_button", disabled=chosen is None):
+        if not db.execute("select 1 from detections where id = ?", [int(chosen)]).fetchone():
+            st.error(f"There is no detection #{int(chosen)}.")
+            return
+        _open(int(chosen))
+    if columns[1].button("Open its site", key="open_its_site", disabled=chosen is None):
         sites_ui.open_site_of(db, int(chosen))
+
+
+def _legend(counts: dict[str, int]) -> None:
+    items = "".join(
+        f'<span style="display:inline-flex;align-items:center;margin-right:1.2em">'
+        f'<span style="display:inline-block;width:14px;height:14px;border-radius:3px;'
+        f'background:{hex_colour(status)};margin-right:0.4em;border:1px solid #0003"></span>'
+        f'{html.escape(STATUS_LABELS.get(status, status))} ({count:,})</span>'
+        for status, count in reversed(list(counts.items())))
+    st.html(f'<div data-testid="map-legend" style="font-size:0.9rem">{items}</div>')
+
+
+def _basemap_note(tile_url: str, name: str) -> None:
+    """A note under the map, shown only when the browser cannot load a basemap tile."""
+    probe = tile_url.replace("{z}", "2").replace("{x}", "1").replace("{y}", "2")
+    note = (f"The basemap ({name}) could not be loaded: no internet, or the network blocks it. "
+            "The detections are drawn on a plain background; everything else on this page works.")
+    st.html(f'<div id="basemap-note" role="status" hidden style="padding:0.5em 0.8em;'
+            f'background:#fff4e5;border-radius:0.4em">{html.escape(note)}</div>'
+            f'<script>(function(){{const img=new Image();'
+            f'img.onerror=function(){{const n=document.getElementById("basemap-note");'
+            f'if(n){{n.hidden=false;}}}};img.src={json.dumps(probe)};}})();</script>',
+            unsafe_allow_javascript=True)

@@ -7,8 +7,9 @@ import streamlit as st
 
 from .. import queue, sampling
 from ..errors import ReviewError
-from ..trends import (STATUS_COLUMNS, area_basis, precision_by_period, read_regions,
-                      totals_by_period, trend_table)
+from ..trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, has_quarters,
+                      precision_by_period, read_regions, set_hidden, source_table,
+                      totals_by_period, trend_inputs, trend_table)
 from . import common, sites as sites_ui
 
 COLOURS = {"verified": "#d7301f", "false_positive": "#2b83ba", "unsure": "#fdae61",
@@ -37,35 +38,62 @@ def page() -> None:
         table = trend_table(db, by=by, sources=sources or None).iloc[0:0]
     if table.empty:
         st.info("No detections with a period yet: import or detect some, then review them.")
+    elif by == "quarter" and not has_quarters(db, sources or None):
+        st.info("Every detection here covers a whole year, so the quarter view shows the same "
+                "periods as the year view. Quarters appear for detections whose period lies "
+                "within one quarter (e.g. website layers with year 202503).")
     st.caption(f"Area basis: {area_basis(table)}.")
-    _charts(totals_by_period(table))
+    per_source = source_table(db, by=by, sources=sources or None)
+    _charts(totals_by_period(table), per_source)
     st.subheader("Table")
     st.dataframe(table, hide_index=True)
     st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
                        "text/csv", key="t_csv")
+    if len(per_source):
+        with st.expander("Each source on its own"):
+            st.caption(SOURCE_METHOD)
+            st.dataframe(per_source, hide_index=True)
+    _hidden_section(db)
     _sample_section(db)
     sites_ui.trends_link()
 
 
-def _charts(totals: pd.DataFrame) -> None:
+def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:
     bars = go.Figure()
     for status in STATUS_COLUMNS:
         bars.add_bar(x=totals["period"], y=totals[f"area_ha_{status}"], name=status.replace("_", " "),
                      marker_color=COLOURS[status], customdata=totals[status],
                      hovertemplate="%{x}: %{y:,.1f} ha in %{customdata} detections<extra>%{fullData.name}</extra>")
-    bars.update_layout(barmode="stack", title="Mined area by review status (ha)",
-                       yaxis_title="hectares", xaxis_type="category", height=380)
-    st.plotly_chart(bars, config=CHART_CONFIG, key="chart_area")
+    bars.update_layout(title="Mined area by review status (ha), ground counted once",
+                       barmode="stack", yaxis_title="hectares", xaxis_type="category", height=380)
+    _show(bars, "chart_area", totals.empty, "No detections with a period: nothing to chart yet.")
+    st.caption(METHOD)
     line = go.Figure()
-    line.add_scatter(x=totals["period"], y=totals["area_ha_cumulative"], mode="lines+markers",
-                     name="all detections", hovertemplate="%{x}: %{y:,.1f} ha cumulative<extra></extra>")
+    line.add_scatter(x=totals["period"], y=totals["area_ha_all"], mode="lines+markers",
+                     name="all sources, ground counted once", line={"width": 4, "color": "#333"},
+                     hovertemplate="%{x}: %{y:,.1f} ha, all sources<extra></extra>")
+    for source, part in per_source.groupby("source", sort=True):
+        basis = part["basis"].iloc[0]
+        line.add_scatter(x=part["period"], y=part["area_ha"], mode="lines+markers",
+                         name=f"{source} ({basis})",
+                         hovertemplate=f"%{{x}}: %{{y:,.1f}} ha ({basis})<extra>{source}</extra>")
+    line.update_layout(title="Mined area per period: all sources, and each source on its own (ha)",
+                       yaxis_title="hectares", xaxis_type="category", height=380,
+                       legend={"orientation": "h", "y": -0.2})
+    _show(line, "chart_sources", totals.empty, "No detections with a period: nothing to chart yet.")
+    st.caption("The thick line counts shared ground once (as above); each source's own line: "
+               + SOURCE_METHOD[len("Per source: "):])
+    cumulative = go.Figure()
+    cumulative.add_scatter(x=totals["period"], y=totals["area_ha_cumulative"], mode="lines+markers",
+                           name="all detections",
+                           hovertemplate="%{x}: %{y:,.1f} ha cumulative<extra></extra>")
     if len(totals):
-        line.add_scatter(x=totals["period"], y=totals["area_ha_verified_cumulative"],
-                         mode="lines+markers", name="verified",
-                         hovertemplate="%{x}: %{y:,.1f} ha verified<extra></extra>")
-    line.update_layout(title="Cumulative mined area (ha)", yaxis_title="hectares",
-                       xaxis_type="category", height=340)
-    st.plotly_chart(line, config=CHART_CONFIG, key="chart_cumulative")
+        cumulative.add_scatter(x=totals["period"], y=totals["area_ha_verified_cumulative"],
+                               mode="lines+markers", name="verified",
+                               hovertemplate="%{x}: %{y:,.1f} ha verified<extra></extra>")
+    cumulative.update_layout(title="Cumulative mined area (ha): the sum of the periods above",
+                             yaxis_title="hectares", xaxis_type="category", height=340)
+    _show(cumulative, "chart_cumulative", totals.empty, "No detections with a period: nothing to chart yet.")
     reviewed = precision_by_period(totals)
     precision = go.Figure()
     if len(reviewed):
@@ -76,9 +104,43 @@ def _charts(totals: pd.DataFrame) -> None:
             customdata=list(zip(reviewed["verified"], reviewed["false_positive"])),
             hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} verified, %{customdata[1]} false "
                           "positives)<extra></extra>")
-    precision.update_layout(title="Precision of reviewed detections (95% Wilson interval)",
+    precision.update_layout(title="Precision of reviewed detections: verified / (verified + false "
+                                  "positives), 95% Wilson interval",
                             yaxis_range=[0, 1], xaxis_type="category", height=320)
-    st.plotly_chart(precision, config=CHART_CONFIG, key="chart_precision")
+    _show(precision, "chart_precision", reviewed.empty,
+          "No precision yet: no detection in these periods has been marked verified or false "
+          "positive. Review some on the Review page (unsure ones do not count).")
+
+
+def _show(figure: go.Figure, key: str, empty: bool, why: str) -> None:
+    """A chart, or, when it would be empty axes, the reason it is empty."""
+    if empty:
+        st.info(f"{figure.layout.title.text}: {why}")
+        return
+    st.plotly_chart(figure, config=CHART_CONFIG, key=key)
+
+
+def _hidden_section(db) -> None:
+    inputs = trend_inputs(db)
+    if inputs.empty:
+        return
+    hidden = int(inputs["hidden"].sum())
+    title = "Imports and detector runs in Trends" + (f" ({hidden} hidden)" if hidden else "")
+    with st.expander(title):
+        st.caption("Leave test runs or imports out of Trends (they stay in Review, Map and Export).")
+        can = common.user(db).can("import")
+        for row in inputs.itertuples():
+            key = f"t_show_{row.kind}_{row.key}"
+            shown = st.checkbox(f"{row.label} · {row.detections:,} detections", value=not row.hidden,
+                                key=key, disabled=not can)
+            if can and shown == row.hidden:
+                try:
+                    common.require(db, "import")
+                    set_hidden(db, row.kind, row.key, not shown, by=common.reviewer_name(db) or None)
+                except ReviewError as exc:
+                    st.error(str(exc))
+                    return
+                st.rerun()
 
 
 def _sample_section(db) -> None:
