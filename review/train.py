@@ -468,9 +468,13 @@ def base_for(spec: str | None, bands) -> tuple | None:
     whose first layers are convolutions, or None (the trunk kind is then not trained)."""
     if not spec:
         return None
+    from .errors import ModelError
     from .models import load_model
 
-    loaded = load_model(spec)
+    try:
+        loaded = load_model(spec)
+    except ModelError:
+        return None                  # offline or unknown: the other kinds are still compared
     card = loaded.card
     if card.is_pair or card.scaling != "unit_norm" or not set(card.bands) <= set(bands):
         return None
