@@ -61,12 +61,14 @@ class PairFeatures(keras.layers.Layer):
         return ops.stack(maps, axis=-1)
 
     def _stats(self, m):
-        flat = ops.reshape(m, (ops.shape(m)[0], -1, ops.shape(m)[-1]))
+        # Patch side and map count are static (known from the model's input) even where the
+        # batch size is not (a retraced tf.function): quantile positions are fixed numbers.
+        count = int(m.shape[1]) * int(m.shape[2])
+        flat = ops.reshape(m, (-1, count, int(m.shape[-1])))
         ordered = ops.sort(flat, axis=1)
-        count = ops.shape(flat)[1]
         parts = [ops.mean(flat, axis=1), ops.std(flat, axis=1)]
         for q in self.quantiles:
-            index = int(round(q * (int(count) - 1)))
+            index = int(round(q * (count - 1)))
             parts.append(ordered[:, index, :])
         return parts
 

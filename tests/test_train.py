@@ -251,3 +251,15 @@ def test_models_lists_trained_cards_in_the_models_folder(trained, tmp_path, monk
     cards = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     mine = [c for c in cards if c["id"] == "change"]
     assert mine and mine[0]["input"] == "pair" and mine[0]["training_set"]["size"] == 111
+
+
+def test_any_batch_size_scores_the_same(trained, pairs_db):
+    from review.models import load_model
+    from review.train import training_set
+
+    ts = training_set(connect(pairs_db))
+    model = load_model(str(trained))
+    x = model.card.scale(ts.pairs[:7])
+    whole = model.scores(x)
+    parts = np.concatenate([model.scores(x[:3]), model.scores(x[3:5]), model.scores(x[5:])])
+    np.testing.assert_allclose(whole, parts, atol=1e-5)

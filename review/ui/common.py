@@ -27,7 +27,8 @@ PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
          ("app_pages/2_Review.py", "Review", ":material/fact_check:", "verdict"),
          ("app_pages/3_Map.py", "Map", ":material/map:", None),
          ("app_pages/4_Trends.py", "Trends", ":material/monitoring:", None),
-         ("app_pages/5_Export.py", "Export", ":material/download:", None))
+         ("app_pages/5_Export.py", "Export", ":material/download:", None),
+         ("app_pages/8_Models.py", "Models", ":material/model_training:", None))
 
 
 def navigation(home) -> st.navigation:
