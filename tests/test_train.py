@@ -44,9 +44,10 @@ def trained(pairs_db, tmp_path_factory):
 
 
 def _copy_db(pairs_db, tmp_path):
-    path = tmp_path / "copy.db"
-    shutil.copy(pairs_db, path)
-    return path
+    """A consistent copy (the live database is in WAL mode: copying the file is not enough)."""
+    from review.store import backup
+
+    return backup(connect(pairs_db), tmp_path / "copy.db")
 
 
 def test_pairs_come_in_as_scenes_points_and_verdicts(pairs_db):
@@ -210,7 +211,8 @@ def test_too_few_reviewed_is_refused_and_nothing_written(tmp_path, capsys):
 def test_verdicts_whose_imagery_is_missing_are_named(pairs_db, tmp_path, capsys):
     path = _copy_db(pairs_db, tmp_path)
     db = connect(path)
-    gone = db.execute("select d.id from detections d order by id limit 1").fetchone()[0]
+    gone = db.execute("select id from detections where external_id = ?",
+                      ["sample_id:" + _rows()[0]["sample_id"]]).fetchone()[0]
     scene_ids = [r[0] for r in db.execute(
         "select id from scenes where name like ?",
         [_rows()[0]["sample_id"] + "_t%"])]
