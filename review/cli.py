@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write every scored patch: to RAW.geojson if given, else to --out")
     detect.add_argument("--bands", help="band names in file order, '-' to ignore one "
                                         "(e.g. B2,B3,B4,B8,-,-); overrides the file's names")
+    detect.add_argument("--before", type=Path, metavar="BEFORE.tif",
+                        help="an earlier tile of the same ground, for a model trained on "
+                             "before/after pairs (read on the tile's grid)")
     detect.add_argument("--period", help="acquisition period START/END (ISO dates); "
                                          "overrides the file's tags")
     detect.add_argument("--t-main", type=_fraction, help="main threshold (default: the card's)")
@@ -135,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     queue = sub.add_parser("queue", help="pending detections as JSON lines")
     queue.add_argument("--limit", type=int, default=20)
-    queue.add_argument("--order", default="score", help="score | threshold | newest")
+    queue.add_argument("--order", default="score",
+                       help="score | threshold | newest | uncertain (under the trained model "
+                            "of the latest rescore)")
     queue.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
     queue.add_argument("--min-score", type=float)
     queue.add_argument("--max-score", type=float)
@@ -207,8 +212,49 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_argument("out", type=Path)
     evidence.add_argument("--db", type=Path, help=db_help)
 
-    models = sub.add_parser("models", help="list the published model cards")
+    models = sub.add_parser("models", help="list the published model cards and the models "
+                                           "with cards in the models folder")
     models.add_argument("--json", action="store_true")
+
+    scenes = sub.add_parser("scenes", help="imagery you have, registered as stored scenes for "
+                                           "review, training and rescoring")
+    scenes.add_argument("action", choices=["add", "list", "remove"])
+    scenes.add_argument("target", nargs="?", help="add: the GeoTIFF; remove: the scene id")
+    scenes.add_argument("--period", help="add: the imagery's period START/END (ISO dates); "
+                                         "overrides the file's tags")
+    scenes.add_argument("--bands", help="add: band names in file order, '-' to ignore one")
+    scenes.add_argument("--format", choices=["table", "json"], default="table")
+    scenes.add_argument("--db", type=Path, help=db_help)
+
+    train = sub.add_parser("train", help="train a before/after change classifier on the "
+                                         "reviewed detections")
+    train.add_argument("--out", required=True, type=Path, help="the model to write (.keras); "
+                       "its card is written beside it (.json)")
+    train.add_argument("--base", default="44px_v2.6_rgb_ir",
+                       help="published model whose convolutional trunk is tried as a start "
+                            "(default 44px_v2.6_rgb_ir; 'none' to skip)")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--kinds", default="features,cnn,trunk",
+                       help="kinds of model to train and compare (features, cnn, trunk)")
+    train.add_argument("--epochs", type=int, help="most epochs per model (early stopping decides)")
+    train.add_argument("--precision", type=_fraction, default=0.9,
+                       help="precision the threshold is chosen for, on validation (default 0.9)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--db", type=Path, help=db_help)
+
+    evaluate = sub.add_parser("evaluate", help="ROC AUC, precision and recall of a model on "
+                                               "reviewed detections it did not train on")
+    evaluate.add_argument("--model", required=True, help="model card id or .h5/.keras path")
+    evaluate.add_argument("--format", choices=["text", "json"], default="text")
+    evaluate.add_argument("--seed", type=int, default=1, help="seed of the bootstrap intervals")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.add_argument("--db", type=Path, help=db_help)
+
+    rescore = sub.add_parser("rescore", help="score pending detections with a trained model "
+                                             "(beside the source's score) for the uncertain order")
+    rescore.add_argument("--model", required=True, help="a trained before/after .keras model")
+    rescore.add_argument("--quiet", action="store_true", help="no progress bar")
+    rescore.add_argument("--db", type=Path, help=db_help)
 
     verify_log = sub.add_parser("verify-log", help="check the verdict log's hash chain; names "
                                                    "the first verdict that does not match")
@@ -370,18 +416,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .candidates import stage_geojson
-    from .detect import check_compatible
+    from .detect import check_compatible, check_pair
     from .errors import BandError
     from .imagery import open_tile
     from .models import load_model
     from .runs import product_mismatch, run_detection, store_result
 
+    from .runs import ignored_before
+
     db = _database_first(args.db) if args.db else None
+    before = None
     try:
         if args.tile is not None:
             tile = open_tile(args.tile, bands=args.bands, period=_period(args.period),
                              max_pixels=args.max_pixels)
             model = load_model(args.model)
+            if args.before is not None:
+                before = open_tile(args.before, bands=args.bands, max_pixels=args.max_pixels)
         else:
             from .fetch import ALL_BANDS
 
@@ -389,11 +440,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
             wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
             tile = open_tile(_fetch_tile(args, wanted), max_pixels=args.max_pixels)
         check_compatible(tile, model.card)
+        if model.card.is_pair:
+            check_pair(tile, before, model.card)
     except BandError as exc:
         raise BandError(_band_hint(str(exc), args.bands)) from exc
     mismatch = product_mismatch(tile, model.card)
     if mismatch:
         print(f"warning: {mismatch}", file=sys.stderr)
+    unused = ignored_before(model.card, before)
+    if unused:
+        print(f"warning: {unused}", file=sys.stderr)
     bar = None if args.quiet else tqdm(desc="scoring patches", unit="patch", file=sys.stderr,
                                        leave=False, disable=None)
 
@@ -405,7 +461,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     try:
         result = run_detection(tile, model, t_main=args.t_main, t_iso=args.t_iso,
                                batch_size=args.batch_size, max_nodata_fraction=args.max_nodata,
-                               progress=progress)
+                               progress=progress, before=before)
     finally:
         if bar is not None:
             bar.close()
@@ -858,7 +914,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import CARDS
+    from .models import CARDS, local_cards
 
     cache = settings.model_cache_dir()
     for card in CARDS.values():
@@ -868,6 +924,112 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             print(f"{card.id:24} {card.patch_size}px {len(card.bands):2} bands  "
                   f"{'cached ' if cached else 'not yet'}  {card.description}")
+    for card, path in local_cards(cache):
+        if args.json:
+            print(json.dumps({**card.to_json(), "path": str(path), "cached": True}))
+        else:
+            kind = "pair " if card.is_pair else "local"
+            print(f"{card.id:24} {card.patch_size}px {len(card.bands):2} bands  {kind}    "
+                  f"{card.description or path.name} ({path})")
+    return 0
+
+
+def _bar(label: str, quiet: bool, unit: str = "item"):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit=unit, file=sys.stderr, leave=False,
+               disable=True if quiet else None)
+
+    def progress(done: int, total: int | None, what: str = "") -> None:
+        bar.total = total
+        if what:
+            bar.set_description_str(what, refresh=False)
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def cmd_scenes(args: argparse.Namespace) -> int:
+    from . import scenes
+
+    if args.action == "add":
+        if not args.target:
+            raise ReviewError("scenes add needs the GeoTIFF to add")
+        row = scenes.add(_open_db(args), args.target, period=_period(args.period), bands=args.bands)
+        if args.format == "json":
+            print(json.dumps(row))
+        else:
+            print(f"scene {row['id']}: {row['name']}, {row['period_start']} to {row['period_end']}, "
+                  f"bands {row['bands']}" + ("" if row["added"] else " (already stored)"))
+        return 0
+    if args.action == "remove":
+        try:
+            scene_id = int(args.target or "")
+        except ValueError:
+            raise ReviewError("scenes remove needs the id of a scene (see scenes list)") from None
+        removed = scenes.remove(_open_db(args), scene_id)
+        print(f"scene {removed['id']} ({removed['name']}) removed; its file is kept")
+        return 0
+    for row in scenes.listing(_open_db(args)):
+        if args.format == "json":
+            print(json.dumps(row))
+        else:
+            print(f"{row['id']:5} {row['period_start']} to {row['period_end']}  {row['bands']:24} "
+                  f"{row['path']}" + ("" if row["present"] else "  (file missing)"))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    db = _open_db(args)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    base = None if args.base.lower() == "none" else args.base
+    bar, progress = _bar("training", args.quiet)
+    try:
+        report = train(db, args.out, base=base, seed=args.seed, kinds=kinds, epochs=args.epochs,
+                       precision=args.precision, progress=progress,
+                       database_name=str(args.db or settings.db_path()))
+    finally:
+        bar.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .models import load_model
+
+    db = _open_db(args)
+    model = load_model(args.model)
+    bar, progress = _bar("scoring", args.quiet)
+    try:
+        result = evaluate(db, model, seed=args.seed, progress=progress)
+    finally:
+        bar.close()
+    if args.format == "json":
+        print(json.dumps({"model": result.model_id, **result.metrics,
+                          "left_out_trained": result.left_out_trained,
+                          "without_imagery": len(result.without_imagery)}))
+    else:
+        print(result.summary())
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from .evaluate import rescore
+    from .models import load_model
+
+    db = _open_db(args)
+    model = load_model(args.model)
+    bar, progress = _bar("rescoring", args.quiet)
+    try:
+        counts = rescore(db, model, progress=progress)
+    finally:
+        bar.close()
+    print(f"{counts['scored']} of {counts['pending']} pending detections scored by "
+          f"{counts['model']} ({counts['without_imagery']} have no stored before/after imagery); "
+          "review them with the order 'uncertain'")
     return 0
 
 
@@ -907,7 +1069,8 @@ COMMANDS = {"detect": cmd_detect, "fetch": cmd_fetch, "import": cmd_import, "que
             "evidence": cmd_evidence, "models": cmd_models, "verify-log": cmd_verify_log,
             "backup": cmd_backup, "user": cmd_user, "settings": cmd_settings,
             "agreement": cmd_agreement, "sites": cmd_sites, "serve": cmd_serve,
-            "report": cmd_report}
+            "report": cmd_report, "scenes": cmd_scenes, "train": cmd_train,
+            "evaluate": cmd_evaluate, "rescore": cmd_rescore}
 COMMANDS["prepare-imagery"] = cmd_prepare_imagery
 
 

@@ -16,7 +16,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from rasterio.windows import Window
 
-from .errors import BandError, ImageryError
+from dataclasses import replace
+
+from .errors import BandError, ImageryError, ModelError
 from .imagery import Tile
 from .models import LoadedModel, ModelCard
 from .progress import Progress
@@ -85,10 +87,16 @@ def check_compatible(tile: Tile, card: ModelCard) -> list[int]:
 
 
 def grid_offsets(origin: float, pixel: float, length: int, patch: int, stride: int) -> np.ndarray:
-    """Offsets (pixels) of patch starts along one axis, on the CRS-anchored grid."""
+    """Offsets (pixels) of patch starts along one axis, on the CRS-anchored grid.
+
+    A tile too small for any grid patch but at least one patch long (a chip cut around
+    a site, e.g. a 48-px before/after pair) is scored as one patch at its corner."""
     global_start = int(round(origin / pixel))
     first = (-global_start) % stride
-    return np.arange(first, length - patch + 1, stride, dtype=np.int64)
+    offsets = np.arange(first, length - patch + 1, stride, dtype=np.int64)
+    if not len(offsets) and length >= patch:
+        offsets = np.zeros(1, dtype=np.int64)
+    return offsets
 
 
 def patch_grid(tile: Tile, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +104,72 @@ def patch_grid(tile: Tile, patch: int, stride: int) -> tuple[np.ndarray, np.ndar
     rows = grid_offsets(t.f, t.e, tile.height, patch, stride)
     cols = grid_offsets(t.c, t.a, tile.width, patch, stride)
     return rows, cols
+
+
+def on_grid_of(before: Tile, after: Tile) -> Tile:
+    """The before tile as read on the after tile's grid (warped on the fly, nearest
+    neighbour, so pixel values are kept), so both give the same ground pixel for pixel."""
+    if (before.crs == after.crs and before.transform == after.transform
+            and (before.width, before.height) == (after.width, after.height)):
+        return before
+    return replace(before, crs=after.crs, transform=after.transform, width=after.width,
+                   height=after.height, source_crs=before.source_crs or before.crs)
+
+
+def check_pair(after: Tile, before: Tile | None, card: ModelCard) -> tuple[list[int], list[int] | None]:
+    """Band indexes of the after tile and, for a pair model, of the before tile; refuses a
+    pair model given one tile and a before tile that does not overlap the after tile."""
+    indexes = check_compatible(after, card)
+    if not card.is_pair:
+        return indexes, None
+    if before is None:
+        raise ModelError(f"model {card.id} compares a before and an after image; give the "
+                         f"earlier tile as well as {after.name}")
+    before_indexes = check_compatible(before, card)
+    from rasterio.warp import transform_bounds
+
+    west, south, east, north = transform_bounds(before.crs, after.crs, *before.bounds,
+                                                densify_pts=21)
+    a_west, a_south, a_east, a_north = after.bounds
+    if west >= a_east or east <= a_west or south >= a_north or north <= a_south:
+        raise ImageryError(f"{before.name} does not overlap {after.name}: the before and "
+                           "after tiles must cover the same ground")
+    return indexes, before_indexes
+
+
+class _PairReader:
+    """Reads the before and the after tile on the after tile's grid as one stack: the
+    before bands, then the after bands; a pixel is valid where both are."""
+
+    def __init__(self, before_reader, after_reader, before_indexes, after_indexes):
+        self.before, self.after = before_reader, after_reader
+        self.before_indexes, self.after_indexes = before_indexes, after_indexes
+
+    def read(self, window, indexes=None, out_shape=None):
+        before, before_valid = self.before.read(window, self.before_indexes, out_shape)
+        after, after_valid = self.after.read(window, self.after_indexes, out_shape)
+        return np.concatenate([before, after]), before_valid & after_valid
+
+
+class PairTile:
+    """An after tile and a before tile as one tile of twice the bands (engine view)."""
+
+    def __init__(self, after: Tile, before: Tile, after_indexes, before_indexes):
+        self.after, self.before = after, on_grid_of(before, after)
+        self.after_indexes, self.before_indexes = after_indexes, before_indexes
+
+    def __getattr__(self, name):
+        return getattr(self.after, name)
+
+    def reader(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def both():
+            with self.before.reader() as before, self.after.reader() as after:
+                yield _PairReader(before, after, self.before_indexes, self.after_indexes)
+
+        return both()
 
 
 def default_batch_size(device: str) -> int:
@@ -200,12 +274,17 @@ def _prefetch(generator, depth: int = 2):
 
 def score_tile(tile: Tile, model: LoadedModel, batch_size: int | None = None,
                max_nodata_fraction: float = MAX_NODATA_FRACTION,
-               progress: Progress | None = None) -> PatchScores:
-    """Score every grid patch of a tile with a loaded model."""
+               progress: Progress | None = None, before: Tile | None = None) -> PatchScores:
+    """Score every grid patch of a tile with a loaded model. A pair model also needs the
+    `before` tile, read on this tile's grid; a single-image model ignores it."""
     from .models import device_description
 
     card = model.card
-    indexes = check_compatible(tile, card)
+    indexes, before_indexes = check_pair(tile, before, card)
+    source = tile
+    if before_indexes is not None:
+        source = PairTile(tile, before, indexes, before_indexes)
+        indexes = list(range(1, 2 * len(indexes) + 1))
     device = device_description()
     batch_size = batch_size or default_batch_size(device)
     grid_rows, grid_cols = patch_grid(tile, card.patch_size, card.stride)
@@ -213,7 +292,7 @@ def score_tile(tile: Tile, model: LoadedModel, batch_size: int | None = None,
     started = time.perf_counter()
     out_rows, out_cols, out_scores = [], [], []
     skipped = done = 0
-    batches = _batches(tile, indexes, card, grid_rows, grid_cols, batch_size, max_nodata_fraction)
+    batches = _batches(source, indexes, card, grid_rows, grid_cols, batch_size, max_nodata_fraction)
     for scaled, rows, cols, skipped_here, covered in _prefetch(batches):
         if scaled is not None:
             out_scores.append(model.scores(scaled))

@@ -48,6 +48,9 @@ _UNIT_NORM_STD = dict(zip(DESCARTES_12, (
 
 SCALINGS = ("reflectance", "unit_norm")
 OUTPUTS = ("sigmoid", "softmax1", "mean")
+# single: one image's bands; pair: the before image's bands, then the after image's, as
+# channels of one patch (the before tile read on the after tile's grid).
+INPUTS = ("single", "pair")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,22 @@ class ModelCard:
     product: str = "L1C"  # Sentinel-2 product the model was trained on
     url: str | None = None
     description: str = ""
+    input: str = "single"  # single | pair (INPUTS)
+    # What a trained model's card adds (threshold's precision, training set, metrics,
+    # parent, date); kept as written and shown, never needed to run the model.
+    training: dict | None = dataclasses.field(default=None, compare=False, hash=False)
 
     @property
     def stride(self) -> int:
         return self.patch_size // 2
+
+    @property
+    def is_pair(self) -> bool:
+        return self.input == "pair"
+
+    @property
+    def channels(self) -> int:
+        return len(self.bands) * (2 if self.is_pair else 1)
 
     def download_url(self) -> str | None:
         base = settings.model_base_url()
@@ -77,7 +92,13 @@ class ModelCard:
         return self.url
 
     def scale(self, patches: np.ndarray) -> np.ndarray:
-        """DN patches (N, H, W, bands in card order) -> model input, float32."""
+        """DN patches (N, H, W, bands in card order; for a pair model the before bands then
+        the after bands) -> model input, float32."""
+        if self.is_pair and patches.shape[-1] == 2 * len(self.bands):
+            half = len(self.bands)
+            single = dataclasses.replace(self, input="single")
+            return np.concatenate([single.scale(patches[..., :half]),
+                                   single.scale(patches[..., half:])], axis=-1)
         if self.scaling == "reflectance":
             return np.clip(patches / np.float32(10000), 0, 1).astype(np.float32, copy=False)
         mean = np.array([_UNIT_NORM_MEAN[b] for b in self.bands], dtype=np.float32)
@@ -87,6 +108,9 @@ class ModelCard:
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
         data["bands"] = list(self.bands)
+        training = data.pop("training", None)
+        if training:
+            data.update(training)
         return data
 
 
@@ -212,10 +236,34 @@ def read_card_beside(path: Path) -> ModelCard:
         if candidate.exists():
             return parse_card(candidate, default_id=path.stem, filename=path.name)
     raise ModelError(
-        f"{path.name} is not a published checkpoint this product knows; write a card "
+        f"{path.name} has no model card and is not a published checkpoint this product "
+        f"knows; write a card "
         f"{path.with_suffix('.json').name} beside it, e.g. "
         '{"patch_size": 48, "bands": ["B2","B3","B4","B8"], "scaling": "reflectance", '
         '"output": "sigmoid"}')
+
+
+_CARD_FIELDS = {f.name for f in dataclasses.fields(ModelCard)} - {"training"}
+
+
+def local_cards(folder: Path | None = None) -> list[tuple[ModelCard, Path]]:
+    """Models with a card beside them in a folder (default: the models folder), by name:
+    the ones trained here (`python -m review train`) or put there by hand."""
+    folder = Path(folder or settings.model_cache_dir())
+    found = []
+    for path in sorted(folder.glob("*.keras")) + sorted(folder.glob("*.h5")):
+        if card_for_checksum_name(path.name):
+            continue
+        try:
+            found.append((read_card_beside(path), path))
+        except ModelError:
+            continue
+    return found
+
+
+def card_for_checksum_name(filename: str) -> ModelCard | None:
+    """The published card whose checkpoint has this file name (a cached download)."""
+    return next((c for c in CARDS.values() if c.filename == filename), None)
 
 
 def parse_card(card_path: Path, default_id: str, filename: str) -> ModelCard:
@@ -228,10 +276,14 @@ def parse_card(card_path: Path, default_id: str, filename: str) -> ModelCard:
             scaling=data.get("scaling", "reflectance"), output=data.get("output", "sigmoid"),
             t_raw=float(data.get("t_raw", 0.4)), t_main=float(data.get("t_main", 0.5)),
             t_iso=float(data.get("t_iso", 0.8)), product=data.get("product", "L1C"),
-            url=data.get("url"), description=data.get("description", ""))
+            url=data.get("url"), description=data.get("description", ""),
+            input=str(data.get("input", "single")),
+            training={k: v for k, v in data.items() if k not in _CARD_FIELDS} or None)
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{card_path.name}: not a valid model card ({exc!r}); it needs "
                          "patch_size, bands, and optionally scaling and output") from exc
+    if card.input not in INPUTS:
+        raise ModelError(f"{card_path.name}: input must be one of {', '.join(INPUTS)}")
     if card.scaling not in SCALINGS:
         raise ModelError(f"{card_path.name}: scaling must be one of {', '.join(SCALINGS)}")
     if card.output not in OUTPUTS:
@@ -317,6 +369,8 @@ def load(card: ModelCard, path: Path) -> LoadedModel:
     tensorflow()
     import keras
 
+    from . import pairnet  # noqa: F401  (registers the layers of trained change models)
+
     try:
         model = keras.models.load_model(path, compile=False)
     except ValueError as exc:
@@ -332,11 +386,13 @@ def load(card: ModelCard, path: Path) -> LoadedModel:
 
 def _check_shape(card: ModelCard, path: Path, model) -> None:
     shape = tuple(model.input_shape[1:])
-    expected = (card.patch_size, card.patch_size, len(card.bands))
+    expected = (card.patch_size, card.patch_size, card.channels)
     if shape != expected:
+        what = (f"{len(card.bands)} bands before and after" if card.is_pair
+                else f"{len(card.bands)} bands")
         raise ModelError(
             f"{path.name}: takes input {'x'.join(map(str, shape))} but card {card.id} says "
-            f"{'x'.join(map(str, expected))} ({len(card.bands)} bands)")
+            f"{'x'.join(map(str, expected))} ({what})")
     width = model.output_shape[-1]
     if (card.output == "sigmoid" and width != 1) or (card.output == "softmax1" and width != 2):
         raise ModelError(f"{path.name}: gives {width} outputs per patch, which does not fit "

@@ -25,11 +25,9 @@ def too_small(tile, card: ModelCard) -> str | None:
     rows, cols = patch_grid(tile, card.patch_size, card.stride)
     if len(rows) and len(cols):
         return None
-    need = card.patch_size + card.stride - 1
     return (f"{tile.name} is {tile.width} × {tile.height} pixels, so no {card.patch_size}-pixel "
-            f"patch of model {card.id} fits in it: patches sit on a fixed grid every {card.stride} "
-            f"pixels, and a tile needs about {need} pixels each way to hold one. Use a larger tile "
-            "or fetch a larger area.")
+            f"patch of model {card.id} fits in it: a tile needs at least {card.patch_size} pixels "
+            "each way. Use a larger tile or fetch a larger area.")
 
 
 def published_card(path: str | Path) -> ModelCard | None:

@@ -13,7 +13,7 @@ import shapely
 
 from . import __version__
 from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, to_lonlat_geojson
-from .detect import MAX_NODATA_FRACTION, PatchScores, check_compatible, score_tile
+from .detect import MAX_NODATA_FRACTION, PatchScores, check_pair, score_tile
 from .imagery import Tile
 from .models import LoadedModel, sha256_of
 
@@ -26,6 +26,7 @@ class RunResult:
     t_iso: float
     started_at: str
     finished_at: str
+    before: Tile | None = None        # the earlier tile a pair model compared with
 
     @property
     def total_area_ha(self) -> float:
@@ -47,17 +48,32 @@ class RunResult:
 
 def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
                   t_iso: float | None = None, batch_size: int | None = None,
-                  max_nodata_fraction: float = MAX_NODATA_FRACTION, progress=None) -> RunResult:
+                  max_nodata_fraction: float = MAX_NODATA_FRACTION, progress=None,
+                  before: Tile | None = None) -> RunResult:
+    """Score a tile; a pair model compares it with `before` (an earlier tile of the same
+    ground), which a single-image model ignores (see `ignored_before`)."""
     from .store import now
 
-    check_compatible(tile, model.card)
+    check_pair(tile, before, model.card)
     t_main = model.card.t_main if t_main is None else t_main
     t_iso = model.card.t_iso if t_iso is None else t_iso
     started = now()
     scores = score_tile(tile, model, batch_size=batch_size,
-                        max_nodata_fraction=max_nodata_fraction, progress=progress)
+                        max_nodata_fraction=max_nodata_fraction, progress=progress,
+                        before=before if model.card.is_pair else None)
     found = candidates(scores, t_main=t_main, t_iso=t_iso)
-    return RunResult(scores, found, t_main, t_iso, started, now())
+    result = RunResult(scores, found, t_main, t_iso, started, now())
+    if model.card.is_pair:
+        result.before = before
+    return result
+
+
+def ignored_before(card, before: Tile | None) -> str | None:
+    """What to tell a user who gave a before tile to a model that looks at one image."""
+    if before is not None and not card.is_pair:
+        return (f"model {card.id} looks at one image; the before tile {before.name} "
+                "is not used")
+    return None
 
 
 def product_mismatch(tile: Tile, card) -> str | None:
@@ -110,8 +126,10 @@ def detection_rows(found: list[Candidate], crs, source: str, model_id: str, t_ma
 
 def store_result(db, result: RunResult) -> int:
     """Record the scene, the run and its candidates; returns the run id."""
-    from .store import record_run          # here: detect without --db never loads sqlite-utils
+    from .store import add_scene, record_run   # here: detect without --db never loads sqlite-utils
 
+    if result.before is not None:
+        add_scene(db, scene_record(result.before))   # shown as the before image in Review
     s = result.scores
     tile = s.tile
     scene = scene_record(tile)
@@ -120,7 +138,10 @@ def store_result(db, result: RunResult) -> int:
            "patches": len(s), "candidates": len(result.candidates), "seconds": s.seconds,
            "started_at": result.started_at, "finished_at": result.finished_at,
            "software": f"mining-review {__version__}",
-           "notes": product_mismatch(tile, s.card)}
+           "notes": "; ".join(n for n in (
+               product_mismatch(tile, s.card),
+               f"compared with the earlier tile {result.before.name}" if result.before else None)
+               if n) or None}
     detections = detection_rows(
         result.candidates, tile.crs, source=f"run:{s.card.id}", model_id=s.card.id,
         t_main=result.t_main, period=(tile.period_start, tile.period_end),

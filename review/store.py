@@ -203,8 +203,19 @@ def _v12(db: sqlite_utils.Database) -> None:
         PRIMARY KEY (kind, key))""")
 
 
+def _v13(db: sqlite_utils.Database) -> None:
+    # Scores of trained models (python -m review rescore), beside the source's own score,
+    # which they never overwrite: one row per detection and model checkpoint. IF NOT
+    # EXISTS so it is harmless whichever position it runs at.
+    db.execute("""CREATE TABLE IF NOT EXISTS model_scores (
+        detection_id INTEGER NOT NULL REFERENCES detections(id), model_sha256 TEXT NOT NULL,
+        model_id TEXT NOT NULL, score REAL NOT NULL, threshold REAL, before_scene_id INTEGER,
+        after_scene_id INTEGER, scored_at TEXT NOT NULL, PRIMARY KEY (detection_id, model_sha256))""")
+    db.execute("CREATE INDEX IF NOT EXISTS model_scores_scored ON model_scores(scored_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
-                                                              _v9, _v10, _v11, _v12]
+                                                              _v9, _v10, _v11, _v12, _v13]
 
 
 @contextmanager

@@ -90,10 +90,13 @@ def test_a_tile_without_band_names_points_to_the_band_box(tmp_path, tiny_model):
 @needs_fixtures
 def test_a_tile_smaller_than_a_patch_says_why_nothing_can_be_scored(tmp_path):
     card = CARDS["48px_v3.2"] if "48px_v3.2" in CARDS else next(c for c in CARDS.values() if c.patch_size == 48)
-    tile = open_tile(write_tile(tmp_path / "small.tif", np.full((len(card.bands), 48, 48), 1000, np.uint16),
+    tile = open_tile(write_tile(tmp_path / "small.tif", np.full((len(card.bands), 40, 40), 1000, np.uint16),
                                 names=list(card.bands), origin=(500005.0, 5000005.0)))
     message = preflight.too_small(tile, card)
-    assert message.startswith("small.tif is 48 × 48 pixels, so no 48-pixel patch")
+    assert message.startswith("small.tif is 40 × 40 pixels, so no 48-pixel patch")
+    one_patch = open_tile(write_tile(tmp_path / "chip.tif", np.full((len(card.bands), 48, 48), 1000, np.uint16),
+                                     names=list(card.bands), origin=(500005.0, 5000005.0)))
+    assert preflight.too_small(one_patch, card) is None          # a 48-px chip is one patch
     assert "Use a larger tile or fetch a larger area." in message
     assert_plain(sentence(message))
 

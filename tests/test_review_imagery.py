@@ -225,8 +225,9 @@ def test_detect_page_fetches_an_area_and_refuses_a_huge_one(tmp_path, monkeypatc
     assert not at.exception and not at.error, [x.value for x in at.error]
     assert "scored by 44px_v2.6_rgb_ir" in at.success[0].value
     assert any("trained on Sentinel-2 L1C" in x.value for x in at.warning)
-    # The fetched 50 px tile holds no whole 44 px patch on the grid: the page says why.
-    assert any("so no 44-pixel patch of model 44px_v2.6_rgb_ir fits" in x.value for x in at.warning)
+    # The fetched 50 px tile holds no patch on the CRS grid; it is scored as one patch.
+    assert "1 patches of" in at.success[0].value
+    assert not any("fits in it" in x.value for x in at.warning)
     (run,) = list(connect(db_path)["runs"].rows)
     assert "L2A" in run["notes"]
 

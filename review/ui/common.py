@@ -30,6 +30,7 @@ PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
          ("app_pages/4_Trends.py", "Trends", ":material/monitoring:", None),
          ("app_pages/7_Field_reports.py", "Field reports", ":material/photo_camera:", "report"),
          ("app_pages/5_Export.py", "Export", ":material/download:", None),
+         ("app_pages/8_Models.py", "Models", ":material/model_training:", None),
          ("app_pages/6_Agreement.py", "Agreement", ":material/groups:", None),
          ("app_pages/9_Accounts.py", "Accounts", ":material/group:", "users"))
 

@@ -36,7 +36,8 @@ def page() -> None:
     picked = st.selectbox("…or a stored scene", ["(none)", *stored], key="stored_scene")
     area = _area_picker()
     before_upload = st.file_uploader(
-        "Optional: an earlier tile of the same place, shown as the 'before' view in Review",
+        "Optional: an earlier tile of the same place, shown as the 'before' view in Review "
+        "(and compared with, for a model trained on before/after pairs)",
         type=["tif", "tiff"], key="before_upload")
     ids = list(CARDS)
     st.session_state.setdefault("model_choice", DEFAULT_MODEL)
@@ -80,10 +81,13 @@ def page() -> None:
     if not source:
         st.error("Upload a GeoTIFF, give the path of one, pick a stored scene, or fetch an area.")
         return
-    if before_upload is not None and not _store_before(before_upload, bands or None):
-        return
+    before_path = None
+    if before_upload is not None:
+        before_path = _store_before(before_upload, bands or None)
+        if before_path is None:
+            return
     stored_ok = _run_and_show(source, model_spec, bands or None, (start or None, end or None),
-                              t_main, t_iso)
+                              t_main, t_iso, before_path)
     if upload is not None and not stored_ok:
         uploads.discard(db, source)          # a refused upload is not kept in data/scenes
 
@@ -168,23 +172,27 @@ def _fetch_area(area: tuple[str, str, str], model_spec: str):
         return None
 
 
-def _store_before(upload, bands: str | None) -> bool:
-    """Register the 'before' tile as a scene; its period comes from its tags."""
+def _store_before(upload, bands: str | None):
+    """Register the 'before' tile as a scene (its period comes from its tags); its path,
+    or None when it cannot be used."""
     try:
-        tile = review_imagery.add_tile(common.connection(),
-                                       uploads.save_scene(upload.getvalue(), upload.name), bands)
+        path = uploads.save_scene(upload.getvalue(), upload.name)
+        tile = review_imagery.add_tile(common.connection(), path, bands)
     except ReviewError as exc:
         common.show_error(exc, prefix="before tile: ")
-        return False
+        return None
     if not tile.period_start:
         st.warning(f"{tile.name} has no period in its tags; Review cannot tell it is the earlier view.")
-    return True
+    return path
 
 
-def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> bool:
+def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=None) -> bool:
     """Run, store and show; False when nothing was stored."""
+    from ..runs import ignored_before
+
     try:
         tile = open_tile(source, bands=bands, period=period)
+        before = open_tile(before_path, bands=bands) if before_path else None
         model = common.model(model_spec)
         problem = preflight.unnamed_bands(tile, model.card, bands)
         if problem:
@@ -192,9 +200,12 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso) -> bool:
             return False
         small = preflight.too_small(tile, model.card)
         check_compatible(tile, model.card)
+        note = ignored_before(model.card, before)
+        if note:
+            st.info(note[0].upper() + note[1:] + ".")
         bar = st.progress(0.0, text="Scoring patches…")
         result = run_detection(tile, model, t_main=t_main, t_iso=t_iso, progress=common.moves(
-            bar, lambda done, total, what: f"Scored {done:,} of {total:,} patches"))
+            bar, lambda done, total, what: f"Scored {done:,} of {total:,} patches"), before=before)
         run_id = store_result(common.connection(), result)
     except ModelUnavailable as exc:
         _model_unavailable(exc)

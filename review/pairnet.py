@@ -1,0 +1,183 @@
+"""Keras building blocks of the change classifiers `python -m review train` makes.
+
+Every trained model takes one pair patch: the before image's bands then the after image's
+bands (card order), as reflectance in [0, 1] (the card's `reflectance` scaling), and gives
+one sigmoid score: how likely a mine emerged between the two.
+
+Three kinds are built and compared on validation:
+- `features`: fixed change statistics (per band and per spectral index: mean, spread and
+  quantiles before, after and of the change; texture; fractions of pixels that lost
+  vegetation or turned to bare soil or sediment-laden water) and a small dense head;
+- `cnn`: a small convolutional network on both images stacked as channels;
+- `trunk`: the convolutional trunk of a published model (the 44px rgb_ir model: blue,
+  green, red, near-infrared) applied to each image, with a new head on both.
+
+`PairFeatures` is a Keras layer registered under the package name "review": loading a
+trained model needs this module imported, which `review.models.load` does.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+EPS = 1e-6
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+# Spectral indices, when the bands are there: (name, needed bands).
+INDICES = (("ndvi", ("B8", "B4")), ("ndwi", ("B3", "B8")), ("mndwi", ("B3", "B11")),
+           ("bsi", ("B11", "B4", "B8", "B2")), ("nbr", ("B8", "B12")), ("swir_nir", ("B11", "B8")))
+
+
+@keras.saving.register_keras_serializable(package="review")
+class PairFeatures(keras.layers.Layer):
+    """(N, P, P, 2 x bands) reflectance -> (N, features) change statistics."""
+
+    def __init__(self, bands, quantiles=QUANTILES, **kwargs):
+        super().__init__(**kwargs)
+        self.bands = [str(b) for b in bands]
+        self.quantiles = [float(q) for q in quantiles]
+        self.indices = [name for name, needed in INDICES if set(needed) <= set(self.bands)]
+
+    def get_config(self):
+        return {**super().get_config(), "bands": self.bands, "quantiles": self.quantiles}
+
+    def _maps(self, x):
+        band = {name: x[..., i] for i, name in enumerate(self.bands)}
+        maps = [x[..., i] for i in range(len(self.bands))]
+
+        def ratio(a, b):
+            return (a - b) / (a + b + EPS)
+
+        formulas = {
+            "ndvi": lambda: ratio(band["B8"], band["B4"]),
+            "ndwi": lambda: ratio(band["B3"], band["B8"]),
+            "mndwi": lambda: ratio(band["B3"], band["B11"]),
+            "bsi": lambda: ratio(band["B11"] + band["B4"], band["B8"] + band["B2"]),
+            "nbr": lambda: ratio(band["B8"], band["B12"]),
+            "swir_nir": lambda: ops.clip(band["B11"] / (band["B8"] + 0.01), 0.0, 10.0),
+        }
+        maps += [formulas[name]() for name in self.indices]
+        maps.append(ops.log(ops.sum(x, axis=-1) + 0.01))      # overall brightness
+        return ops.stack(maps, axis=-1)
+
+    def _stats(self, m):
+        # Patch side and map count are static (known from the model's input) even where the
+        # batch size is not (a retraced tf.function): quantile positions are fixed numbers.
+        count = int(m.shape[1]) * int(m.shape[2])
+        flat = ops.reshape(m, (-1, count, int(m.shape[-1])))
+        ordered = ops.sort(flat, axis=1)
+        parts = [ops.mean(flat, axis=1), ops.std(flat, axis=1)]
+        for q in self.quantiles:
+            index = int(round(q * (count - 1)))
+            parts.append(ordered[:, index, :])
+        return parts
+
+    @staticmethod
+    def _texture(m):
+        dy = ops.mean(ops.abs(m[:, 1:, :, :] - m[:, :-1, :, :]), axis=(1, 2))
+        dx = ops.mean(ops.abs(m[:, :, 1:, :] - m[:, :, :-1, :]), axis=(1, 2))
+        return dy + dx
+
+    def call(self, x):
+        n = len(self.bands)
+        before, after = self._maps(x[..., :n]), self._maps(x[..., n:])
+        change = after - before
+        parts = self._stats(before) + self._stats(after) + self._stats(change)
+        parts += [self._texture(after), self._texture(after) - self._texture(before)]
+        if "ndvi" in self.indices:
+            i = len(self.bands) + self.indices.index("ndvi")
+            ndvi0, ndvi1 = before[..., i], after[..., i]
+            fractions = [ops.cast((ndvi0 > 0.6) & (ndvi1 < 0.4), "float32"),
+                         ops.cast(ndvi1 - ndvi0 < -0.2, "float32")]
+            if "mndwi" in self.indices:
+                j = len(self.bands) + self.indices.index("mndwi")
+                mndwi1 = after[..., j]
+                fractions += [ops.cast(mndwi1 < -0.3, "float32"),
+                              ops.cast((mndwi1 > 0) & (ndvi0 > 0.5), "float32")]
+            parts.append(ops.stack([ops.mean(f, axis=(1, 2)) for f in fractions], axis=-1))
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        maps = len(self.bands) + len(self.indices) + 1
+        width = 3 * maps * (2 + len(self.quantiles)) + 2 * maps
+        if "ndvi" in self.indices:
+            width += 4 if "mndwi" in self.indices else 2
+        return (input_shape[0], width)
+
+
+def feature_head(width: int, features: np.ndarray):
+    """Dense head on standardised change statistics (the standardisation adapted to the
+    training features, stored in the model)."""
+    inputs = keras.Input((width,))
+    norm = keras.layers.Normalization()
+    norm.adapt(features)
+    x = norm(inputs)
+    x = keras.layers.Dropout(0.2)(x)
+    x = keras.layers.Dense(32, activation="relu", name="embedding",
+                           kernel_regularizer=keras.regularizers.l2(1e-2))(x)
+    x = keras.layers.Dropout(0.3)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def features_model(bands, patch: int, head) -> keras.Model:
+    inputs = keras.Input((patch, patch, 2 * len(bands)))
+    x = PairFeatures(bands, name="pair_features")(inputs)
+    x = head(x)
+    return keras.Model(inputs, x, name="change_features")
+
+
+def cnn_model(bands, patch: int) -> keras.Model:
+    inputs = keras.Input((patch, patch, 2 * len(bands)))
+    x = keras.layers.BatchNormalization()(inputs)
+    for filters in (16, 32, 64):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
+    x = keras.layers.Dropout(0.3)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs, name="change_cnn")
+
+
+def trunk_layers(base) -> list:
+    """The convolution and pooling layers at the start of a published Sequential model."""
+    layers = []
+    for layer in base.layers:
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
+            break
+        layers.append(layer)
+    return layers
+
+
+def trunk_model(bands, patch: int, base, base_bands, unit_mean, unit_std) -> keras.Model:
+    """Siamese change classifier on a published model's convolutional trunk.
+
+    A fixed 1x1 convolution picks the base model's bands out of the pair's reflectance and
+    applies the base model's own unit_norm scaling, so the trunk sees what it was trained
+    on; the trunk's weights start as published and are fine-tuned."""
+    n = len(bands)
+    inputs = keras.Input((patch, patch, 2 * n))
+    trunk = keras.Sequential([keras.Input((patch, patch, len(base_bands)))] +
+                             [layer.__class__.from_config(layer.get_config())
+                              for layer in trunk_layers(base)], name="trunk")
+    for new, old in zip(trunk.layers, trunk_layers(base)):
+        new.set_weights(old.get_weights())
+    encoded = []
+    for offset in (0, n):
+        weights = np.zeros((1, 1, 2 * n, len(base_bands)), dtype="float32")
+        bias = np.zeros(len(base_bands), dtype="float32")
+        for k, name in enumerate(base_bands):
+            weights[0, 0, offset + list(bands).index(name), k] = 10000.0 / unit_std[k]
+            bias[k] = -unit_mean[k] / unit_std[k]
+        pick = keras.layers.Conv2D(len(base_bands), 1, trainable=False)
+        picked = pick(inputs)
+        pick.set_weights([weights, bias])
+        encoded.append(keras.layers.GlobalAveragePooling2D()(trunk(picked)))
+    before, after = encoded
+    x = keras.layers.Concatenate(name="embedding")(
+        [before, after, keras.layers.Subtract()([after, before])])
+    x = keras.layers.Dropout(0.3)(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs, name="change_trunk")

@@ -1,0 +1,126 @@
+"""Models: trained change classifiers, how well they do on this database's verdicts
+(ROC and precision-recall curves beside the published model's on the same detections),
+and what they see (an embedding of reviewed and pending detections; a click opens one
+in Review)."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from .. import evaluate
+from ..errors import ReviewError
+from ..models import local_cards
+from . import common
+
+PUBLISHED = "44px_v2.6_rgb_ir"
+COLOURS = {"verified": "#d62728", "false_positive": "#7f7f7f", "unsure": "#ff7f0e",
+           "pending": "#1f77b4"}
+
+
+def page() -> None:
+    db = common.page("Models")
+    if db is None:
+        return
+    cards = local_cards()
+    pair_cards = [(card, path) for card, path in cards if card.is_pair]
+    if not pair_cards:
+        st.info("No trained model in the models folder yet. Train one from the reviewed "
+                "detections with `python -m review train --out data/models/NAME.keras`; "
+                "it is listed here and by `python -m review models`.")
+        return
+    labels = {f"{card.id} ({path.name})": (card, path) for card, path in pair_cards}
+    choice = st.selectbox("Trained model", list(labels), key="m_model")
+    card, path = labels[choice]
+    _card(card)
+    st.subheader("On this database's verdicts")
+    if st.button("Evaluate", type="primary", key="m_evaluate"):
+        _evaluate(db, card, path)
+    st.subheader("What the model sees")
+    st.caption("The model's penultimate layer for reviewed and pending detections, "
+               "projected with UMAP; colour is the status. Click a point to open it in Review.")
+    if st.button("Compute the embedding", key="m_embed"):
+        try:
+            with st.spinner("Cutting chips and projecting…"):
+                st.session_state["m_embedding"] = (str(path), evaluate.embedding(
+                    db, common.model(str(path))))
+        except ReviewError as exc:
+            st.error(str(exc))
+    held = st.session_state.get("m_embedding")
+    if held and held[0] == str(path):
+        _embedding(held[1])
+
+
+def _card(card) -> None:
+    info = card.training or {}
+    validation = info.get("validation") or {}
+    tset = info.get("training_set") or {}
+    cols = st.columns(4)
+    auc = validation.get("roc_auc") or [None, None, None]
+    cols[0].metric("Validation ROC AUC", "n/a" if auc[0] is None else f"{auc[0]:.3f}",
+                   help="95% interval: " + ("n/a" if auc[1] is None else f"{auc[1]:.3f} to {auc[2]:.3f}"))
+    cols[1].metric("Threshold", f"{card.t_main:.3f}",
+                   help=f"chosen on validation for precision {info.get('threshold_precision')}")
+    cols[2].metric("Trained on", f"{tset.get('train', '?')} detections",
+                   help=f"{tset.get('validation', '?')} more for validation, split by site")
+    cols[3].metric("Kind", str(info.get("kind", "?")), help=f"validation AUC of each kind tried: "
+                   f"{info.get('candidates')}; parent model: {info.get('parent') or 'none'}")
+    st.caption(f"{card.description}. Bands {', '.join(card.bands)} before and after, "
+               f"{card.patch_size} px; trained {info.get('date', '?')}; training set sha256 "
+               f"{str(tset.get('sha256', ''))[:12]}…")
+
+
+def _evaluate(db, card, path) -> None:
+    try:
+        with st.spinner("Scoring the reviewed detections…"):
+            mine = evaluate.evaluate(db, common.model(str(path)))
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    st.write(mine.summary())
+    results = [(card.id, mine)]
+    try:
+        published = evaluate.evaluate(db, common.model(PUBLISHED), ids=[int(i) for i in mine.ids],
+                                      exclude_trained=False)
+        st.write(published.summary())
+        results.append((f"{PUBLISHED} (published, after image only)", published))
+    except ReviewError as exc:
+        st.warning(f"The published model could not be compared: {exc}")
+    roc, pr = go.Figure(), go.Figure()
+    for name, result in results:
+        curves = result.curves()
+        auc = result.metrics["roc_auc"][0]
+        roc.add_trace(go.Scatter(x=curves["fpr"], y=curves["tpr"], mode="lines",
+                                 name=f"{name}: AUC {auc:.3f}"))
+        pr.add_trace(go.Scatter(x=curves["recall"], y=curves["precision"], mode="lines", name=name))
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
+                             name="chance", showlegend=False))
+    roc.update_layout(title="ROC", xaxis_title="false-positive rate", yaxis_title="true-positive rate",
+                      legend={"orientation": "h", "y": -0.25}, height=420)
+    pr.update_layout(title="Precision and recall", xaxis_title="recall", yaxis_title="precision",
+                     legend={"orientation": "h", "y": -0.25}, height=420)
+    left, right = st.columns(2)
+    left.plotly_chart(roc, width="stretch", key="m_roc")
+    right.plotly_chart(pr, width="stretch", key="m_pr")
+
+
+def _embedding(result) -> None:
+    figure = go.Figure()
+    for status, colour in COLOURS.items():
+        pick = [i for i, s in enumerate(result.status) if s == status]
+        if not pick:
+            continue
+        figure.add_trace(go.Scatter(
+            x=result.x[pick], y=result.y[pick], mode="markers", name=status.replace("_", " "),
+            marker={"color": colour, "size": 8}, customdata=result.ids[pick],
+            hovertemplate="detection %{customdata}<extra>" + status + "</extra>"))
+    figure.update_layout(height=520, xaxis_title="UMAP 1", yaxis_title="UMAP 2")
+    event = st.plotly_chart(figure, width="stretch", on_select="rerun",
+                            selection_mode="points", key="m_scatter")
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if points:
+        detection = points[0].get("customdata")
+        if isinstance(detection, list):
+            detection = detection[0]
+        if detection is not None:
+            st.session_state["open_detection"] = int(detection)
+            st.switch_page("app_pages/2_Review.py")

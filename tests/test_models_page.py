@@ -1,0 +1,43 @@
+"""The Models page: trained models, their curves beside the published model's, embedding."""
+import shutil
+
+from streamlit.testing.v1 import AppTest
+
+from review.cli import main
+from tests.conftest import MODELS, REPO, needs_fixtures
+
+
+def _page():
+    return AppTest.from_file(str(REPO / "app_pages" / "8_Models.py"), default_timeout=240)
+
+
+def test_without_a_trained_model_it_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("REVIEW_DB", str(tmp_path / "r.db"))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "models"))
+    page = _page().run()
+    assert not page.exception
+    assert "python -m review train" in page.info[0].value
+
+
+@needs_fixtures
+def test_evaluate_shows_curves_and_the_published_comparison(tmp_path, monkeypatch):
+    from bench.train import load_pairs
+
+    db = tmp_path / "r.db"
+    load_pairs(tmp_path, str(db))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(MODELS / "44px_v2.6_rgb_ir_2021-11-11.h5", folder)
+    assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
+                 "features", "--epochs", "10", "--quiet"]) == 0
+    monkeypatch.setenv("REVIEW_DB", str(db))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
+    page = _page().run()
+    assert not page.exception
+    assert page.selectbox(key="m_model").value.startswith("change")
+    page.button(key="m_evaluate").click().run()
+    assert not page.exception and not page.error
+    texts = " ".join(m.value for m in page.markdown)
+    assert "change on" in texts and "44px_v2.6_rgb_ir on" in texts and "ROC AUC" in texts
+    page.button(key="m_embed").click().run()
+    assert not page.exception and not page.error
