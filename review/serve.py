@@ -413,12 +413,17 @@ def serve(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
     the address clients use, for the links in responses (default http://host:port)."""
     from werkzeug.serving import make_server
 
+    import signal
+
     _check_port(host, port)
-    application = app(db_path, host, port, publish_reviewers, url=url)
-    server = make_server(host, port, application, threaded=True)
-    if ready is not None:
-        ready(url or f"http://{host}:{server.server_port}")
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    # Stopped by SIGTERM as by Ctrl-C: the configuration folder is removed either way.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with tempfile.TemporaryDirectory(prefix="review-serve-") as folder:
+        application = app(db_path, host, port, publish_reviewers, workdir=folder, url=url)
+        server = make_server(host, port, application, threaded=True)
+        if ready is not None:
+            ready(url or f"http://{host}:{server.server_port}")
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
