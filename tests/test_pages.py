@@ -3,6 +3,7 @@ import functools
 import http.server
 import json
 import threading
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -44,6 +45,12 @@ def test_home_page_on_an_empty_database_says_what_to_do(db_path):
     assert not at.exception
     assert [m.value for m in at.metric] == ["0", "0", "0", "0"]
     assert "database is empty" in at.info[0].value
+    for _ in range(60):          # the device is checked in the background; the page does not wait
+        if any("detector device: CPU" in c.value or "detector device: GPU" in c.value
+               for c in at.caption):
+            break
+        time.sleep(1)
+        at.run()
     assert any("detector device: CPU" in c.value or "detector device: GPU" in c.value
                for c in at.caption)
 

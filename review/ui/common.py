@@ -6,9 +6,10 @@ from __future__ import annotations
 import html
 import json
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from urllib.parse import quote, unquote
 from typing import Iterator
+from urllib.parse import quote, unquote
 
 import sqlite_utils
 import streamlit as st
@@ -224,8 +225,17 @@ def _sign_in_form(db) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def device() -> str:
-    return device_description()
+def _device_check() -> Future:
+    # Importing TensorFlow takes seconds: pages that only mention the device do not wait.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="device").submit(device_description)
+
+
+def device(wait: bool = True) -> str:
+    """'CPU' or 'GPU (...)'; without `wait`, a plain note while TensorFlow is still loading."""
+    check = _device_check()
+    if wait or check.done():
+        return check.result()
+    return "being checked (TensorFlow is loading)"
 
 
 def model(spec: str) -> LoadedModel:

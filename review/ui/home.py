@@ -34,7 +34,7 @@ def page() -> None:
         _import_section(db, empty=not counts["detections"])
     st.caption(f"Second opinions: {SECOND_OPINION[project_settings.get(db, 'second_opinion')]} "
                f"(`python -m review settings set second_opinion off|verified|all`)")
-    st.caption(f"Database: {settings.db_path()} · detector device: {common.device()}")
+    st.caption(f"Database: {settings.db_path()} · detector device: {common.device(wait=False)}")
 
 
 def _steps(db, counts: dict[str, int]) -> None:
