@@ -281,8 +281,8 @@ def _timeline(db, site_id: int) -> None:
         views = sites.timeline(db, site_id)
     if not any(view.chips for view in views):
         st.info("No stored imagery covers this site yet, so there is no timeline to show. "
-                "Fetch Sentinel-2 before/after for one of its detections on the Review page, "
-                "or store scenes of this place with Detect.")
+                "Store scenes of this place (Detect, or `python -m review scenes add`); the "
+                "timeline is drawn from them.")
         return
     for view in views:
         label, before, after = st.columns([1, 2, 2])
