@@ -13,11 +13,14 @@ from review.store import connect
 
 from .conftest import FIXTURES, local_browser, needs_chromium, needs_fixtures
 
+def _current(page):
+    """Elements of the latest run: while a rerun is on its way Streamlit keeps the previous
+    run's elements on screen, marked stale."""
+    return page.locator('[data-testid="stElementContainer"][data-stale="false"]')
+
+
 def _current_heading(page):
-    """The detection heading of the latest run: while a rerun is on its way Streamlit keeps
-    the previous elements on screen, marked stale."""
-    return page.locator('[data-testid="stElementContainer"][data-stale="false"]').get_by_role(
-        "heading", name="Detection #")
+    return _current(page).get_by_role("heading", name="Detection #")
 
 
 def _wait_until_idle(page) -> None:
@@ -26,7 +29,7 @@ def _wait_until_idle(page) -> None:
 
     expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
         "data-test-script-state", "notRunning", timeout=60_000)
-    expect(page.get_by_role("button", name="Verified")).to_be_enabled()
+    expect(_current(page).get_by_role("button", name="Verified")).to_be_enabled()
 
 
 @needs_fixtures
@@ -214,7 +217,7 @@ def test_verdicts_by_key_are_found_after_a_reload_with_their_imagery(streamlit_s
             assert _heading(page) == f"Detection #{detection_id}"
             expect(page.get_by_text(f"Status: {word}")).to_be_visible()
             expect(page.get_by_text(re.compile(f"last verdict: {word}.*by Ana"))).to_be_visible()
-            expect(page.get_by_role("button", name="Verified")).to_be_disabled()   # changing is explicit
+            expect(_current(page).get_by_role("button", name="Verified")).to_be_disabled()   # changing is explicit
         page.screenshot(path=str(db_path.parent / "after_reload.png"))
         browser.close()
     rows = {r["detection_id"]: r for r in connect(db_path)["verdicts"].rows}
@@ -269,13 +272,13 @@ def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
         dee.goto(f"{url}/Review?detection={held}")
         assert _heading(dee) == f"Detection #{held}"
         expect(dee.get_by_text(re.compile(r"Being reviewed by Ana since \d\d:\d\d"))).to_be_visible()
-        expect(dee.get_by_role("button", name="Verified")).to_be_disabled()
+        expect(_current(dee).get_by_role("button", name="Verified")).to_be_disabled()
         dee.get_by_text("False positive, with its reason").click()
         dee.keyboard.press("v")                                  # a key on a read-only detection
         time.sleep(1)
         assert connect(db_path)["verdicts"].count == 0
-        dee.get_by_role("button", name="Review anyway").click()
-        expect(dee.get_by_role("button", name="Verified")).to_be_enabled()
+        _current(dee).get_by_role("button", name="Review anyway").click()
+        expect(_current(dee).get_by_role("button", name="Verified")).to_be_enabled()
         # Ana, whose page still shows it, presses a key: nothing is recorded, she is told.
         ana.get_by_text("False positive, with its reason").click()
         ana.keyboard.press("v")
@@ -283,7 +286,7 @@ def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
         assert connect(db_path)["verdicts"].count == 0
         _press(dee, "v")
         presses += 1
-        ana.get_by_role("button", name="Skip").click()
+        _current(ana).get_by_role("button", name="Skip").click()
         expect(_current_heading(ana)).not_to_have_text(
             re.compile(re.escape(shown["Ana"]) + r"\b"))
         for _ in range(3):
