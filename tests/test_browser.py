@@ -159,6 +159,8 @@ def _press(page, key) -> None:
     page.keyboard.press(key)
     expect(_current_heading(page)).not_to_have_text(
         re.compile(re.escape(before) + r"\b"), timeout=60_000)
+
+
 def _dot_centre(page, colour, tolerance=14):
     """Page coordinates of a pixel of this colour inside the map whose neighbours share it
     (the middle of a drawn detection), or None."""

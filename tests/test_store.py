@@ -60,6 +60,8 @@ def test_a_writer_waits_for_another_and_a_locked_database_is_a_store_error(tmp_p
     with transaction(second):                      # free again once the first committed
         second["imports"].insert({"source": "b", "path": "b"})
     assert first["imports"].count == 2
+
+
 def test_table_counts(tmp_path):
     db = connect(tmp_path / "r.db")
     assert store.table_counts(db) == {"scenes": 0, "runs": 0, "detections": 0, "verdicts": 0}

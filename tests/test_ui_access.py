@@ -56,6 +56,8 @@ def test_with_accounts_every_page_asks_to_sign_in_first(accounts, page):
 @pytest.mark.parametrize("name, password", [
     ("ana", "wrong password"), ("nobody", "reviewer password"), ("<b>ana</b>", "x"),
     ("ana", ""), ("ana'; delete from users; --", "reviewer password")])
+
+
 def test_a_failed_sign_in_is_one_plain_sentence(accounts, name, password):
     at = AppTest.from_file(PAGE["home"], default_timeout=TIMEOUT).run()
     at.text_input(key="sign_in_name").input(name)
