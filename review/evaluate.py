@@ -42,17 +42,24 @@ def _rows_with_imagery(db, rows: list[dict]) -> tuple[list[tuple[dict, dict, dic
     return usable, missing
 
 
-def score_rows(model, usable: list[tuple[dict, dict, dict]],
-               progress: Progress | None = None) -> np.ndarray:
-    """Scores of a loaded model on the detections' chips (pair models: before and after;
-    single-image models: the after chip)."""
-    card = model.card
+def _chips(card, usable: list[tuple[dict, dict, dict]], progress: Progress | None) -> list:
+    """The model's input chip of each detection: before and after stacked for a pair model,
+    the after chip alone for a single-image model."""
     chips = []
     for n, (row, before, after) in enumerate(usable, start=1):
         pair = cut_pair(before, after, row["lon"], row["lat"], card.bands, card.patch_size)
         chips.append(pair if card.is_pair else pair[..., len(card.bands):])
         if progress:
             progress(n, len(usable), "chips")
+    return chips
+
+
+def score_rows(model, usable: list[tuple[dict, dict, dict]],
+               progress: Progress | None = None) -> np.ndarray:
+    """Scores of a loaded model on the detections' chips (pair models: before and after;
+    single-image models: the after chip)."""
+    card = model.card
+    chips = _chips(card, usable, progress)
     if not chips:
         return np.zeros(0, dtype=np.float32)
     x = card.scale(np.stack(chips))
@@ -198,12 +205,7 @@ def embedding(db, model, limit: int = 2000, seed: int = 1,
         raise EvaluationError(f"only {len(usable)} detections have stored before/after imagery; "
                               "the embedding needs at least 5")
     card = model.card
-    chips = []
-    for n, (row, before, after) in enumerate(usable, start=1):
-        pair = cut_pair(before, after, row["lon"], row["lat"], card.bands, card.patch_size)
-        chips.append(pair if card.is_pair else pair[..., len(card.bands):])
-        if progress:
-            progress(n, len(usable), "chips")
+    chips = _chips(card, usable, progress)
     x = card.scale(np.stack(chips))
     embed = _embedding_model(model.keras_model)
     vectors = np.concatenate([embed(x[i:i + 256]) for i in range(0, len(x), 256)])
