@@ -235,8 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default 44px_v2.6_rgb_ir; 'none' to skip)")
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--kinds", default="features,cnn,trunk",
-                       help="kinds of model to train and compare (features, cnn, trunk)")
-    train.add_argument("--epochs", type=int, help="most epochs per model (early stopping decides)")
+                       help="kinds of model to train and compare (features, cnn, trunk); the "
+                            "first is kept unless another is clearly better on validation")
+    train.add_argument("--epochs", type=int, help="training steps of the features kind "
+                       "(default 300); most epochs of the cnn and trunk kinds (early "
+                       "stopping decides)")
     train.add_argument("--precision", type=_fraction, default=0.9,
                        help="precision the threshold is chosen for, on validation (default 0.9)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

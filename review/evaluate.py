@@ -172,7 +172,9 @@ def _embedding_model(keras_model):
     except ValueError:
         features = head = None
     if features is not None:
-        hidden = keras.Model(head.inputs, head.get_layer("embedding").output)
+        from .pairnet import head_embedding
+
+        hidden = head_embedding(head)
         return lambda x: np.asarray(hidden(features(x)))
     outputs = inner.layers[-2].output
     for layer in inner.layers:

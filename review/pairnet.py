@@ -7,7 +7,8 @@ one sigmoid score: how likely a mine emerged between the two.
 Three kinds are built and compared on validation:
 - `features`: fixed change statistics (per band and per spectral index: mean, spread and
   quantiles before, after and of the change; texture; fractions of pixels that lost
-  vegetation or turned to bare soil or sediment-laden water) and a small dense head;
+  vegetation or turned to bare soil or sediment-laden water) and the mean of a few small
+  dense heads, trained on the whole training set at once for a fixed number of steps;
 - `cnn`: a small convolutional network on both images stacked as channels;
 - `trunk`: the convolutional trunk of a published model (the 44px rgb_ir model: blue,
   green, red, near-infrared) applied to each image, with a new head on both.
@@ -105,19 +106,47 @@ class PairFeatures(keras.layers.Layer):
         return (input_shape[0], width)
 
 
-def feature_head(width: int, features: np.ndarray):
-    """Dense head on standardised change statistics (the standardisation adapted to the
-    training features, stored in the model)."""
+MEMBERS = 5
+HIDDEN = 32
+L2 = 0.017
+
+
+def feature_heads(width: int, features: np.ndarray, members: int = MEMBERS, l2: float = L2):
+    """(training model, head) on standardised change statistics (the standardisation
+    adapted to the training features, stored in the model).
+
+    The head is the mean of `members` small dense networks that differ only in their
+    seeded starting weights: averaging them takes out most of the luck of one start,
+    which on a hundred detections moves ROC AUC by a few hundredths. The training model
+    gives every member's score as its own column, so one fit trains all of them
+    independently (their weights are disjoint); the L2 penalty is divided by the number
+    of members because the loss is their mean."""
     inputs = keras.Input((width,))
-    norm = keras.layers.Normalization()
+    norm = keras.layers.Normalization(name="standardise")
     norm.adapt(features)
     x = norm(inputs)
-    x = keras.layers.Dropout(0.2)(x)
-    x = keras.layers.Dense(32, activation="relu", name="embedding",
-                           kernel_regularizer=keras.regularizers.l2(1e-2))(x)
-    x = keras.layers.Dropout(0.3)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    return keras.Model(inputs, outputs, name="head")
+    regulariser = keras.regularizers.l2(l2 / members)
+    hidden, outputs = [], []
+    for k in range(members):
+        h = keras.layers.Dense(HIDDEN, activation="relu", name=f"member_{k}_hidden",
+                               kernel_regularizer=regulariser)(x)
+        hidden.append(h)
+        outputs.append(keras.layers.Dense(1, activation="sigmoid", name=f"member_{k}",
+                                          kernel_regularizer=regulariser)(h))
+    if members == 1:
+        return keras.Model(inputs, outputs[0]), keras.Model(inputs, outputs[0], name="head")
+    training = keras.Model(inputs, keras.layers.Concatenate(name="members")(outputs))
+    head = keras.Model(inputs, keras.layers.Average(name="mean_of_members")(outputs), name="head")
+    return training, head
+
+
+def head_embedding(head) -> keras.Model:
+    """The head's penultimate layer: every member's hidden units side by side."""
+    hidden = [layer.output for layer in head.layers if layer.name.endswith("_hidden")]
+    if not hidden:                     # models trained before the heads were an ensemble
+        return keras.Model(head.inputs, head.get_layer("embedding").output)
+    return keras.Model(head.inputs, hidden[0] if len(hidden) == 1 else
+                       keras.layers.Concatenate()(hidden))
 
 
 def features_model(bands, patch: int, head) -> keras.Model:

@@ -38,7 +38,7 @@ def trained(pairs_db, tmp_path_factory):
     """A small features model trained for a few epochs through the CLI."""
     out = tmp_path_factory.mktemp("model") / "change.keras"
     code = main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
-                 "--epochs", "25", "--seed", "3", "--quiet"])
+                 "--epochs", "100", "--seed", "3", "--quiet"])
     assert code == 0
     return out
 
@@ -80,7 +80,7 @@ def test_same_seed_same_model(pairs_db, trained, tmp_path):
 
     again = tmp_path / "again.keras"
     assert main(["train", "--db", str(pairs_db), "--out", str(again), "--kinds", "features",
-                 "--epochs", "25", "--seed", "3", "--quiet"]) == 0
+                 "--epochs", "100", "--seed", "3", "--quiet"]) == 0
     first, second = load_model(str(trained)), load_model(str(again))
     for a, b in zip(first.keras_model.get_weights(), second.keras_model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -164,9 +164,9 @@ def test_cross_validated_auc_on_the_real_pairs(pairs_db):
     from review.train import cross_validate, training_set
 
     ts = training_set(connect(pairs_db))
-    result = cross_validate(ts, folds=3, seed=1, kinds=("features",), epochs=25)
+    result = cross_validate(ts, folds=3, seed=1, kinds=("features",), epochs=100)
     auc, low, high = result["roc_auc"]
-    print(f"cross-validated ROC AUC (3 folds, 25 epochs): {auc:.3f} ({low:.3f} to {high:.3f})")
+    print(f"cross-validated ROC AUC (3 folds, 100 steps): {auc:.3f} ({low:.3f} to {high:.3f})")
     assert low <= auc <= high
     assert auc > 0.7
 
@@ -265,3 +265,17 @@ def test_any_batch_size_scores_the_same(trained, pairs_db):
     whole = model.scores(x)
     parts = np.concatenate([model.scores(x[:3]), model.scores(x[3:5]), model.scores(x[5:])])
     np.testing.assert_allclose(whole, parts, atol=1e-5)
+
+
+def test_a_kind_replaces_the_first_only_when_clearly_better_on_validation():
+    from review.train import clearly_better, roc_auc
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 15 + [1] * 15)
+    first = rng.random(30) + 0.4 * y
+    about_the_same = first + rng.normal(0, 0.05, 30)
+    much_better = y + 0.5 * rng.random(30)
+    assert roc_auc(y, first) < roc_auc(y, much_better) == 1.0
+    assert not clearly_better(y, about_the_same, first, seed=1)
+    assert clearly_better(y, much_better, first, seed=1)
+    assert not clearly_better(y, first, much_better, seed=1)
