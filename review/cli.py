@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "stopping decides)")
     train.add_argument("--precision", type=_fraction, default=0.9,
                        help="precision the threshold is chosen for, on validation (default 0.9)")
+    train.add_argument("--no-refit", dest="refit", action="store_false",
+                       help="write the model the validation figures describe instead of "
+                            "training the kept kind again on every reviewed detection (so "
+                            "`evaluate` can still use the validation detections)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--db", type=Path, help=db_help)
 
@@ -992,7 +996,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         report = train(db, args.out, base=base, seed=args.seed, kinds=kinds, epochs=args.epochs,
                        precision=args.precision, progress=progress,
-                       database_name=str(args.db or settings.db_path()))
+                       database_name=str(args.db or settings.db_path()), refit=args.refit)
     finally:
         bar.close()
     print(report.summary())

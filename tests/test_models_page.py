@@ -29,7 +29,7 @@ def test_evaluate_shows_curves_and_the_published_comparison(tmp_path, monkeypatc
     folder.mkdir()
     shutil.copy(MODELS / "44px_v2.6_rgb_ir_2021-11-11.h5", folder)
     assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
-                 "features", "--epochs", "10", "--quiet"]) == 0
+                 "features", "--epochs", "10", "--no-refit", "--quiet"]) == 0
     monkeypatch.setenv("REVIEW_DB", str(db))
     monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
     page = _page().run()

@@ -35,10 +35,11 @@ def pairs_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(pairs_db, tmp_path_factory):
-    """A small features model trained for a few epochs through the CLI."""
+    """A small features model trained for a few steps through the CLI; the model the
+    validation figures describe (--no-refit), so evaluate has detections it never saw."""
     out = tmp_path_factory.mktemp("model") / "change.keras"
     code = main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
-                 "--epochs", "100", "--seed", "3", "--quiet"])
+                 "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"])
     assert code == 0
     return out
 
@@ -80,7 +81,7 @@ def test_same_seed_same_model(pairs_db, trained, tmp_path):
 
     again = tmp_path / "again.keras"
     assert main(["train", "--db", str(pairs_db), "--out", str(again), "--kinds", "features",
-                 "--epochs", "100", "--seed", "3", "--quiet"]) == 0
+                 "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"]) == 0
     first, second = load_model(str(trained)), load_model(str(again))
     for a, b in zip(first.keras_model.get_weights(), second.keras_model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -279,3 +280,27 @@ def test_a_kind_replaces_the_first_only_when_clearly_better_on_validation():
     assert not clearly_better(y, about_the_same, first, seed=1)
     assert clearly_better(y, much_better, first, seed=1)
     assert not clearly_better(y, first, much_better, seed=1)
+
+
+def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, trained, tmp_path, capsys):
+    from review.models import load_model
+    from review.train import predict, scaled, training_set
+
+    out = tmp_path / "all.keras"
+    assert main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
+                 "--epochs", "100", "--seed", "3", "--quiet"]) == 0
+    assert "then trained again on all 111" in capsys.readouterr().out
+    card = json.loads(out.with_suffix(".json").read_text())
+    held_out = json.loads(trained.with_suffix(".json").read_text())
+    assert card["training_set"]["refit_on_all"] is True
+    assert sorted(card["training_set"]["train_ids"]) == sorted(
+        held_out["training_set"]["train_ids"] + held_out["training_set"]["validation_ids"])
+    assert card["validation"] == held_out["validation"]        # figures of the held-out model
+    ts = training_set(connect(pairs_db))
+    x = scaled(None, ts.pairs)
+    assert not np.allclose(predict(load_model(str(out)).keras_model, x),
+                           predict(load_model(str(trained)).keras_model, x))
+    # Nothing is left that it did not train on: evaluate says so in one line.
+    assert main(["evaluate", "--model", str(out), "--db", str(pairs_db), "--quiet"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "111 more were in its training split" in err and len(err.splitlines()) == 1

@@ -63,7 +63,8 @@ def _card(card) -> None:
     cols[2].metric("Trained on", f"{tset.get('train', '?')} detections",
                    help=f"{tset.get('validation', '?')} more for validation, split by site")
     cols[3].metric("Kind", str(info.get("kind", "?")), help=f"validation AUC of each kind tried: "
-                   f"{info.get('candidates')}; parent model: {info.get('parent') or 'none'}")
+                   f"{info.get('candidates')}; kept: {info.get('selection') or 'the best'}; "
+                   f"parent model: {info.get('parent') or 'none'}")
     st.caption(f"{card.description}. Bands {', '.join(card.bands)} before and after, "
                f"{card.patch_size} px; trained {info.get('date', '?')}; training set sha256 "
                f"{str(tset.get('sha256', ''))[:12]}…")
