@@ -2,9 +2,10 @@
 
 Brings the pairs in through the product's own commands (scenes add for each t0/t1 file
 with its period; the pairs as points with their id and t1 period; a verdict per pair from
-its label), times `train` (every kind of model, the best kept on a by-site validation
-split), then cross-validates the whole procedure by site (5 folds: inner split, every
-kind, choice, all redone per fold) and reports the pooled out-of-fold ROC AUC with a
+its label), times `train` (every kind of model, the first kept unless another is clearly
+better on a by-site validation split, then trained again on every detection), then
+cross-validates the whole procedure by site (5 folds: inner split, every kind, choice,
+refit, all redone per fold) and reports the pooled out-of-fold ROC AUC with a
 bootstrap 95% interval.
 
     .venv/bin/python -m bench.train [--kinds features,cnn,trunk] [--folds 5] [--seed 1]
