@@ -115,6 +115,13 @@ def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
     kept = [r for r in rows if r["id"] not in skip]
     usable, missing = _rows_with_imagery(db, kept)
     labels = np.array([1 if r["status"] == "verified" else 0 for r, *_ in usable])
+    refit = ((model.card.training or {}).get("training_set") or {}).get("refit_on_all")
+    if refit and not kept and rows:
+        raise EvaluationError(
+            f"{model.card.id} was trained on every reviewed detection here ({len(rows)}), so "
+            "none is left to evaluate it on; its validation figures come from the same kind "
+            "trained with some held out. Train with --no-refit to keep those out, or "
+            "evaluate after more detections are reviewed")
     if len(usable) < 2 or len(np.unique(labels)) < 2:
         raise EvaluationError(
             f"{model.card.id} can only be evaluated on reviewed detections with stored imagery "

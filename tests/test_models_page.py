@@ -41,3 +41,25 @@ def test_evaluate_shows_curves_and_the_published_comparison(tmp_path, monkeypatc
     assert "change on" in texts and "44px_v2.6_rgb_ir on" in texts and "ROC AUC" in texts
     page.button(key="m_embed").click().run()
     assert not page.exception and not page.error
+
+
+@needs_fixtures
+def test_a_model_trained_on_everything_says_why_it_cannot_be_evaluated_here(tmp_path, monkeypatch):
+    from bench.train import load_pairs
+
+    db = tmp_path / "r.db"
+    load_pairs(tmp_path, str(db))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
+                 "features", "--epochs", "10", "--quiet"]) == 0
+    monkeypatch.setenv("REVIEW_DB", str(db))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
+    page = _page().run()
+    assert not page.exception
+    trained_on = next(m for m in page.metric if m.label == "Trained on")
+    assert trained_on.value == "111"
+    page.button(key="m_evaluate").click().run()
+    assert not page.exception
+    assert "trained on every reviewed detection here (111)" in page.error[0].value
+    assert "--no-refit" in page.error[0].value

@@ -60,8 +60,15 @@ def _card(card) -> None:
                    help="95% interval: " + ("n/a" if auc[1] is None else f"{auc[1]:.3f} to {auc[2]:.3f}"))
     cols[1].metric("Threshold", f"{card.t_main:.3f}",
                    help=f"chosen on validation for precision {info.get('threshold_precision')}")
-    cols[2].metric("Trained on", f"{tset.get('train', '?')} detections",
-                   help=f"{tset.get('validation', '?')} more for validation, split by site")
+    if tset.get("refit_on_all"):
+        cols[2].metric("Trained on", f"{tset.get('size', '?')}",
+                       help=f"all reviewed detections; the validation figures come from the "
+                            f"same kind trained on {tset.get('train', '?')} with "
+                            f"{tset.get('validation', '?')} held out, split by site")
+    else:
+        cols[2].metric("Trained on", f"{tset.get('train', '?')}",
+                       help=f"detections; {tset.get('validation', '?')} more held out for "
+                            "validation, split by site")
     cols[3].metric("Kind", str(info.get("kind", "?")), help=f"validation AUC of each kind tried: "
                    f"{info.get('candidates')}; kept: {info.get('selection') or 'the best'}; "
                    f"parent model: {info.get('parent') or 'none'}")
