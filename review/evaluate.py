@@ -120,8 +120,8 @@ def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
         raise EvaluationError(
             f"{model.card.id} was trained on every reviewed detection here ({len(rows)}), so "
             "none is left to evaluate it on; its validation figures come from the same kind "
-            "trained with some held out. Train with --no-refit to keep those out, or "
-            "evaluate after more detections are reviewed")
+            "trained with some held out. Train it without the refit to keep those out, or "
+            "evaluate it after more detections are reviewed")
     if len(usable) < 2 or len(np.unique(labels)) < 2:
         raise EvaluationError(
             f"{model.card.id} can only be evaluated on reviewed detections with stored imagery "

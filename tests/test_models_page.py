@@ -11,6 +11,22 @@ def _page():
     return AppTest.from_file(str(REPO / "app_pages" / "8_Models.py"), default_timeout=240)
 
 
+def _pairs_and_a_trained_model(tmp_path, monkeypatch, *flags):
+    """The 111 fixture pairs reviewed in a database and a small features model trained on
+    them in the models folder, both set for the page; returns the models folder."""
+    from bench.train import load_pairs
+
+    db = tmp_path / "r.db"
+    load_pairs(tmp_path, str(db))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
+                 "features", "--epochs", "10", "--quiet", *flags]) == 0
+    monkeypatch.setenv("REVIEW_DB", str(db))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
+    return folder
+
+
 def test_without_a_trained_model_it_says_how_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("REVIEW_DB", str(tmp_path / "r.db"))
     monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "models"))
@@ -21,17 +37,8 @@ def test_without_a_trained_model_it_says_how_to_train(tmp_path, monkeypatch):
 
 @needs_fixtures
 def test_evaluate_shows_curves_and_the_published_comparison(tmp_path, monkeypatch):
-    from bench.train import load_pairs
-
-    db = tmp_path / "r.db"
-    load_pairs(tmp_path, str(db))
-    folder = tmp_path / "models"
-    folder.mkdir()
+    folder = _pairs_and_a_trained_model(tmp_path, monkeypatch, "--no-refit")
     shutil.copy(MODELS / "44px_v2.6_rgb_ir_2021-11-11.h5", folder)
-    assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
-                 "features", "--epochs", "10", "--no-refit", "--quiet"]) == 0
-    monkeypatch.setenv("REVIEW_DB", str(db))
-    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
     page = _page().run()
     assert not page.exception
     assert page.selectbox(key="m_model").value.startswith("change")
@@ -45,16 +52,7 @@ def test_evaluate_shows_curves_and_the_published_comparison(tmp_path, monkeypatc
 
 @needs_fixtures
 def test_a_model_trained_on_everything_says_why_it_cannot_be_evaluated_here(tmp_path, monkeypatch):
-    from bench.train import load_pairs
-
-    db = tmp_path / "r.db"
-    load_pairs(tmp_path, str(db))
-    folder = tmp_path / "models"
-    folder.mkdir()
-    assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
-                 "features", "--epochs", "10", "--quiet"]) == 0
-    monkeypatch.setenv("REVIEW_DB", str(db))
-    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
+    _pairs_and_a_trained_model(tmp_path, monkeypatch)
     page = _page().run()
     assert not page.exception
     trained_on = next(m for m in page.metric if m.label == "Trained on")
@@ -62,4 +60,4 @@ def test_a_model_trained_on_everything_says_why_it_cannot_be_evaluated_here(tmp_
     page.button(key="m_evaluate").click().run()
     assert not page.exception
     assert "trained on every reviewed detection here (111)" in page.error[0].value
-    assert "--no-refit" in page.error[0].value
+    assert "without the refit" in page.error[0].value

@@ -303,5 +303,5 @@ def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, 
     # Nothing is left that it did not train on: evaluate says so in one line.
     assert main(["evaluate", "--model", str(out), "--db", str(pairs_db), "--quiet"]) != 0
     err = capsys.readouterr().err.strip()
-    assert "trained on every reviewed detection here (111)" in err and "--no-refit" in err
+    assert "trained on every reviewed detection here (111)" in err and "without the refit" in err
     assert len(err.splitlines()) == 1
