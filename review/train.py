@@ -637,6 +637,8 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
             stage(0.1, 0.9)(0, 1, f"training {best.kind} on all {len(ts)} detections")
         best = refit_on_all(best, ts, seed, base_model)
         trained_on = np.ones(len(ts), dtype=bool)
+        if progress:
+            stage(0.1, 0.9)(1, 1, "trained")
     products = " ".join(ts.products).upper()
     product = "L1C" if "L1C" in products and "L2A" not in products else "L2A"
     card = {

@@ -305,3 +305,14 @@ def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, 
     err = capsys.readouterr().err.strip()
     assert "trained on every reviewed detection here (111)" in err and "without the refit" in err
     assert len(err.splitlines()) == 1
+
+
+def test_training_progress_runs_to_the_end_through_the_refit(pairs_db, tmp_path):
+    from review.train import train
+
+    seen = []
+    train(connect(pairs_db), tmp_path / "p.keras", base=None, kinds=("features",), epochs=20,
+          progress=lambda done, total, what: seen.append((done, total, what)))
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    assert seen[-1][:2] == (1000, 1000)
+    assert any(what.startswith("training features on all 111") for *_, what in seen)
