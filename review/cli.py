@@ -6,6 +6,7 @@ output file or the database unless the whole run succeeded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -941,7 +942,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bar(label: str, quiet: bool, unit: str = "item"):
+@contextlib.contextmanager
+def _progress_bar(label: str, quiet: bool, unit: str = "item"):
+    """A progress callback drawing a tqdm bar on stderr, closed when the block ends."""
     from tqdm import tqdm
 
     bar = tqdm(desc=label, unit=unit, file=sys.stderr, leave=False,
@@ -953,7 +956,10 @@ def _bar(label: str, quiet: bool, unit: str = "item"):
             bar.set_description_str(what, refresh=False)
         bar.update(done - bar.n)
 
-    return bar, progress
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
@@ -992,13 +998,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     db = _open_db(args)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     base = None if args.base.lower() == "none" else args.base
-    bar, progress = _bar("training", args.quiet)
-    try:
+    with _progress_bar("training", args.quiet) as progress:
         report = train(db, args.out, base=base, seed=args.seed, kinds=kinds, epochs=args.epochs,
                        precision=args.precision, progress=progress,
                        database_name=str(args.db or settings.db_path()), refit=args.refit)
-    finally:
-        bar.close()
     print(report.summary())
     return 0
 
@@ -1009,11 +1012,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     db = _open_db(args)
     model = load_model(args.model)
-    bar, progress = _bar("scoring", args.quiet)
-    try:
+    with _progress_bar("scoring", args.quiet) as progress:
         result = evaluate(db, model, seed=args.seed, progress=progress)
-    finally:
-        bar.close()
     if args.format == "json":
         print(json.dumps({"model": result.model_id, **result.metrics,
                           "left_out_trained": result.left_out_trained,
@@ -1029,11 +1029,8 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     db = _open_db(args)
     model = load_model(args.model)
-    bar, progress = _bar("rescoring", args.quiet)
-    try:
+    with _progress_bar("rescoring", args.quiet) as progress:
         counts = rescore(db, model, progress=progress)
-    finally:
-        bar.close()
     print(f"{counts['scored']} of {counts['pending']} pending detections scored by "
           f"{counts['model']} ({counts['without_imagery']} have no stored before/after imagery); "
           "review them with the order 'uncertain'")

@@ -207,3 +207,17 @@ def write_scl(path: Path, like: Path, classes: np.ndarray, transform=None) -> Pa
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(classes.astype("uint8"), 1)
     return path
+
+
+def pair_as_l2a_server(pair_folder: Path, files: Path, pair: str = "mining_1003",
+                       dates=("2020-06-01", "2021-06-01")) -> StacServer:
+    """A STAC API on 127.0.0.1 serving a real fixture pair's before and after tiles as
+    L2A scenes (one item each, all pixels clear in the scene classification)."""
+    items = []
+    for side, when in zip(("t0", "t1"), dates):
+        name = f"{pair}_{side}"
+        assets = split_bands(pair_folder / f"{name}.tif", files, name, keys=L2A_KEYS)
+        assets["scl"] = write_scl(files / f"{name}_scl.tif", pair_folder / f"{name}.tif",
+                                  np.full((48, 48), 4))
+        items.append(make_item(name, when, assets))
+    return StacServer(files, items)

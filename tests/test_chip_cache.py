@@ -11,7 +11,7 @@ from review.importers import import_file
 from review.store import connect
 
 from .conftest import FIXTURES, needs_fixtures
-from .stac_server import L2A_KEYS, StacServer, make_item, split_bands, write_scl
+from .stac_server import pair_as_l2a_server
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
 SITE = shapely.box(-56.2497, -6.7720, -56.2481, -6.7704)      # inside the mining_1003 pair
@@ -29,13 +29,7 @@ def detections_file(tmp_path, period="2021-01-01_2021-12-31"):
 @pytest.fixture
 def stac(tmp_path, monkeypatch):
     """A STAC API on 127.0.0.1 with the real mining_1003 pair (2020 and 2021) as L2A scenes."""
-    files = tmp_path / "files"
-    items = []
-    for name, when in (("mining_1003_t0.tif", "2020-06-01"), ("mining_1003_t1.tif", "2021-06-01")):
-        assets = split_bands(PAIRS / name, files, name[:-4], keys=L2A_KEYS)
-        assets["scl"] = write_scl(files / f"{name[:-4]}_scl.tif", PAIRS / name, np.full((48, 48), 4))
-        items.append(make_item(name[:-4], when, assets))
-    server = StacServer(files, items)
+    server = pair_as_l2a_server(PAIRS, tmp_path / "files")
     monkeypatch.setenv("REVIEW_STAC_URL", server.url)
     monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
     monkeypatch.setenv("REVIEW_CHIP_SOURCES", "scenes,sentinel-2")

@@ -18,7 +18,7 @@ from review.importers import import_file
 from review.store import connect
 
 from .conftest import FIXTURES, REPO, needs_fixtures
-from .stac_server import L2A_KEYS, StacServer, make_item, split_bands, write_scl
+from .stac_server import L2A_KEYS, StacServer, make_item, pair_as_l2a_server, split_bands, write_scl
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
 COLOURS = {"11": (200, 30, 30), "22": (30, 200, 30), "33": (30, 30, 200)}
@@ -127,13 +127,7 @@ def test_prepared_imagery_is_shown_without_a_click_and_recorded(tmp_path, monkey
     a plain sentence, and its verdict records that nothing was shown."""
     from review import cli
 
-    files = tmp_path / "files"
-    items = []
-    for name, when in (("mining_1003_t0.tif", "2020-06-01"), ("mining_1003_t1.tif", "2021-06-01")):
-        assets = split_bands(PAIRS / name, files, name[:-4], keys=L2A_KEYS)
-        assets["scl"] = write_scl(files / f"{name[:-4]}_scl.tif", PAIRS / name, np.full((48, 48), 4))
-        items.append(make_item(name[:-4], when, assets))
-    server = StacServer(files, items)
+    server = pair_as_l2a_server(PAIRS, tmp_path / "files")
     db_path = tmp_path / "review.db"
     monkeypatch.setenv("REVIEW_DB", str(db_path))
     monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
