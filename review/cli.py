@@ -425,9 +425,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     from .candidates import stage_geojson
     from .detect import check_compatible, check_pair
-    from .errors import BandError
+    from .errors import BandError, ImageryError
     from .imagery import open_tile
     from .models import load_model
+    from .preflight import too_small
     from .runs import product_mismatch, run_detection, store_result
 
     from .runs import ignored_before
@@ -448,6 +449,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
             wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
             tile = open_tile(_fetch_tile(args, wanted), max_pixels=args.max_pixels)
         check_compatible(tile, model.card)
+        small = too_small(tile, model.card)
+        if small:
+            raise ImageryError(small)
         if model.card.is_pair:
             check_pair(tile, before, model.card)
     except BandError as exc:
@@ -973,7 +977,8 @@ def cmd_scenes(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         else:
             print(f"scene {row['id']}: {row['name']}, {row['period_start']} to {row['period_end']}, "
-                  f"bands {row['bands']}" + ("" if row["added"] else " (already stored)"))
+                  f"bands {row['bands']}" + ("" if row["added"] else " (already stored)")
+                  + (f"; {row['note']}" if row["note"] else ""))
         return 0
     if args.action == "remove":
         try:

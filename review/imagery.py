@@ -128,6 +128,15 @@ class Tile:
     product: str | None = None
     source_crs: CRS | None = None        # set when the file was warped from degrees
     tags: dict = field(default_factory=dict, compare=False, repr=False)
+    value_scale: float = 1.0             # pixels are multiplied by this when read
+
+    @property
+    def rescaled_note(self) -> str | None:
+        """How the pixel values were reinterpreted when read, in words (None if not)."""
+        if self.value_scale == 1.0:
+            return None
+        return (f"{self.name} holds reflectance as fractions (0-1), read as digital numbers "
+                f"(x {self.value_scale:g})")
 
     @property
     def name(self) -> str:
@@ -203,6 +212,8 @@ class TileReader:
         valid = np.all(masks > 0, axis=0)
         if np.issubdtype(np.dtype(self.tile.dtype), np.floating):
             valid &= np.all(np.isfinite(data), axis=0)
+        if self.tile.value_scale != 1.0:
+            data *= np.float32(self.tile.value_scale)
         return data, valid
 
 
@@ -241,7 +252,8 @@ def open_tile(path: str | Path, bands: str | Sequence[str] | None = None,
                     transform=dataset.transform, width=dataset.width, height=dataset.height,
                     dtype=dataset.dtypes[0], nodata=dataset.nodata,
                     period_start=start, period_end=end,
-                    product=tags.get("PRODUCT"), tags=tags)
+                    product=tags.get("PRODUCT"), tags=tags,
+                    value_scale=fraction_scale(dataset, names))
         if dataset.crs.is_geographic:
             tile = _warp_to_utm(tile, dataset)
     limit = settings.max_tile_pixels() if max_pixels is None else max_pixels
@@ -250,6 +262,40 @@ def open_tile(path: str | Path, bands: str | Sequence[str] | None = None,
             f"{path.name}: {tile.width}x{tile.height} pixels is larger than the limit of "
             f"{limit:,} pixels; cut it into smaller tiles or raise REVIEW_MAX_TILE_PIXELS")
     return tile
+
+
+FRACTION_SCALE = 10000.0
+# Reflectance as digital numbers is at least a few tens even over dark water; as fractions
+# it stays under about 1.5 even over cloud.
+_FRACTION_LIMIT = 2.0
+_SAMPLE = 512
+
+
+def fraction_scale(dataset, names: Sequence[str | None]) -> float:
+    """10000 when a floating-point file holds Sentinel-2 reflectance as fractions (0-1),
+    as exports that divided by 10000 do (a common Earth Engine habit), else 1.
+
+    Every model here takes reflectance x 10000; fractions would reach it as near-black
+    pixels and be scored without any error. Judged from the named Sentinel-2 bands in a
+    central window of at most 512 x 512 pixels (the whole file is not read)."""
+    if not np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating):
+        return 1.0
+    spectral = [i for i, name in enumerate(names, start=1)
+                if name and _S2_BAND.match(name)]
+    if not spectral:
+        return 1.0
+    rows, cols = min(dataset.height, _SAMPLE), min(dataset.width, _SAMPLE)
+    window = Window((dataset.width - cols) // 2, (dataset.height - rows) // 2, cols, rows)
+    try:
+        data = dataset.read(spectral, window=window, out_dtype="float64")
+        masks = dataset.read_masks(spectral, window=window)
+    except RasterioError:
+        return 1.0                   # unreadable pixels are reported when they are read
+    values = data[(masks > 0) & np.isfinite(data) & (data != 0)]
+    if values.size < 16:
+        return 1.0
+    high = float(np.percentile(np.abs(values), 99))
+    return FRACTION_SCALE if high <= _FRACTION_LIMIT else 1.0
 
 
 def _band_names(filename: str, dataset, bands) -> list[str | None]:

@@ -14,7 +14,7 @@ import shapely
 from . import __version__
 from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, to_lonlat_geojson
 from .detect import MAX_NODATA_FRACTION, PatchScores, check_pair, score_tile
-from .imagery import Tile
+from .imagery import FRACTION_SCALE, Tile
 from .models import LoadedModel, sha256_of
 
 
@@ -43,7 +43,18 @@ class RunResult:
         return (f"{len(s)} patches of {s.tile.name} scored by {s.card.id} on {s.device} "
                 f"in {s.seconds:.1f} s ({s.skipped_nodata} skipped as nodata); "
                 f"{len(self.candidates)} candidates, {self.total_area_ha:.1f} ha "
-                f"(t_main {self.t_main:g}, t_iso {self.t_iso:g})")
+                f"(t_main {self.t_main:g}, t_iso {self.t_iso:g})"
+                + (f"; {self.rescaled_note}" if self.rescaled_note else ""))
+
+    @property
+    def rescaled_note(self) -> str | None:
+        """Which tiles held reflectance as fractions and were read x 10000 (`fraction_scale`)."""
+        tiles = [self.scores.tile] + ([self.before] if self.before is not None else [])
+        names = [t.name for t in tiles if t.value_scale != 1.0]
+        if not names:
+            return None
+        return (f"{' and '.join(names)} hold{'s' if len(names) == 1 else ''} reflectance as "
+                f"fractions (0-1), read as digital numbers (x {FRACTION_SCALE:g})")
 
 
 def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,

@@ -37,7 +37,7 @@ def add(db, path: str | Path, period: tuple[str | None, str | None] | None = Non
     before = db["scenes"].count
     scene_id = add_scene(db, record)
     row = db["scenes"].get(scene_id)
-    return {**row, "added": db["scenes"].count > before}
+    return {**row, "added": db["scenes"].count > before, "note": tile.rescaled_note}
 
 
 def listing(db) -> list[dict]:

@@ -57,6 +57,28 @@ def test_detect_writes_candidates_raw_patches_and_the_database(tmp_path, tile_pa
     assert scene["name"] == "tile.tif" and scene["period_end"] == "2024-12-31"
 
 
+def test_reflectance_as_fractions_scores_as_the_same_digital_numbers(tmp_path, tiny_model_path,
+                                                                    capsys):
+    """An export that divided by 10000 (floats 0-1) would reach the model as near-black
+    pixels and score low without any error; it is read as digital numbers instead, and
+    the run says so."""
+    dn = mine_tile(tmp_path / "dn.tif")
+    with rasterio.open(dn) as src:
+        fractions = write_tile(tmp_path / "fractions.tif", src.read() / 10000.0, TINY_BANDS,
+                               dtype="float32")
+    scores = {}
+    for path in (dn, fractions):
+        out = tmp_path / f"{path.stem}.geojson"
+        assert main(["detect", str(path), "--model", str(tiny_model_path), "--out", str(out),
+                     "--raw", "--quiet"]) == 0
+        scores[path.stem] = [f["properties"]["score"] for f in json.loads(out.read_text())["features"]]
+    assert max(scores["dn"]) > 0.9
+    assert scores["fractions"] == pytest.approx(scores["dn"], abs=1e-5)
+    said = capsys.readouterr().out
+    assert "fractions.tif holds reflectance as fractions (0-1), read as digital numbers" in said
+    assert said.count("as fractions") == 1                      # not said of dn.tif
+
+
 def test_raw_flag_alone_writes_patches_to_out(tmp_path, tile_path, tiny_model_path):
     out = tmp_path / "raw.geojson"
     assert main(["detect", str(tile_path), "--model", str(tiny_model_path), "--out", str(out),
@@ -95,6 +117,8 @@ BAD_INPUTS = {
                                          TINY_BANDS), ["--max-pixels", "1000"], "larger than the limit"),
     "bad mapping": (lambda tmp: write_tile(tmp / "anon.tif", random_reflectance(4, 32, 32)),
                     ["--bands", "B2,B3"], "gives 2 names but the file has 4"),
+    "smaller than a patch": (lambda tmp: write_tile(tmp / "chip.tif", random_reflectance(4, 12, 40),
+                                                    TINY_BANDS), [], "no 16-pixel patch"),
 }
 
 

@@ -126,3 +126,32 @@ def test_real_ghana_tile_is_unnamed_and_warped():
     tile = open_tile(GHANA / "galamsey_001.tif")
     assert tile.band_names == (None,) * 8
     assert tile.crs.to_epsg() == 32630 and tile.pixel_size == (10.0, 10.0)
+
+
+def test_reflectance_fractions_are_read_as_digital_numbers(tmp_path):
+    dn = random_reflectance(3, 20, 20)
+    fractions = open_tile(write_tile(tmp_path / "f.tif", dn / 10000.0, ["B4", "B3", "B2"],
+                                     dtype="float32"))
+    assert fractions.value_scale == 10000
+    assert "f.tif holds reflectance as fractions" in fractions.rescaled_note
+    with fractions.reader() as reader:
+        pixels, valid = reader.read(Window(0, 0, 20, 20), [1, 2, 3])
+    assert valid.all()
+    np.testing.assert_allclose(pixels, dn, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["integers", "float digital numbers", "indices only",
+                                  "unnamed bands"])
+def test_other_tiles_are_read_as_they_are(tmp_path, case):
+    dn = random_reflectance(2, 20, 20)
+    data, names = {
+        "integers": (dn, ["B4", "B3"]),
+        "float digital numbers": (dn.astype("float64"), ["B4", "B3"]),
+        "indices only": ((dn - 3000) / 6000.0, ["NDVI", "NDWI"]),   # values in -1..1
+        "unnamed bands": (dn / 10000.0, None),
+    }[case]
+    tile = open_tile(write_tile(tmp_path / "t.tif", data, names))
+    assert tile.value_scale == 1 and tile.rescaled_note is None
+    with tile.reader() as reader:
+        pixels, _ = reader.read(Window(0, 0, 20, 20), [1, 2])
+    np.testing.assert_allclose(pixels, data.astype("float32"))

@@ -62,3 +62,12 @@ def test_a_real_scene(tmp_path, capsys):
     assert main(["scenes", "add", str(SLOVENIA[0]), "--period", "2017-01-01/2017-12-31",
                  "--db", str(tmp_path / "r.db")]) == 0
     assert "B1,B2,B3" in capsys.readouterr().out
+
+
+def test_a_scene_of_reflectance_fractions_is_read_as_digital_numbers(tmp_path, capsys):
+    path = write_tile(tmp_path / "gee_export.tif", random_reflectance(4, 40, 40) / 10000.0,
+                      ["B2", "B3", "B4", "B8"], dtype="float32")
+    assert main(["scenes", "add", str(path), "--period", "2022-01-01/2022-12-31",
+                 "--db", str(tmp_path / "r.db")]) == 0
+    assert "gee_export.tif holds reflectance as fractions (0-1), read as digital numbers" in \
+        capsys.readouterr().out
