@@ -1029,16 +1029,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from .evaluate import rescore
+    from .evaluate import rescore, rescore_summary
     from .models import load_model
 
     db = _open_db(args)
     model = load_model(args.model)
     with _progress_bar("rescoring", args.quiet) as progress:
         counts = rescore(db, model, progress=progress)
-    print(f"{counts['scored']} of {counts['pending']} pending detections scored by "
-          f"{counts['model']} ({counts['without_imagery']} have no stored before/after imagery); "
-          "review them with the order 'uncertain'")
+    print(rescore_summary(counts))
     return 0
 
 

@@ -160,6 +160,12 @@ def rescore(db, model, progress: Progress | None = None) -> dict:
             "model": model.card.id}
 
 
+def rescore_summary(counts: dict, order: str = "the order 'uncertain'") -> str:
+    return (f"{counts['scored']} of {counts['pending']} pending detections scored by "
+            f"{counts['model']} ({counts['without_imagery']} have no stored before/after "
+            f"imagery); review them with {order}")
+
+
 def model_scores(db, detection_id: int) -> list[dict]:
     """Trained models' scores of one detection, newest first."""
     cursor = db.execute("select * from model_scores where detection_id = ? order by scored_at desc",

@@ -462,7 +462,13 @@ _loaded_lock = threading.Lock()
 def cached_model(spec: str, progress: Progress | None = None) -> LoadedModel:
     """load_model once per process and spec: the dashboard's sessions and a Dask worker's
     tasks share one copy (a Keras model is safe to call from several threads)."""
+    key: object = spec
+    path = Path(spec)
+    if path.is_file():
+        # A file trained again under the same name is loaded again, not served stale.
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _loaded_lock:
-        if spec not in _loaded:
-            _loaded[spec] = load_model(spec, progress)
-        return _loaded[spec]
+        if key not in _loaded:
+            _loaded[key] = load_model(spec, progress)
+        return _loaded[key]

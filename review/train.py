@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,36 @@ def check_counts(rows: list[dict]) -> None:
             "(unsure and pending ones are left out)")
 
 
+def label_counts(db) -> tuple[int, int]:
+    """(verified, false positives): the detections training would learn from."""
+    rows = reviewed(db)
+    verified = sum(r["status"] == "verified" for r in rows)
+    return verified, len(rows) - verified
+
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+
+def output_path(folder: Path, name: str) -> Path:
+    """Where a model named `name` is written in the models folder (made if missing);
+    refuses names that are not plain file names, that a published model uses, or that an
+    existing model has (training never overwrites a model someone may be using)."""
+    from .models import CARDS
+
+    name = name.strip().removesuffix(".keras")
+    if not MODEL_NAME.match(name):
+        raise TrainingError(f"{name!r} cannot name a model: use letters, digits, '-', '_' "
+                            "and '.', starting with a letter or digit")
+    if name in CARDS:
+        raise TrainingError(f"{name} is a published model's name: choose another")
+    out = Path(folder) / f"{name}.keras"
+    if out.exists() or out.with_suffix(".json").exists():
+        raise TrainingError(f"a model named {name} already exists in {folder}: choose another "
+                            "name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _id_list(ids: list[int], limit: int = 8) -> str:
     text = ", ".join(str(i) for i in ids[:limit])
     return text + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
@@ -223,7 +254,7 @@ def training_set(db, bands=BANDS, patch: int = PATCH, rows: list[dict] | None = 
         chips.append(cut_pair(before, after, row["lon"], row["lat"], bands, patch))
         products.append(after.get("product") or "")
         if progress:
-            progress(n, len(found), "chips")
+            progress(n, len(found), "cutting chips")
     return TrainingSet(ids=np.array([r["id"] for r, *_ in found], dtype=np.int64),
                        labels=np.array([1 if r.get("status") == "verified" else 0
                                         for r, *_ in found], dtype=np.int64),

@@ -32,7 +32,8 @@ ROLES = ("reviewer", "editor", "admin")
 # What each role may do; a role may do everything the roles before it may.
 ACTIONS = {
     "reviewer": {"verdict", "evidence", "report"},
-    "editor": {"import", "detect", "fetch", "prepare_imagery", "sample", "export", "sites"},
+    "editor": {"import", "detect", "fetch", "prepare_imagery", "sample", "export", "sites",
+               "train"},
     "admin": {"users"},
 }
 LOCAL_USER = "local"            # the one user of the embedded default, with no accounts

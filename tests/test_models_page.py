@@ -1,4 +1,5 @@
 """The Models page: trained models, their curves beside the published model's, embedding."""
+import json
 import shutil
 
 from streamlit.testing.v1 import AppTest
@@ -32,7 +33,7 @@ def test_without_a_trained_model_it_says_how_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "models"))
     page = _page().run()
     assert not page.exception
-    assert "python -m review train" in page.info[0].value
+    assert "python -m review train" in page.info[0].value and "train one above" in page.info[0].value
 
 
 @needs_fixtures
@@ -61,3 +62,54 @@ def test_a_model_trained_on_everything_says_why_it_cannot_be_evaluated_here(tmp_
     assert not page.exception
     assert "trained on every reviewed detection here (111)" in page.error[0].value
     assert "without the refit" in page.error[0].value
+
+
+def _form_button(page):
+    return next(b for b in page.button if b.label == "Train")
+
+
+def test_training_waits_for_ten_verdicts_of_each_label(tmp_path, monkeypatch):
+    monkeypatch.setenv("REVIEW_DB", str(tmp_path / "r.db"))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "models"))
+    page = _page().run()
+    assert not page.exception
+    assert "0 verified and 0 false-positive detections are reviewed" in page.caption[0].value
+    assert _form_button(page).disabled
+
+
+@needs_fixtures
+def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
+    """A reviewer's database, trained from the page with a progress bar; the new model is
+    selected, and rescoring orders the pending detections by it."""
+    from bench.train import load_pairs
+    from review.store import connect
+
+    db_path = tmp_path / "r.db"
+    load_pairs(tmp_path, str(db_path))
+    for detection in range(1, 9):                # eight still to review
+        assert main(["verdict", str(detection), "undo", "--reviewer", "labels",
+                     "--db", str(db_path)]) == 0
+    monkeypatch.setenv("REVIEW_DB", str(db_path))
+    monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "models"))
+    page = _page().run()
+    assert not page.exception
+    assert "verified and" in page.caption[0].value and not _form_button(page).disabled
+    page.text_input[0].set_value("from-the-page")
+    page.multiselect[0].set_value(["features"])
+    _form_button(page).click().run()
+    assert not page.exception and not page.error
+    assert "features model kept" in page.success[0].value
+    assert (tmp_path / "models" / "from-the-page.keras").is_file()
+    card = json.loads((tmp_path / "models" / "from-the-page.json").read_text())
+    assert card["training_set"]["size"] == 103 and card["kind"] == "features"
+    assert page.selectbox(key="m_model").value == "from-the-page (from-the-page.keras)"
+    page.button(key="m_rescore").click().run()
+    assert not page.exception and not page.error
+    assert "8 of 8 pending detections scored by from-the-page" in page.success[0].value
+    assert connect(db_path)["model_scores"].count == 8
+    # The same name again is refused, and the model already there is left alone.
+    before = (tmp_path / "models" / "from-the-page.keras").stat().st_mtime_ns
+    page.text_input[0].set_value("from-the-page")
+    _form_button(page).click().run()
+    assert "already exists" in page.error[0].value
+    assert (tmp_path / "models" / "from-the-page.keras").stat().st_mtime_ns == before

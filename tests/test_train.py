@@ -316,3 +316,16 @@ def test_training_progress_runs_to_the_end_through_the_refit(pairs_db, tmp_path)
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     assert seen[-1][:2] == (1000, 1000)
     assert any(what.startswith("training features on all 111") for *_, what in seen)
+
+
+def test_a_new_model_name_must_be_plain_unused_and_not_published(tmp_path):
+    from review.train import TrainingError, output_path
+
+    folder = tmp_path / "models"
+    assert output_path(folder, "amazon-2024") == folder / "amazon-2024.keras"
+    assert folder.is_dir()                                  # made for the first model
+    (folder / "amazon-2024.json").write_text("{}")
+    for name, why in [("amazon-2024", "already exists"), ("../elsewhere", "cannot name a model"),
+                      ("", "cannot name a model"), ("48px_v3.2", "published model's name")]:
+        with pytest.raises(TrainingError, match=why):
+            output_path(folder, name)

@@ -33,8 +33,10 @@ def test_passwords_are_stored_hashed_never_in_clear(accounts):
 
 
 @pytest.mark.parametrize("role, allowed, refused", [
-    ("reviewer", {"verdict", "evidence"}, {"import", "detect", "fetch", "sample", "export", "users"}),
-    ("editor", {"verdict", "import", "detect", "fetch", "prepare_imagery", "sample", "export"}, {"users"}),
+    ("reviewer", {"verdict", "evidence"}, {"import", "detect", "fetch", "sample", "export", "train",
+                                          "users"}),
+    ("editor", {"verdict", "import", "detect", "fetch", "prepare_imagery", "sample", "export",
+                "train"}, {"users"}),
     ("admin", {"verdict", "export", "users"}, set()),
 ])
 def test_roles_build_on_each_other(role, allowed, refused):

@@ -1,13 +1,15 @@
-"""Models: trained change classifiers, how well they do on this database's verdicts
-(ROC and precision-recall curves beside the published model's on the same detections),
-and what they see (an embedding of reviewed and pending detections; a click opens one
-in Review)."""
+"""Models: training a change classifier on this database's verdicts, how well a trained
+one does on them (ROC and precision-recall curves beside the published model's on the
+same detections), ordering the queue by it (rescoring pending detections), and what it
+sees (an embedding of reviewed and pending detections; a click opens one in Review)."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from .. import evaluate
+import time
+
+from .. import evaluate, settings, train
 from ..errors import ReviewError
 from ..models import local_cards
 from . import common
@@ -23,18 +25,33 @@ def page() -> None:
         return
     cards = local_cards()
     pair_cards = [(card, path) for card, path in cards if card.is_pair]
+    trained = st.session_state.pop("m_trained", None)
+    if trained:
+        st.success(trained)
+    may_train = common.user(db).can("train")
+    if may_train:
+        _train_form(db, first=not pair_cards)
     if not pair_cards:
-        st.info("No trained model in the models folder yet. Train one from the reviewed "
-                "detections with `python -m review train --out data/models/NAME.keras`; "
-                "it is listed here and by `python -m review models`.")
+        st.info("No trained model in the models folder yet: "
+                + ("train one above, or " if may_train else "an editor can train one here, or ")
+                + "with `python -m review train --out data/models/NAME.keras`. Trained models "
+                "are listed here and by `python -m review models`.")
         return
-    labels = {f"{card.id} ({path.name})": (card, path) for card, path in pair_cards}
+    labels = {_label(card, path): (card, path) for card, path in pair_cards}
     choice = st.selectbox("Trained model", list(labels), key="m_model")
     card, path = labels[choice]
     _card(card)
     st.subheader("On this database's verdicts")
     if st.button("Evaluate", type="primary", key="m_evaluate"):
         _evaluate(db, card, path)
+    st.subheader("Order the queue by it")
+    st.caption("Scores the pending detections that have stored before and after imagery, "
+               "beside their source's own score. Review's order \"most uncertain under the "
+               "trained model first\" then shows the ones this model is least sure of first: "
+               "their verdicts teach the next model the most.")
+    if st.button("Rescore pending detections", key="m_rescore", disabled=not may_train,
+                 help=None if may_train else "for editors"):
+        _rescore(db, path)
     st.subheader("What the model sees")
     st.caption("The model's penultimate layer for reviewed and pending detections, "
                "projected with UMAP; colour is the status. Click a point to open it in Review.")
@@ -48,6 +65,74 @@ def page() -> None:
     held = st.session_state.get("m_embedding")
     if held and held[0] == str(path):
         _embedding(held[1])
+
+
+def _label(card, path) -> str:
+    return f"{card.id} ({path.name})"
+
+
+def _train_form(db, first: bool) -> None:
+    verified, false_positive = train.label_counts(db)
+    enough = min(verified, false_positive) >= train.MIN_PER_LABEL
+    with st.expander("Train a model on this database's verdicts", expanded=first):
+        st.caption(
+            f"{verified} verified and {false_positive} false-positive detections are reviewed "
+            f"here; training needs at least {train.MIN_PER_LABEL} of each (unsure and pending "
+            "ones are left out). Each is cut as a before and after chip from the imagery its "
+            "verdict was based on, or from stored scenes covering it; detections within "
+            f"{train.SITE_DISTANCE_M / 1000:g} km of each other stay on the same side of the "
+            "validation split. About a minute on two CPU cores for a hundred detections.")
+        with st.form("m_train_form", border=False):
+            name = st.text_input("Name", value=time.strftime("verdicts-%Y%m%d-%H%M"),
+                                 help="the model is written to the models folder as NAME.keras "
+                                      "with its card NAME.json")
+            kinds = st.multiselect(
+                "Kinds to compare", list(train.KINDS), default=list(train.KINDS),
+                help="features: change statistics and a small dense head; cnn: a small "
+                     "convolutional network on both chips; trunk: a published model's "
+                     "convolutional trunk, fine-tuned. The first listed is kept unless "
+                     "another is clearly better on validation.")
+            seed = st.number_input("Seed", min_value=0, value=1, step=1,
+                                   help="the same seed and verdicts give the same model")
+            submitted = st.form_submit_button("Train", type="primary", disabled=not enough)
+        if submitted:
+            _train(db, name, tuple(kinds), int(seed))
+
+
+def _train(db, name: str, kinds: tuple, seed: int) -> None:
+    bar = st.progress(0.0, text="Cutting chips…")
+    try:
+        common.require(db, "train")
+        out = train.output_path(settings.model_cache_dir(), name)
+        report = train.train(db, out, kinds=kinds, seed=seed,
+                             progress=common.moves(bar, lambda done, total, what:
+                                                   f"{what[:1].upper()}{what[1:]}…"),
+                             database_name=str(settings.db_path()))
+    except ReviewError as exc:
+        bar.empty()
+        common.show_error(exc)
+        return
+    bar.empty()
+    from ..models import read_card_beside
+
+    st.session_state["m_trained"] = report.summary()
+    st.session_state["m_model"] = _label(read_card_beside(report.path), report.path)
+    st.rerun()
+
+
+def _rescore(db, path) -> None:
+    bar = st.progress(0.0, text="Scoring pending detections…")
+    try:
+        common.require(db, "train")
+        counts = evaluate.rescore(db, common.model(str(path)), progress=common.moves(
+            bar, lambda done, total, what: f"Scoring pending detections: {done} of {total}"))
+    except ReviewError as exc:
+        common.show_error(exc)
+        return
+    finally:
+        bar.empty()
+    st.success(evaluate.rescore_summary(
+        counts, order="Review's order \"most uncertain under the trained model first\"") + ".")
 
 
 def _card(card) -> None:
