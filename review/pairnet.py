@@ -18,9 +18,13 @@ trained model needs this module imported, which `review.models.load` does.
 """
 from __future__ import annotations
 
-import keras
 import numpy as np
-from keras import ops
+
+from .models import tensorflow
+
+tensorflow()           # Keras imports TensorFlow: through the wrapper that keeps it quiet
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 EPS = 1e-6
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

@@ -564,6 +564,8 @@ class TrainReport:
                 f"detections, validated on {self.card['training_set']['validation']}"
                 + (f", then trained again on all {self.card['training_set']['size']}"
                    if self.card["training_set"].get("refit_on_all") else "")
+                + "".join(f"; {kind} not trained: {why}"
+                          for kind, why in (self.card.get("skipped") or {}).items())
                 + f", in {self.seconds:.0f} s; written to {self.path} with its card {self.card_path.name}")
 
 
@@ -652,8 +654,17 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
         return lambda done, total, what: progress(
             int(1000 * (offset + share * done / max(total or 1, 1))), 1000, what)
 
-    ts = training_set(db, progress=stage(0.2, 0.0))
     base_model = base_for(base, BANDS) if "trunk" in kinds else None
+    skipped = {}
+    if "trunk" in kinds and base_model is None:
+        skipped["trunk"] = (f"the published model it starts from, {base}, could not be used "
+                            "(not downloadable or not in the models folder, or its bands are "
+                            f"not among {', '.join(BANDS)})" if base else
+                            "it starts from a published model, and none was given")
+    if all(kind in skipped for kind in kinds):
+        raise TrainingError(f"nothing to train: trunk was the only kind asked for, and "
+                            f"{skipped['trunk']}; add the features or cnn kind")
+    ts = training_set(db, progress=stage(0.2, 0.0))
     best, results, validation = fit(ts, seed=seed, kinds=kinds, base=base_model, epochs=epochs,
                                     progress=stage(0.7 if refit else 0.8, 0.2))
     yv = ts.labels[validation]
@@ -679,7 +690,7 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
         "product": product,
         "description": (f"change classifier ({best.kind}) trained on {len(ts)} reviewed "
                         f"detections; before and after {PATCH}-px chips stacked as channels"),
-        "kind": best.kind, "candidates": results,
+        "kind": best.kind, "candidates": results, "skipped": skipped,
         "selection": (f"{kinds[0]} unless another kind's validation ROC AUC is higher in "
                       f"97.5% of paired bootstrap resamples"),
         "threshold_precision": precision, "threshold_meets_precision": met,

@@ -329,3 +329,34 @@ def test_a_new_model_name_must_be_plain_unused_and_not_published(tmp_path):
                       ("", "cannot name a model"), ("48px_v3.2", "published model's name")]:
         with pytest.raises(TrainingError, match=why):
             output_path(folder, name)
+
+
+def test_trunk_alone_without_its_published_model_is_refused_at_once(pairs_db, tmp_path, capsys):
+    out = tmp_path / "m.keras"
+    assert main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "trunk",
+                 "--base", "none", "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: nothing to train: trunk was the only kind") and "\n" not in error
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_train_says_which_kind_it_could_not_train_and_prints_no_tensorflow_noise(pairs_db, tmp_path):
+    """The test's model folder is empty and downloads go to a closed port, so the trunk's
+    published model cannot be had: the others are trained and the run says so."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "m.keras"
+    done = subprocess.run(
+        [sys.executable, "-m", "review", "train", "--db", str(pairs_db), "--out", str(out),
+         "--kinds", "features,trunk", "--epochs", "10", "--quiet"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "trunk not trained: the published model it starts from, 44px_v2.6_rgb_ir" in done.stdout
+    assert done.stderr == ""                        # no oneDNN or CUDA chatter from TensorFlow
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["kind"] == "features" and set(card["skipped"]) == {"trunk"}
