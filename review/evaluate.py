@@ -104,6 +104,11 @@ class Evaluation:
         return text
 
 
+# Below this many of either label, ROC AUC and its interval are noise (two detections give
+# an AUC of 1.0 with an interval of zero width).
+MIN_PER_LABEL = 5
+
+
 def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
              progress: Progress | None = None, exclude_trained: bool = True) -> Evaluation:
     """Evaluate a loaded model on reviewed detections (those it did not train on)."""
@@ -122,12 +127,15 @@ def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
             "none is left to evaluate it on; its validation figures come from the same kind "
             "trained with some held out. Train it without the refit to keep those out, or "
             "evaluate it after more detections are reviewed")
-    if len(usable) < 2 or len(np.unique(labels)) < 2:
+    verified = int(labels.sum())
+    if min(verified, len(labels) - verified) < MIN_PER_LABEL:
         raise EvaluationError(
-            f"{model.card.id} can only be evaluated on reviewed detections with stored imagery "
-            f"that it was not trained on, with both verified and false positives among them; "
-            f"there are {len(usable)} ({len(rows) - len(kept)} more were in its training split, "
-            f"{len(missing)} have no imagery)")
+            f"{model.card.id} is judged only on at least {MIN_PER_LABEL} verified and "
+            f"{MIN_PER_LABEL} false-positive detections that it was not trained on and that have "
+            f"stored imagery, since figures from fewer say next to nothing; there are {verified} "
+            f"verified and {len(labels) - verified} false positives "
+            f"({len(rows) - len(kept)} more were in its training split, {len(missing)} have no "
+            "imagery)")
     scores = score_rows(model, usable, progress)
     metrics = metrics_with_intervals(labels, scores, model.card.t_main, seed=seed)
     return Evaluation(model.card.id, metrics, labels, scores,

@@ -557,7 +557,8 @@ class TrainReport:
         def num(x):
             return "n/a" if x is None else f"{x:.2f}"
 
-        return (f"{self.card['kind']} model kept (validation ROC AUC: {tried}); "
+        kept = "kept" if len(self.candidates) > 1 else "trained"
+        return (f"{self.card['kind']} model {kept} (validation ROC AUC: {tried}); "
                 f"validation ROC AUC {num(roc[0])} (95% {num(roc[1])} to {num(roc[2])}), "
                 f"precision {num(precision[0])} and recall {num(recall[0])} at threshold "
                 f"{self.card['t_main']:.3f}; trained on {self.card['training_set']['train']} "

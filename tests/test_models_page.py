@@ -98,7 +98,7 @@ def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
     page.multiselect[0].set_value(["features"])
     _form_button(page).click().run()
     assert not page.exception and not page.error
-    assert "features model kept" in page.success[0].value
+    assert "features model trained (validation ROC AUC: features 0." in page.success[0].value
     assert (tmp_path / "models" / "from-the-page.keras").is_file()
     card = json.loads((tmp_path / "models" / "from-the-page.json").read_text())
     assert card["training_set"]["size"] == 103 and card["kind"] == "features"
@@ -107,6 +107,12 @@ def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
     assert not page.exception and not page.error
     assert "8 of 8 pending detections scored by from-the-page" in page.success[0].value
     assert connect(db_path)["model_scores"].count == 8
+    # Review shows a reviewer the trained model's score beside the source's.
+    review = AppTest.from_file(str(REPO / "app_pages" / "2_Review.py"), default_timeout=240).run()
+    review.text_input(key="reviewer").input("Ana").run()
+    assert not review.exception
+    assert "· trained model 0." in review.subheader[0].value
+    assert "(from-the-page, threshold 0." in review.subheader[0].value
     # The same name again is refused, and the model already there is left alone.
     before = (tmp_path / "models" / "from-the-page.keras").stat().st_mtime_ns
     page.text_input[0].set_value("from-the-page")

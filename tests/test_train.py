@@ -360,3 +360,20 @@ def test_train_says_which_kind_it_could_not_train_and_prints_no_tensorflow_noise
     assert done.stderr == ""                        # no oneDNN or CUDA chatter from TensorFlow
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["kind"] == "features" and set(card["skipped"]) == {"trunk"}
+
+
+def test_evaluate_on_too_few_detections_it_never_saw_is_refused(trained, pairs_db, tmp_path, capsys):
+    """Two unseen detections would give an AUC of 1.0 with an interval of zero width."""
+    card = json.loads(trained.with_suffix(".json").read_text())
+    path = _copy_db(pairs_db, tmp_path)
+    db = connect(path)
+    unseen = card["training_set"]["validation_ids"]
+    for detection in unseen[2:]:                        # all but two go back to the queue
+        assert main(["verdict", str(detection), "undo", "--reviewer", "labels",
+                     "--db", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(trained), "--db", str(path), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "at least 5 verified and 5 false-positive detections that it was not trained on" in error
+    assert "\n" not in error
+    assert db["detections"].count == 111                  # nothing changed

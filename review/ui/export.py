@@ -39,8 +39,8 @@ def _exports(db, filters: queue.Filters) -> None:
         name, content, written = st.session_state["export_file"]
         st.download_button(f"Download {name} ({written:,} detections)", content, name, key="x_download")
     st.subheader("Training samples")
-    st.caption("Reviewed detections as labelled points (1 verified, 0 false positive) in "
-               "earthrise's sampling-location schema, to feed the next model.")
+    st.caption("Reviewed detections as labelled points (label 1 = verified, 0 = false "
+               "positive) in earthrise's sampling-location schema, to feed the next model.")
     if st.button("Prepare training samples", key="x_samples"):
         try:
             common.require(db, "export")

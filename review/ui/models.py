@@ -11,12 +11,12 @@ import time
 
 from .. import evaluate, settings, train
 from ..errors import ReviewError
+from ..map_layers import hex_colour
 from ..models import local_cards
 from . import common
 
 PUBLISHED = "44px_v2.6_rgb_ir"
-COLOURS = {"verified": "#d62728", "false_positive": "#7f7f7f", "unsure": "#ff7f0e",
-           "pending": "#1f77b4"}
+STATUSES = ("verified", "false_positive", "unsure", "pending")
 
 
 def page() -> None:
@@ -44,6 +44,10 @@ def page() -> None:
     st.subheader("On this database's verdicts")
     if st.button("Evaluate", type="primary", key="m_evaluate"):
         _evaluate(db, card, path)
+    # Results stay on the page while the other buttons are used.
+    held = st.session_state.get("m_evaluation")
+    if held and held[0] == str(path):
+        _show_evaluation(*held[1:])
     st.subheader("Order the queue by it")
     st.caption("Scores the pending detections that have stored before and after imagery, "
                "beside their source's own score. Review's order \"most uncertain under the "
@@ -52,6 +56,9 @@ def page() -> None:
     if st.button("Rescore pending detections", key="m_rescore", disabled=not may_train,
                  help=None if may_train else "for editors"):
         _rescore(db, path)
+    rescored = st.session_state.get("m_rescored")
+    if rescored and rescored[0] == str(path):
+        st.success(rescored[1])
     st.subheader("What the model sees")
     st.caption("The model's penultimate layer for reviewed and pending detections, "
                "projected with UMAP; colour is the status. Click a point to open it in Review.")
@@ -131,7 +138,7 @@ def _rescore(db, path) -> None:
         return
     finally:
         bar.empty()
-    st.success(evaluate.rescore_summary(
+    st.session_state["m_rescored"] = (str(path), evaluate.rescore_summary(
         counts, order="Review's order \"most uncertain under the trained model first\"") + ".")
 
 
@@ -169,15 +176,22 @@ def _evaluate(db, card, path) -> None:
     except ReviewError as exc:
         st.error(str(exc))
         return
-    st.write(mine.summary())
     results = [(card.id, mine)]
+    warning = None
     try:
         published = evaluate.evaluate(db, common.model(PUBLISHED), ids=[int(i) for i in mine.ids],
                                       exclude_trained=False)
-        st.write(published.summary())
         results.append((f"{PUBLISHED} (published, after image only)", published))
     except ReviewError as exc:
-        st.warning(f"The published model could not be compared: {exc}")
+        warning = f"The published model could not be compared: {exc}"
+    st.session_state["m_evaluation"] = (str(path), results, warning)
+
+
+def _show_evaluation(results, warning) -> None:
+    for _, result in results:
+        st.write(result.summary())
+    if warning:
+        st.warning(warning)
     roc, pr = go.Figure(), go.Figure()
     for name, result in results:
         curves = result.curves()
@@ -198,13 +212,13 @@ def _evaluate(db, card, path) -> None:
 
 def _embedding(result) -> None:
     figure = go.Figure()
-    for status, colour in COLOURS.items():
+    for status in STATUSES:          # coloured as on the Map
         pick = [i for i, s in enumerate(result.status) if s == status]
         if not pick:
             continue
         figure.add_trace(go.Scatter(
             x=result.x[pick], y=result.y[pick], mode="markers", name=status.replace("_", " "),
-            marker={"color": colour, "size": 8}, customdata=result.ids[pick],
+            marker={"color": hex_colour(status), "size": 8}, customdata=result.ids[pick],
             hovertemplate="detection %{customdata}<extra>" + status + "</extra>"))
     figure.update_layout(height=520, xaxis_title="UMAP 1", yaxis_title="UMAP 2")
     event = st.plotly_chart(figure, width="stretch", on_select="rerun",

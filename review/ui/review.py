@@ -15,7 +15,8 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from .. import chip_cache, lookahead, queue, review_imagery, settings, verdicts, wayback
+from .. import (chip_cache, evaluate, lookahead, queue, review_imagery, settings, verdicts,
+               wayback)
 from ..errors import ReviewError
 from ..queue import ORDERS
 from ..verdicts import REASONS, Imagery
@@ -189,6 +190,11 @@ def _header(db, detection: dict, history: list[dict], blind: bool, filters) -> N
     score = "no score" if detection["score"] is None else f"score {detection['score']:.3f}"
     area = ("" if detection["area_ha"] is None
             else f" · {detection['area_ha']:,.2f} ha ({detection['area_source']})")
+    trained = evaluate.model_scores(db, detection["id"])
+    if trained:                    # the newest, the one the "most uncertain" order uses
+        newest = trained[0]
+        score += (f" · trained model {newest['score']:.3f} ({newest['model_id']}, threshold "
+                  f"{newest['threshold']:.3f})")
     st.subheader(f"Detection #{detection['id']} · {score}{area}")
     status = detection["status"]
     line = f"**Status: {STATUS_WORDS.get(status, status)}**"
