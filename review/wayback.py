@@ -46,7 +46,8 @@ def _get(url: str, timeout: float) -> bytes:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read()
     except (urllib.error.URLError, OSError) as exc:
-        raise WaybackError(f"could not fetch {url}: {getattr(exc, 'reason', exc)}") from exc
+        raise WaybackError(f"Esri Wayback could not be reached ({getattr(exc, 'reason', exc)})",
+                           details=f"could not fetch {url}") from exc
 
 
 def releases(config_url: str | None = None, timeout: float = 20) -> list[Release]:

@@ -90,8 +90,9 @@ def test_wayback_releases_are_read_and_picked_by_date(wayback_server):
 
 def test_wayback_errors_are_clear(monkeypatch):
     monkeypatch.setenv("REVIEW_WAYBACK_CONFIG_URL", "http://127.0.0.1:9/config.json")
-    with pytest.raises(wayback.WaybackError, match="could not fetch"):
+    with pytest.raises(wayback.WaybackError, match="Esri Wayback could not be reached") as raised:
         wayback.releases()
+    assert "could not fetch http://127.0.0.1:9/config.json" in raised.value.details
 
 
 def test_review_page_shows_dated_wayback_views_and_records_them(tmp_path, monkeypatch, wayback_server):

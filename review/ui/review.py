@@ -456,4 +456,5 @@ def _wayback_pictures(detection: dict):
     try:
         return review_imagery.wayback_views(_wayback_releases(settings.wayback_config_url()), detection)
     except ReviewError as exc:
-        return [], f"Wayback imagery could not be had: {exc}. You can still decide."
+        return [], (f"{exc}. Decide from the imagery shown, or skip this detection until "
+                    "Wayback can be reached; the verdict records which imagery it was based on.")

@@ -64,7 +64,7 @@ def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:
         bars.add_bar(x=totals["period"], y=totals[f"area_ha_{status}"], name=status.replace("_", " "),
                      marker_color=COLOURS[status], customdata=totals[status],
                      hovertemplate="%{x}: %{y:,.1f} ha in %{customdata} detections<extra>%{fullData.name}</extra>")
-    bars.update_layout(title="Mined area by review status (ha), ground counted once",
+    bars.update_layout(title="Detected area by review status (ha), ground counted once",
                        barmode="stack", yaxis_title="hectares", xaxis_type="category", height=380)
     _show(bars, "chart_area", totals.empty, "No detections with a period: nothing to chart yet.")
     st.caption(METHOD)
@@ -77,8 +77,8 @@ def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:
         line.add_scatter(x=part["period"], y=part["area_ha"], mode="lines+markers",
                          name=f"{source} ({basis})",
                          hovertemplate=f"%{{x}}: %{{y:,.1f}} ha ({basis})<extra>{source}</extra>")
-    line.update_layout(title="Mined area per period: all sources, and each source on its own (ha)",
-                       yaxis_title="hectares", xaxis_type="category", height=380,
+    line.update_layout(title="Detected area per period, every status: all sources, and each on its own (ha)",
+                       yaxis_title="hectares", yaxis_rangemode="tozero", xaxis_type="category", height=380,
                        legend={"orientation": "h", "y": -0.2})
     _show(line, "chart_sources", totals.empty, "No detections with a period: nothing to chart yet.")
     st.caption("The thick line counts shared ground once (as above); each source's own line: "
@@ -91,8 +91,8 @@ def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:
         cumulative.add_scatter(x=totals["period"], y=totals["area_ha_verified_cumulative"],
                                mode="lines+markers", name="verified",
                                hovertemplate="%{x}: %{y:,.1f} ha verified<extra></extra>")
-    cumulative.update_layout(title="Cumulative mined area (ha): the sum of the periods above",
-                             yaxis_title="hectares", xaxis_type="category", height=340)
+    cumulative.update_layout(title="Cumulative area (ha), all detections and verified: the sum of the periods above",
+                             yaxis_title="hectares", yaxis_rangemode="tozero", xaxis_type="category", height=340)
     _show(cumulative, "chart_cumulative", totals.empty, "No detections with a period: nothing to chart yet.")
     reviewed = precision_by_period(totals)
     precision = go.Figure()
