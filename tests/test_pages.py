@@ -230,6 +230,18 @@ def test_review_page_undo_and_skip(db_path, tmp_path):
     assert db["detections"].get(3)["status"] == "pending"
 
 
+def test_review_history_is_in_words(db_path, tmp_path):
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = _review(db_path)
+    at.button(key="fp_riverbank").click().run()                 # #3 a false positive
+    at.button(key="verdict_undo").click().run()                 # back to #3, with its history
+    history = at.dataframe[0].value
+    assert history["verdict"].tolist() == ["false positive", "undo"]
+    assert history["reason"].tolist() == ["riverbank or sandbar", ""]
+    assert history["note"].tolist() == ["", ""]
+    assert all(len(when) == 16 and " " in when for when in history["when (UTC)"])
+
+
 def test_a_new_name_takes_over_the_claim_and_no_name_lets_it_go(db_path, tmp_path):
     import_file(connect(db_path), _detections_file(tmp_path))
     at = _review(db_path, "Ana")

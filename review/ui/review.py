@@ -307,13 +307,29 @@ def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
              else f"History ({len(shown_history)})")
     with st.expander(f"{label} and neighbours within 3 km ({len(near)})"):
         if shown_history:
-            st.dataframe(pd.DataFrame(shown_history)[["created_at", "reviewer", "verdict", "reason",
-                                                      "note", "override"]], hide_index=True)
+            st.dataframe(_history_table(shown_history), hide_index=True)
         if near:
             st.dataframe(pd.DataFrame(near), hide_index=True)
         properties = json.loads(detection.get("properties") or "{}")
         if properties:
+            st.caption("The source's own attributes of this detection:")
             st.json(properties, expanded=False)
+
+
+def _history_table(history: list[dict]) -> pd.DataFrame:
+    """Verdicts in words, times to the minute in UTC, blanks where nothing was given."""
+    rows = []
+    for h in history:
+        rows.append({
+            "when (UTC)": h["created_at"][:16].replace("T", " "),
+            "reviewer": h["reviewer"],
+            "verdict": (verdicts.VERDICTS.get(h["verdict"], h["verdict"])
+                        + (" (final)" if h.get("final") else "")),
+            "reason": REASONS.get(h["reason"], h["reason"] or ""),
+            "note": h["note"] or "",
+            "overrides": h["override"] or "",
+        })
+    return pd.DataFrame(rows)
 
 
 @st.fragment(run_every=KEEP_ALIVE_S)
