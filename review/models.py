@@ -12,9 +12,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -325,6 +327,35 @@ def tensorflow():
             os.close(saved)
     _tf = tf
     return tf
+
+
+# Native log lines TensorFlow writes that tell a user nothing (seen with TensorFlow 2.21).
+_TENSORFLOW_CHATTER = re.compile(
+    r"NodeDef mentions attribute|All log messages before absl::InitializeLog|"
+    r"oneDNN custom operations|cudart_stub|Could not find cuda drivers")
+
+
+@contextmanager
+def tensorflow_chatter_dropped():
+    """While the block runs, TensorFlow's pointless native log lines (a tf.data graph
+    notice at every Keras fit, for one) are kept off file descriptor 2; everything else
+    written there is passed on when the block ends, so no real message is lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
+                    if not _TENSORFLOW_CHATTER.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def device_description() -> str:

@@ -7,8 +7,9 @@ one sigmoid score: how likely a mine emerged between the two.
 Three kinds are built and compared on validation:
 - `features`: fixed change statistics (per band and per spectral index: mean, spread and
   quantiles before, after and of the change; texture; fractions of pixels that lost
-  vegetation or turned to bare soil or sediment-laden water) and the mean of a few small
-  dense heads, trained on the whole training set at once for a fixed number of steps;
+  vegetation or turned to bare soil or sediment-laden water), of the whole patch and of its
+  centre, and the mean of a few small dense heads, trained on the whole training set at
+  once for a fixed number of steps;
 - `cnn`: a small convolutional network on both images stacked as channels;
 - `trunk`: the convolutional trunk of a published model (the 44px rgb_ir model: blue,
   green, red, near-infrared) applied to each image, with a new head on both.
@@ -37,14 +38,16 @@ INDICES = (("ndvi", ("B8", "B4")), ("ndwi", ("B3", "B8")), ("mndwi", ("B3", "B11
 class PairFeatures(keras.layers.Layer):
     """(N, P, P, 2 x bands) reflectance -> (N, features) change statistics."""
 
-    def __init__(self, bands, quantiles=QUANTILES, **kwargs):
+    def __init__(self, bands, quantiles=QUANTILES, centre=0, **kwargs):
         super().__init__(**kwargs)
         self.bands = [str(b) for b in bands]
         self.quantiles = [float(q) for q in quantiles]
+        self.centre = int(centre)       # 0 (models trained before it existed): whole patch only
         self.indices = [name for name, needed in INDICES if set(needed) <= set(self.bands)]
 
     def get_config(self):
-        return {**super().get_config(), "bands": self.bands, "quantiles": self.quantiles}
+        return {**super().get_config(), "bands": self.bands, "quantiles": self.quantiles,
+                "centre": self.centre}
 
     def _maps(self, x):
         band = {name: x[..., i] for i, name in enumerate(self.bands)}
@@ -84,6 +87,18 @@ class PairFeatures(keras.layers.Layer):
         return dy + dx
 
     def call(self, x):
+        """The statistics of the whole patch, then (with `centre`) those of its central
+        `centre` x `centre` pixels: a label is about the place at the patch's centre, and
+        its surroundings dilute the whole patch's figures."""
+        parts = self._patch_features(x)
+        if self.centre:
+            side = int(x.shape[1])
+            start = (side - self.centre) // 2
+            middle = x[:, start:start + self.centre, start:start + self.centre, :]
+            parts = ops.concatenate([parts, self._patch_features(middle)], axis=-1)
+        return parts
+
+    def _patch_features(self, x):
         n = len(self.bands)
         before, after = self._maps(x[..., :n]), self._maps(x[..., n:])
         change = after - before
@@ -107,7 +122,7 @@ class PairFeatures(keras.layers.Layer):
         width = 3 * maps * (2 + len(self.quantiles)) + 2 * maps
         if "ndvi" in self.indices:
             width += 4 if "mndwi" in self.indices else 2
-        return (input_shape[0], width)
+        return (input_shape[0], width * (2 if self.centre else 1))
 
 
 MEMBERS = 5
@@ -153,9 +168,9 @@ def head_embedding(head) -> keras.Model:
                        keras.layers.Concatenate()(hidden))
 
 
-def features_model(bands, patch: int, head) -> keras.Model:
+def features_model(bands, patch: int, head, centre: int = 0) -> keras.Model:
     inputs = keras.Input((patch, patch, 2 * len(bands)))
-    x = PairFeatures(bands, name="pair_features")(inputs)
+    x = PairFeatures(bands, centre=centre, name="pair_features")(inputs)
     x = head(x)
     return keras.Model(inputs, x, name="change_features")
 

@@ -352,12 +352,12 @@ def test_train_says_which_kind_it_could_not_train_and_prints_no_tensorflow_noise
     out = tmp_path / "m.keras"
     done = subprocess.run(
         [sys.executable, "-m", "review", "train", "--db", str(pairs_db), "--out", str(out),
-         "--kinds", "features,trunk", "--epochs", "10", "--quiet"],
+         "--kinds", "features,cnn,trunk", "--epochs", "10", "--quiet"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
         timeout=600)
     assert done.returncode == 0, done.stderr
     assert "trunk not trained: the published model it starts from, 44px_v2.6_rgb_ir" in done.stdout
-    assert done.stderr == ""                        # no oneDNN or CUDA chatter from TensorFlow
+    assert done.stderr == ""          # no oneDNN, CUDA or tf.data chatter from TensorFlow
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["kind"] == "features" and set(card["skipped"]) == {"trunk"}
 
