@@ -299,6 +299,26 @@ def parse_card(card_path: Path, default_id: str, filename: str) -> ModelCard:
 # ------------------------------------------------------------------ loading and running
 
 
+@contextmanager
+def _stderr_captured():
+    """File descriptor 2 sent to a temporary file while the block runs (native libraries
+    write there directly, past sys.stderr); yields a list that holds what was written
+    once the block has ended and descriptor 2 is back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    written: list[str] = []
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield written
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            written.append(captured.read().decode(errors="replace"))
+
+
 def tensorflow():
     """Import TensorFlow once, keeping its C++ start-up chatter off the terminal.
 
@@ -309,22 +329,15 @@ def tensorflow():
     global _tf
     if _tf is not None:
         return _tf
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    written: list[str] = []
+    try:
+        with _stderr_captured() as written:
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    except BaseException:
+        sys.stderr.write("".join(written))
+        raise
     _tf = tf
     return tf
 
@@ -340,22 +353,16 @@ def tensorflow_chatter_dropped():
     """While the block runs, TensorFlow's pointless native log lines (a tf.data graph
     notice at every Keras fit, for one) are kept off file descriptor 2; everything else
     written there is passed on when the block ends, so no real message is lost."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    written: list[str] = []
+    try:
+        with _stderr_captured() as written:
             yield
-        finally:
+    finally:
+        kept = [line for line in "".join(written).splitlines(True)
+                if not _TENSORFLOW_CHATTER.search(line)]
+        if kept:
+            sys.stderr.write("".join(kept))
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
-                    if not _TENSORFLOW_CHATTER.search(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
 
 
 def device_description() -> str:
