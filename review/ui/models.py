@@ -116,10 +116,10 @@ def _train(db, name: str, kinds: tuple, seed: int) -> None:
                                                    f"{what[:1].upper()}{what[1:]}…"),
                              database_name=str(settings.db_path()))
     except ReviewError as exc:
-        bar.empty()
         common.show_error(exc)
         return
-    bar.empty()
+    finally:
+        bar.empty()
     from ..models import read_card_beside
 
     st.session_state["m_trained"] = report.summary()
