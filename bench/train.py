@@ -70,6 +70,8 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-cv", action="store_true")
+    parser.add_argument("--detector", default="48px_v3.2",
+                        help="published detector for the features kind ('none': without)")
     args = parser.parse_args()
     if not (PAIRS / "pairs.csv").exists():
         print(f"the pairs are not at {PAIRS}", file=sys.stderr)
@@ -88,19 +90,24 @@ def main() -> int:
 
         start = time.perf_counter()
         code = cli(["train", "--db", db_path, "--out", str(folder / "model.keras"),
-                    "--kinds", args.kinds, "--seed", str(args.seed), "--quiet"])
+                    "--kinds", args.kinds, "--seed", str(args.seed), "--detector",
+                    args.detector, "--quiet"])
         train_seconds = time.perf_counter() - start
         assert code == 0
         print(f"train (kinds {args.kinds}): {train_seconds:.1f} s wall", flush=True)
         if args.skip_cv:
             return 0
         from review.store import connect
-        from review.train import BANDS, DEFAULT_BASE, base_for, cross_validate, training_set
+        from review.train import (BANDS, DEFAULT_BASE, base_for, cross_validate, detector_for,
+                                  training_set)
 
         ts = training_set(connect(db_path))
         base = base_for(DEFAULT_BASE, BANDS) if "trunk" in kinds else None
         start = time.perf_counter()
-        result = cross_validate(ts, folds=args.folds, seed=args.seed, kinds=kinds, base=base)
+        detector = (detector_for(args.detector)[0]
+                    if "features" in kinds and args.detector != "none" else None)
+        result = cross_validate(ts, folds=args.folds, seed=args.seed, kinds=kinds, base=base,
+                                detector=detector)
         cv_seconds = time.perf_counter() - start
         auc, low, high = result["roc_auc"]
         from collections import Counter

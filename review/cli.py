@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--base", default="44px_v2.6_rgb_ir",
                        help="published model whose convolutional trunk is tried as a start "
                             "(default 44px_v2.6_rgb_ir; 'none' to skip)")
+    train.add_argument("--detector", default="48px_v3.2",
+                       help="published detector whose view of the after image the features "
+                            "kind adds (default 48px_v3.2; 'none' to leave it out)")
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--kinds", default="features,cnn,trunk",
                        help="kinds of model to train and compare (features, cnn, trunk); the "
@@ -1003,8 +1006,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     db = _open_db(args)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     base = None if args.base.lower() == "none" else args.base
+    detector = None if args.detector.lower() == "none" else args.detector
     with _progress_bar("training", args.quiet) as progress:
         report = train(db, args.out, base=base, seed=args.seed, kinds=kinds, epochs=args.epochs,
+                       detector=detector,
                        precision=args.precision, progress=progress,
                        database_name=str(args.db or settings.db_path()), refit=args.refit)
     print(report.summary())

@@ -8,8 +8,9 @@ Three kinds are built and compared on validation:
 - `features`: fixed change statistics (per band and per spectral index: mean, spread and
   quantiles before, after and of the change; texture; fractions of pixels that lost
   vegetation or turned to bare soil or sediment-laden water), of the whole patch and of its
-  centre, and the mean of a few small dense heads, trained on the whole training set at
-  once for a fixed number of steps;
+  centre, beside (when it can be had) how a published mine detector sees the after image
+  (its penultimate layer, `detector_embedding`), and the mean of a few small dense heads,
+  trained on the whole training set at once for a fixed number of steps;
 - `cnn`: a small convolutional network on both images stacked as channels;
 - `trunk`: the convolutional trunk of a published model (the 44px rgb_ir model: blue,
   green, red, near-infrared) applied to each image, with a new head on both.
@@ -38,16 +39,18 @@ INDICES = (("ndvi", ("B8", "B4")), ("ndwi", ("B3", "B8")), ("mndwi", ("B3", "B11
 class PairFeatures(keras.layers.Layer):
     """(N, P, P, 2 x bands) reflectance -> (N, features) change statistics."""
 
-    def __init__(self, bands, quantiles=QUANTILES, centre=0, **kwargs):
+    def __init__(self, bands, quantiles=QUANTILES, centres=(), centre=0, **kwargs):
         super().__init__(**kwargs)
         self.bands = [str(b) for b in bands]
         self.quantiles = [float(q) for q in quantiles]
-        self.centre = int(centre)       # 0 (models trained before it existed): whole patch only
+        # Central squares described after the whole patch. Models saved with one `centre`
+        # (0: whole patch only) load as they were.
+        self.centres = [int(c) for c in centres] or ([int(centre)] if centre else [])
         self.indices = [name for name, needed in INDICES if set(needed) <= set(self.bands)]
 
     def get_config(self):
         return {**super().get_config(), "bands": self.bands, "quantiles": self.quantiles,
-                "centre": self.centre}
+                "centres": self.centres}
 
     def _maps(self, x):
         band = {name: x[..., i] for i, name in enumerate(self.bands)}
@@ -87,16 +90,15 @@ class PairFeatures(keras.layers.Layer):
         return dy + dx
 
     def call(self, x):
-        """The statistics of the whole patch, then (with `centre`) those of its central
-        `centre` x `centre` pixels: a label is about the place at the patch's centre, and
-        its surroundings dilute the whole patch's figures."""
-        parts = self._patch_features(x)
-        if self.centre:
-            side = int(x.shape[1])
-            start = (side - self.centre) // 2
-            middle = x[:, start:start + self.centre, start:start + self.centre, :]
-            parts = ops.concatenate([parts, self._patch_features(middle)], axis=-1)
-        return parts
+        """The statistics of the whole patch, then those of each central c x c square in
+        `centres`: a label is about the place at the patch's centre, and its surroundings
+        dilute the whole patch's figures."""
+        parts = [self._patch_features(x)]
+        side = int(x.shape[1])
+        for c in self.centres:
+            start = (side - c) // 2
+            parts.append(self._patch_features(x[:, start:start + c, start:start + c, :]))
+        return ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
 
     def _patch_features(self, x):
         n = len(self.bands)
@@ -122,7 +124,7 @@ class PairFeatures(keras.layers.Layer):
         width = 3 * maps * (2 + len(self.quantiles)) + 2 * maps
         if "ndvi" in self.indices:
             width += 4 if "mndwi" in self.indices else 2
-        return (input_shape[0], width * (2 if self.centre else 1))
+        return (input_shape[0], width * (1 + len(self.centres)))
 
 
 MEMBERS = 5
@@ -168,11 +170,69 @@ def head_embedding(head) -> keras.Model:
                        keras.layers.Concatenate()(hidden))
 
 
-def features_model(bands, patch: int, head, centre: int = 0) -> keras.Model:
+def features_model(bands, patch: int, head, centres=(), detector=None) -> keras.Model:
+    """Pair -> change statistics (and the detector's view of the after image) -> head."""
     inputs = keras.Input((patch, patch, 2 * len(bands)))
-    x = PairFeatures(bands, centre=centre, name="pair_features")(inputs)
+    x = PairFeatures(bands, centres=centres, name="pair_features")(inputs)
+    if detector is not None:
+        x = keras.layers.Concatenate(name="statistics_and_detector")([x, detector(inputs)])
     x = head(x)
     return keras.Model(inputs, x, name="change_features")
+
+
+# Bands a published model needs that the pairs lack, as linear mixes of reflectance bands
+# they have: the red edge lies between red and near-infrared, B8A beside B8, B1 beside B2,
+# water vapour (B9) a fraction of near-infrared. Rough, but the detector's view of the
+# after image made this way adds to the change statistics (bench/RESULTS.md).
+BAND_MIXES = {
+    "B1": {"B2": 1.1}, "B5": {"B4": 0.75, "B8": 0.25}, "B6": {"B4": 0.25, "B8": 0.75},
+    "B7": {"B4": 0.1, "B8": 0.9}, "B8A": {"B8": 1.03}, "B9": {"B8": 0.3},
+}
+
+
+def band_mix(bands, wanted) -> np.ndarray | None:
+    """(len(bands), len(wanted)) weights that make each wanted band from `bands` (itself
+    where present, else its BAND_MIXES recipe), or None when one cannot be made."""
+    bands = list(bands)
+    weights = np.zeros((len(bands), len(wanted)), dtype="float32")
+    for k, name in enumerate(wanted):
+        recipe = {name: 1.0} if name in bands else BAND_MIXES.get(name)
+        if not recipe or not set(recipe) <= set(bands):
+            return None
+        for source, weight in recipe.items():
+            weights[bands.index(source), k] = weight
+    return weights
+
+
+def detector_layers(model) -> list:
+    """A published Sequential model's layers up to its penultimate dense layer."""
+    dense = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Dense)]
+    return list(model.layers[:dense[-2] + 1]) if len(dense) >= 2 else []
+
+
+def detector_embedding(bands, patch: int, detector, detector_bands) -> keras.Model:
+    """Pair (reflectance) -> how a published single-image detector sees the after image:
+    its penultimate layer, frozen. A fixed 1x1 convolution makes the detector's bands from
+    the after image's (`band_mix`) and the result is clipped to [0, 1], the detector's own
+    reflectance scaling."""
+    n = len(bands)
+    mix = band_mix(bands, detector_bands)
+    inputs = keras.Input((patch, patch, 2 * n))
+    weights = np.zeros((1, 1, 2 * n, len(detector_bands)), dtype="float32")
+    weights[0, 0, n:, :] = mix
+    pick = keras.layers.Conv2D(len(detector_bands), 1, use_bias=False, trainable=False,
+                               name="after_in_detector_bands")
+    x = pick(inputs)
+    pick.set_weights([weights])
+    x = keras.layers.ReLU(max_value=1.0, name="reflectance_clipped")(x)
+    originals = detector_layers(detector)
+    body = keras.Sequential([keras.Input((patch, patch, len(detector_bands)))] +
+                            [layer.__class__.from_config(layer.get_config()) for layer in originals],
+                            name="detector")
+    for new, old in zip(body.layers, originals):
+        new.set_weights(old.get_weights())
+    body.trainable = False
+    return keras.Model(inputs, body(x), name="detector_embedding")
 
 
 def cnn_model(bands, patch: int) -> keras.Model:

@@ -40,10 +40,12 @@ PRECISION_TARGET = 0.9
 VALIDATION_FRACTION = 0.25
 KINDS = ("features", "cnn", "trunk")
 FEATURE_STEPS = 300
-# The features kind also describes the central 24 x 24 pixels (240 m) of each 48-px pair:
-# +0.011 of cross-validated ROC AUC over nine fold draws (bench/RESULTS.md).
-CENTRE = 24
+# The features kind also describes the central 16 x 16 pixels (160 m) of each 48-px pair,
+# where the reviewed place is (bench/RESULTS.md).
+CENTRES = (16,)
 DEFAULT_BASE = "44px_v2.6_rgb_ir"
+# The published detector whose view of the after image the features kind adds.
+DEFAULT_DETECTOR = "48px_v3.2"
 BOOTSTRAP = 1000
 
 
@@ -223,6 +225,13 @@ def output_path(folder: Path, name: str) -> Path:
                             "name")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def band_recipe(band: str) -> str:
+    """How a band the pairs lack is made for the detector, in words (for the card)."""
+    from .pairnet import BAND_MIXES
+
+    return " + ".join(f"{w:g} x {b}" for b, w in BAND_MIXES[band].items())
 
 
 def _id_list(ids: list[int], limit: int = 8) -> str:
@@ -488,8 +497,11 @@ def _fit_steps(keras, model, x, y, steps, lr=3e-3):
 
 
 def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-                    bands, seed: int, epochs: int | None = None, base=None) -> Candidate:
-    """Train one kind of model on scaled pairs; scores on validation."""
+                    bands, seed: int, epochs: int | None = None, base=None,
+                    detector=None) -> Candidate:
+    """Train one kind of model on scaled pairs; scores on validation. `detector` (card,
+    Keras model of a published detector, `detector_for`) adds its view of the after image
+    to the features kind."""
     from . import pairnet
     from .models import tensorflow
 
@@ -498,11 +510,18 @@ def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv:
     patch = x.shape[1]
     with tf.device("/CPU:0"):
         if kind == "features":
-            layer = pairnet.PairFeatures(bands, centre=CENTRE)
-            features = np.concatenate([np.asarray(layer(x[i:i + 64])) for i in range(0, len(x), 64)])
+            layer = pairnet.PairFeatures(bands, centres=CENTRES)
+            view = (pairnet.detector_embedding(bands, patch, detector[1], detector[0].bands)
+                    if detector else None)
+
+            def described(batch):
+                stats = np.asarray(layer(batch))
+                return stats if view is None else np.hstack([stats, np.asarray(view(batch))])
+
+            features = np.concatenate([described(x[i:i + 64]) for i in range(0, len(x), 64)])
             training, head = pairnet.feature_heads(features.shape[1], features)
             used = _fit_steps(keras, training, features, y, epochs or FEATURE_STEPS)
-            model = pairnet.features_model(bands, patch, head, CENTRE)
+            model = pairnet.features_model(bands, patch, head, CENTRES, view)
         elif kind == "cnn":
             model = pairnet.cnn_model(bands, patch)
             xa, ya = dihedral(x, y)
@@ -551,6 +570,30 @@ def base_for(spec: str | None, bands) -> tuple | None:
     return card, loaded.keras_model
 
 
+def detector_for(spec: str | None, bands=BANDS, patch: int = PATCH) -> tuple[tuple | None, str | None]:
+    """((card, Keras model) of a published single-image detector whose view of the after
+    image the features kind can add, None), or (None, why not)."""
+    if not spec:
+        return None, "none was asked for"
+    from .errors import ModelError
+    from .models import load_model
+
+    try:
+        loaded = load_model(spec)
+    except ModelError as exc:
+        return None, f"{spec} could not be loaded ({exc})"
+    from .pairnet import band_mix, detector_layers
+
+    card = loaded.card
+    if card.is_pair or card.scaling != "reflectance" or card.patch_size != patch:
+        return None, (f"{spec} is not a single-image {patch}-px model on reflectance")
+    if band_mix(bands, card.bands) is None:
+        return None, f"{spec}'s bands cannot be made from {', '.join(bands)}"
+    if not detector_layers(loaded.keras_model):
+        return None, f"{spec} has no penultimate dense layer to read"
+    return (card, loaded.keras_model), None
+
+
 @dataclass
 class TrainReport:
     path: Path
@@ -577,6 +620,8 @@ class TrainReport:
                    if self.card["training_set"].get("refit_on_all") else "")
                 + "".join(f"; {kind} not trained: {why}"
                           for kind, why in (self.card.get("skipped") or {}).items())
+                + (f"; the features kind made without a published detector's view: "
+                   f"{self.card['detector_unused']}" if self.card.get("detector_unused") else "")
                 + f", in {self.seconds:.0f} s; written to {self.path} with its card {self.card_path.name}")
 
 
@@ -601,18 +646,19 @@ def clearly_better(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray,
     return total > 0 and wins >= 0.975 * total
 
 
-def refit_on_all(kept: Candidate, ts: TrainingSet, seed: int, base=None) -> Candidate:
+def refit_on_all(kept: Candidate, ts: TrainingSet, seed: int, base=None,
+                 detector=None) -> Candidate:
     """The kept kind trained again on every detection of `ts` for the epochs (or steps)
     its held-out model used; validation scores stay those of the held-out model."""
     x = scaled(BANDS, ts.pairs)
     model = train_candidate(kept.kind, x, ts.labels, x[:0], ts.labels[:0], BANDS, seed,
-                            kept.epochs, base).model
+                            kept.epochs, base, detector).model
     return dataclasses.replace(kept, model=model)
 
 
 def fit(ts: TrainingSet, seed: int = 1, kinds=KINDS, base=None, epochs: int | None = None,
         validation: np.ndarray | None = None, progress: Progress | None = None,
-        bands=BANDS) -> tuple[Candidate, dict, np.ndarray]:
+        bands=BANDS, detector=None) -> tuple[Candidate, dict, np.ndarray]:
     """Split by site, train every kind, and keep the first kind listed unless another is
     clearly better on validation (`clearly_better`). Returns (kept, {kind: validation
     AUC}, validation mask)."""
@@ -627,7 +673,7 @@ def fit(ts: TrainingSet, seed: int = 1, kinds=KINDS, base=None, epochs: int | No
         if progress:
             progress(n, len(kinds), f"training {kind}")
         candidate = train_candidate(kind, x[~validation], y[~validation], x[validation],
-                                    y[validation], bands, seed, epochs, base)
+                                    y[validation], bands, seed, epochs, base, detector)
         results[kind] = round(candidate.roc_auc, 4)
         if best is None or clearly_better(y[validation], candidate.validation_scores,
                                           best.validation_scores, seed):
@@ -640,7 +686,7 @@ def fit(ts: TrainingSet, seed: int = 1, kinds=KINDS, base=None, epochs: int | No
 def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=KINDS,
           epochs: int | None = None, precision: float = PRECISION_TARGET,
           progress: Progress | None = None, database_name: str | None = None,
-          refit: bool = True) -> TrainReport:
+          refit: bool = True, detector: str | None = DEFAULT_DETECTOR) -> TrainReport:
     """Train on the reviewed detections and write OUT.keras with its card OUT.json.
 
     With `refit` (the default) the kept kind is then trained again on every reviewed
@@ -675,9 +721,12 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
     if all(kind in skipped for kind in kinds):
         raise TrainingError(f"nothing to train: trunk was the only kind asked for, and "
                             f"{skipped['trunk']}; add the features or cnn kind")
+    detector_model, detector_unused = (detector_for(detector) if "features" in kinds
+                                       else (None, None))
     ts = training_set(db, progress=stage(0.2, 0.0))
     best, results, validation = fit(ts, seed=seed, kinds=kinds, base=base_model, epochs=epochs,
-                                    progress=stage(0.7 if refit else 0.8, 0.2))
+                                    progress=stage(0.7 if refit else 0.8, 0.2),
+                                    detector=detector_model)
     yv = ts.labels[validation]
     threshold, met = threshold_for_precision(yv, best.validation_scores, precision)
     metrics = metrics_with_intervals(yv, best.validation_scores, threshold, seed=seed)
@@ -688,7 +737,7 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
         # (bench/RESULTS.md). The card's validation figures stay those of the held-out model.
         if progress:
             stage(0.1, 0.9)(0, 1, f"training {best.kind} on all {len(ts)} detections")
-        best = refit_on_all(best, ts, seed, base_model)
+        best = refit_on_all(best, ts, seed, base_model, detector_model)
         trained_on = np.ones(len(ts), dtype=bool)
         if progress:
             stage(0.1, 0.9)(1, 1, "trained")
@@ -700,7 +749,9 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
         "t_main": round(threshold, 6), "t_iso": round(max(threshold, (1 + threshold) / 2), 6),
         "product": product,
         "description": (f"change classifier ({best.kind}) trained on {len(ts)} reviewed "
-                        f"detections; before and after {PATCH}-px chips stacked as channels"),
+                        f"detections; before and after {PATCH}-px chips stacked as channels"
+                        + (f", with {detector_model[0].id}'s view of the after chip"
+                           if best.kind == "features" and detector_model else "")),
         "kind": best.kind, "candidates": results, "skipped": skipped,
         "selection": (f"{kinds[0]} unless another kind's validation ROC AUC is higher in "
                       f"97.5% of paired bootstrap resamples"),
@@ -714,7 +765,15 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
                          "train_ids": [int(i) for i in ts.ids[trained_on]],
                          "validation_ids": [int(i) for i in ts.ids[validation]]},
         "validation": metrics,
-        "parent": base_model[0].id if best.kind == "trunk" else None,
+        "parent": (base_model[0].id if best.kind == "trunk" else
+                   detector_model[0].id if best.kind == "features" and detector_model else None),
+        "centres": list(CENTRES) if best.kind == "features" else None,
+        "detector": ({"model": detector_model[0].id, "image": "after",
+                      "layer": "penultimate dense layer, frozen",
+                      "bands_made": {b: band_recipe(b) for b in detector_model[0].bands
+                                     if b not in BANDS}}
+                     if best.kind == "features" and detector_model else None),
+        "detector_unused": detector_unused if best.kind == "features" else None,
         "base_offered": base_model[0].id if base_model else None,
         "epochs": best.epochs, "seed": seed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -738,7 +797,7 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
 
 def cross_validate(ts: TrainingSet, folds: int = 5, seed: int = 1, kinds=KINDS, base=None,
                    epochs: int | None = None, progress: Progress | None = None,
-                   refit: bool = True) -> dict:
+                   refit: bool = True, detector=None) -> dict:
     """Out-of-fold scores of the whole procedure `train` runs (inner site split,
     candidates, choice, refit on the fold's training detections), folds by site; pooled
     ROC AUC with a bootstrap 95% interval, and per-kind AUCs."""
@@ -751,9 +810,10 @@ def cross_validate(ts: TrainingSet, folds: int = 5, seed: int = 1, kinds=KINDS, 
         inner = TrainingSet(ts.ids[~test], ts.labels[~test], ts.pairs[~test], ts.lon[~test],
                             ts.lat[~test])
         x_test = scaled(BANDS, ts.pairs[test])
-        best, results, _ = fit(inner, seed=seed, kinds=kinds, base=base, epochs=epochs)
+        best, results, _ = fit(inner, seed=seed, kinds=kinds, base=base, epochs=epochs,
+                               detector=detector)
         if refit:
-            best = refit_on_all(best, inner, seed, base)
+            best = refit_on_all(best, inner, seed, base, detector)
         chosen.append(best.kind)
         scores[test] = predict(best.model, x_test)
         if progress:

@@ -12,7 +12,7 @@ import pytest
 
 from review.cli import main
 from review.store import connect
-from tests.conftest import FIXTURES, needs_fixtures
+from tests.conftest import FIXTURES, MODELS, needs_fixtures
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
 pytestmark = needs_fixtures
@@ -35,11 +35,14 @@ def pairs_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(pairs_db, tmp_path_factory):
-    """A small features model trained for a few steps through the CLI; the model the
-    validation figures describe (--no-refit), so evaluate has detections it never saw."""
+    """A small features model trained for a few steps through the CLI, with the published
+    detector's view from the fixture models; the model the validation figures describe
+    (--no-refit), so evaluate has detections it never saw."""
     out = tmp_path_factory.mktemp("model") / "change.keras"
-    code = main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
-                 "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REVIEW_MODEL_CACHE", str(MODELS))
+        code = main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
+                     "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"])
     assert code == 0
     return out
 
@@ -70,13 +73,18 @@ def test_train_writes_a_pair_model_with_its_card(trained, capsys):
     assert card["training_set"]["train"] + card["training_set"]["validation"] == 111
     auc, low, high = card["validation"]["roc_auc"]
     assert low <= auc <= high
-    assert card["date"] and card["parent"] is None and card["kind"] == "features"
+    assert card["date"] and card["kind"] == "features" and card["centres"] == [16]
+    # The published detector's view of the after image is part of it, and the card says how
+    # the bands the pairs lack were made.
+    assert card["parent"] == "48px_v3.2" and card["detector"]["model"] == "48px_v3.2"
+    assert card["detector"]["bands_made"]["B5"] == "0.75 x B4 + 0.25 x B8"
+    assert card["detector_unused"] is None
     from review.models import sha256_of
 
     assert card["sha256"] == sha256_of(trained)
 
 
-def test_same_seed_same_model(pairs_db, trained, tmp_path):
+def test_same_seed_same_model(pairs_db, trained, tmp_path, real_model_cache):
     from review.models import load_model
 
     again = tmp_path / "again.keras"
@@ -282,7 +290,8 @@ def test_a_kind_replaces_the_first_only_when_clearly_better_on_validation():
     assert not clearly_better(y, first, much_better, seed=1)
 
 
-def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, trained, tmp_path, capsys):
+def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, trained, tmp_path,
+                                                                     capsys, real_model_cache):
     from review.models import load_model
     from review.train import predict, scaled, training_set
 
@@ -357,9 +366,13 @@ def test_train_says_which_kind_it_could_not_train_and_prints_no_tensorflow_noise
         timeout=600)
     assert done.returncode == 0, done.stderr
     assert "trunk not trained: the published model it starts from, 44px_v2.6_rgb_ir" in done.stdout
+    assert ("the features kind made without a published detector's view: 48px_v3.2 could "
+            "not be loaded") in done.stdout
     assert done.stderr == ""          # no oneDNN, CUDA or tf.data chatter from TensorFlow
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["kind"] == "features" and set(card["skipped"]) == {"trunk"}
+    assert card["detector"] is None and card["parent"] is None
+    assert card["detector_unused"].startswith("48px_v3.2 could not be loaded")
 
 
 def test_evaluate_on_too_few_detections_it_never_saw_is_refused(trained, pairs_db, tmp_path, capsys):
@@ -377,3 +390,15 @@ def test_evaluate_on_too_few_detections_it_never_saw_is_refused(trained, pairs_d
     assert "at least 5 verified and 5 false-positive detections that it was not trained on" in error
     assert "\n" not in error
     assert db["detections"].count == 111                  # nothing changed
+
+
+def test_a_detector_whose_view_cannot_be_had_is_named_with_the_reason(real_model_cache):
+    from review.train import detector_for
+
+    assert detector_for("48px_v3.2")[0][0].id == "48px_v3.2"
+    assert detector_for(None) == (None, "none was asked for")
+    for spec, why in [("44px_v2.6_rgb_ir", "not a single-image 48-px model on reflectance"),
+                      ("48px_v4.21", "bands cannot be made from B2, B3, B4, B8, B11, B12"),
+                      ("no-such-model", "no-such-model could not be loaded")]:
+        model, reason = detector_for(spec)
+        assert model is None and why in reason

@@ -95,7 +95,8 @@ def _train_form(db, first: bool) -> None:
                                       "with its card NAME.json")
             kinds = st.multiselect(
                 "Kinds to compare", list(train.KINDS), default=list(train.KINDS),
-                help="features: change statistics and a small dense head; cnn: a small "
+                help="features: change statistics, beside a published mine detector's "
+                     "view of the after chip (48px_v3.2), and a small dense head; cnn: a small "
                      "convolutional network on both chips; trunk: a published model's "
                      "convolutional trunk, fine-tuned. The first listed is kept unless "
                      "another is clearly better on validation.")
@@ -167,6 +168,9 @@ def _card(card) -> None:
     st.caption(f"{card.description}. Bands {', '.join(card.bands)} before and after, "
                f"{card.patch_size} px; trained {info.get('date', '?')}; training set sha256 "
                f"{str(tset.get('sha256', ''))[:12]}…")
+    if info.get("detector_unused"):
+        st.caption(f"Made without a published detector's view of the after chip: "
+                   f"{info['detector_unused']}.")
 
 
 def _evaluate(db, card, path) -> None:
