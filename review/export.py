@@ -234,6 +234,15 @@ def _field_photo(db, detection_id: int, side: int):
     return chips.Chip(image=image, imagery=Imagery(source=f"field photo {sha[:12]}", start=taken))
 
 
+def latest_verified(db) -> int | None:
+    """The detection most recently verified (the evidence a journalist most likely wants),
+    or None when nothing is verified."""
+    row = db.execute("select v.detection_id from verdicts v join detections d on "
+                     "d.id = v.detection_id where d.status = 'verified' and v.verdict = "
+                     "'verified' order by v.id desc limit 1").fetchone()
+    return int(row[0]) if row else None
+
+
 def evidence_png(db, detection_id: int) -> bytes:
     """Before and after chips side by side, footprint outlined, with a caption to publish."""
     from PIL import Image, ImageDraw, ImageFont

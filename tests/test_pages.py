@@ -400,6 +400,10 @@ def test_export_page_prepares_verified_geojson_and_evidence_errors(db_path, tmp_
     at.button(key="x_prepare").click().run()
     assert not at.exception
     assert "Download detections.geojson (1 detections)" in at.get("download_button")[0].proto.label
-    at.number_input(key="x_evidence_id").set_value(2)
+    assert at.number_input(key="x_evidence_id").value == 2     # the newest verified one
+    verdicts.record(db, 1, "ana", "verified")
+    verdicts.record(db, 1, "ana", "false_positive", reason="other")   # changed its mind
+    at = AppTest.from_file(EXPORT, default_timeout=TIMEOUT).run()
+    assert at.number_input(key="x_evidence_id").value == 2
     at.button(key="x_evidence").click().run()
     assert "no stored scene covers detection 2" in at.error[0].value

@@ -54,8 +54,11 @@ def _exports(db, filters: queue.Filters) -> None:
 
 def _evidence(db) -> None:
     st.subheader("Evidence pack")
-    detection_id = st.number_input("Detection id", min_value=1, step=1, key="x_evidence_id")
-    if st.button("Make the evidence picture", key="x_evidence"):
+    detection_id = st.number_input("Detection id", min_value=1, step=1, key="x_evidence_id",
+                                   value=export.latest_verified(db),
+                                   placeholder="the id of a detection",
+                                   help="starts at the detection verified most recently")
+    if st.button("Make the evidence picture", key="x_evidence", disabled=detection_id is None):
         try:
             common.require(db, "evidence")
             png = export.evidence_png(db, int(detection_id))
