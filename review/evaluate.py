@@ -196,7 +196,12 @@ def _embedding_model(keras_model):
         from .pairnet import head_embedding
 
         hidden = head_embedding(head)
-        return lambda x: np.asarray(hidden(features(x)))
+        try:                       # the head also reads a published detector's view
+            head_input = keras_model.get_layer("statistics_and_detector").output
+        except ValueError:
+            return lambda x: np.asarray(hidden(features(x)))
+        described = keras.Model(keras_model.inputs, head_input)
+        return lambda x: np.asarray(hidden(described(x, training=False)))
     outputs = inner.layers[-2].output
     for layer in inner.layers:
         if layer.name == "embedding":

@@ -402,3 +402,21 @@ def test_a_detector_whose_view_cannot_be_had_is_named_with_the_reason(real_model
                       ("no-such-model", "no-such-model could not be loaded")]:
         model, reason = detector_for(spec)
         assert model is None and why in reason
+
+
+def test_the_embedding_of_a_model_with_the_detectors_view_is_its_heads_hidden_layer(trained, pairs_db):
+    from review.evaluate import embedding
+    from review.models import load_model
+
+    model = load_model(str(trained))
+    assert model.card.training["detector"]["model"] == "48px_v3.2"
+    found = embedding(connect(pairs_db), model, limit=40)
+    assert len(found.ids) == 40 and np.isfinite(found.x).all() and np.isfinite(found.y).all()
+    # The scores beside the points are the model's own.
+    from review.train import cut_pair, imagery_of, reviewed
+
+    db = connect(pairs_db)
+    first = next(r for r in reviewed(db) if r["id"] == found.ids[0])
+    before, after, _ = imagery_of(db, first, first)
+    chip = model.card.scale(cut_pair(before, after, first["lon"], first["lat"])[None])
+    assert found.scores[0] == pytest.approx(float(model.scores(chip)[0]), abs=1e-5)
