@@ -104,8 +104,11 @@ def main() -> int:
         ts = training_set(connect(db_path))
         base = base_for(DEFAULT_BASE, BANDS) if "trunk" in kinds else None
         start = time.perf_counter()
-        detector = (detector_for(args.detector)[0]
-                    if "features" in kinds and args.detector != "none" else None)
+        detector = None
+        if "features" in kinds and args.detector.lower() != "none":
+            detector, why = detector_for(args.detector)
+            if detector is None:
+                print(f"cross-validating without a detector's view: {why}", flush=True)
         result = cross_validate(ts, folds=args.folds, seed=args.seed, kinds=kinds, base=base,
                                 detector=detector)
         cv_seconds = time.perf_counter() - start

@@ -200,13 +200,13 @@ def _embedding_model(keras_model):
             head_input = keras_model.get_layer("statistics_and_detector").output
         except ValueError:
             return lambda x: np.asarray(hidden(features(x)))
-        described = keras.Model(keras_model.inputs, head_input)
+        described = keras.Model(keras_model.inputs[0], head_input)
         return lambda x: np.asarray(hidden(described(x, training=False)))
     outputs = inner.layers[-2].output
     for layer in inner.layers:
         if layer.name == "embedding":
             outputs = layer.output
-    sub = keras.Model(inner.inputs, outputs)
+    sub = keras.Model(inner.inputs[0], outputs)
     return lambda x: np.asarray(sub(x, training=False))
 
 

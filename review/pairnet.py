@@ -205,7 +205,10 @@ def band_mix(bands, wanted) -> np.ndarray | None:
 
 
 def detector_layers(model) -> list:
-    """A published Sequential model's layers up to its penultimate dense layer."""
+    """A published Sequential model's layers up to its penultimate dense layer (none for
+    a model of another shape)."""
+    if not isinstance(model, keras.Sequential):
+        return []
     dense = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Dense)]
     return list(model.layers[:dense[-2] + 1]) if len(dense) >= 2 else []
 
@@ -217,6 +220,9 @@ def detector_embedding(bands, patch: int, detector, detector_bands) -> keras.Mod
     reflectance scaling."""
     n = len(bands)
     mix = band_mix(bands, detector_bands)
+    if mix is None:
+        raise ValueError(f"the detector's bands {', '.join(detector_bands)} cannot be made "
+                         f"from {', '.join(bands)}")
     inputs = keras.Input((patch, patch, 2 * n))
     weights = np.zeros((1, 1, 2 * n, len(detector_bands)), dtype="float32")
     weights[0, 0, n:, :] = mix

@@ -590,7 +590,7 @@ def detector_for(spec: str | None, bands=BANDS, patch: int = PATCH) -> tuple[tup
     if band_mix(bands, card.bands) is None:
         return None, f"{spec}'s bands cannot be made from {', '.join(bands)}"
     if not detector_layers(loaded.keras_model):
-        return None, f"{spec} has no penultimate dense layer to read"
+        return None, f"{spec} is not a Sequential model with a penultimate dense layer to read"
     return (card, loaded.keras_model), None
 
 
@@ -721,9 +721,10 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
     if all(kind in skipped for kind in kinds):
         raise TrainingError(f"nothing to train: trunk was the only kind asked for, and "
                             f"{skipped['trunk']}; add the features or cnn kind")
-    detector_model, detector_unused = (detector_for(detector) if "features" in kinds
-                                       else (None, None))
     ts = training_set(db, progress=stage(0.2, 0.0))
+    # Only a detector that was asked for and could not be used is reported as unused.
+    detector_model, detector_unused = (detector_for(detector) if "features" in kinds and detector
+                                       else (None, None))
     best, results, validation = fit(ts, seed=seed, kinds=kinds, base=base_model, epochs=epochs,
                                     progress=stage(0.7 if refit else 0.8, 0.2),
                                     detector=detector_model)
@@ -800,7 +801,9 @@ def cross_validate(ts: TrainingSet, folds: int = 5, seed: int = 1, kinds=KINDS, 
                    refit: bool = True, detector=None) -> dict:
     """Out-of-fold scores of the whole procedure `train` runs (inner site split,
     candidates, choice, refit on the fold's training detections), folds by site; pooled
-    ROC AUC with a bootstrap 95% interval, and per-kind AUCs."""
+    ROC AUC with a bootstrap 95% interval, and per-kind AUCs. `base` and `detector` are
+    loaded models (`base_for`, `detector_for`), not names: without them the trunk kind
+    is left out and the features kind has no detector's view, unlike `train`'s defaults."""
     groups = site_groups(ts.lon, ts.lat)
     fold = folds_by_site(ts.labels, groups, folds, seed)
     scores = np.zeros(len(ts), dtype=np.float32)

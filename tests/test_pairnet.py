@@ -77,4 +77,4 @@ def test_the_detector_sees_the_after_image_in_its_own_bands_through_its_penultim
     changed_before = x.copy()
     changed_before[..., :6] = 0.3                         # the before image plays no part
     np.testing.assert_allclose(np.asarray(view(changed_before)), np.asarray(view(x)), atol=1e-6)
-    assert not any(w.trainable for w in view.weights)      # frozen: only the head learns
+    assert view.trainable_weights == []                   # frozen: only the head learns

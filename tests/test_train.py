@@ -420,3 +420,17 @@ def test_the_embedding_of_a_model_with_the_detectors_view_is_its_heads_hidden_la
     before, after, _ = imagery_of(db, first, first)
     chip = model.card.scale(cut_pair(before, after, first["lon"], first["lat"])[None])
     assert found.scores[0] == pytest.approx(float(model.scores(chip)[0]), abs=1e-5)
+
+
+def test_detector_none_trains_the_statistics_alone_and_says_nothing_is_missing(
+        pairs_db, tmp_path, capsys, real_model_cache):
+    out = tmp_path / "plain.keras"
+    assert main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
+                 "--detector", "none", "--epochs", "10", "--no-refit", "--quiet"]) == 0
+    assert "without a published detector" not in capsys.readouterr().out   # a choice, not a failure
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["detector"] is None and card["detector_unused"] is None and card["parent"] is None
+    from review.models import load_model
+
+    layers = [layer.name for layer in load_model(str(out)).keras_model.layers]
+    assert "detector_embedding" not in layers and "pair_features" in layers
