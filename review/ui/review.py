@@ -229,7 +229,9 @@ def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
     """The before and after chips; what is shown is what a verdict records."""
     state = st.session_state
     kind = state.get("imagery_kind", IMAGERY_KINDS[0])
-    view_row = st.columns([2, 1, 3])
+    # The toggle starts the right half: the left chip's fullscreen button, shown on hover at
+    # its top-right corner, would otherwise cover it.
+    view_row = st.columns(2)
     view = view_row[0].radio("View", list(VIEWS), format_func=VIEWS.get, horizontal=True,
                              key="chip_view", label_visibility="collapsed")
     dehazed = view_row[1].toggle("Remove haze", key="dehaze")
