@@ -231,12 +231,8 @@ def detector_embedding(bands, patch: int, detector, detector_bands) -> keras.Mod
     x = pick(inputs)
     pick.set_weights([weights])
     x = keras.layers.ReLU(max_value=1.0, name="reflectance_clipped")(x)
-    originals = detector_layers(detector)
-    body = keras.Sequential([keras.Input((patch, patch, len(detector_bands)))] +
-                            [layer.__class__.from_config(layer.get_config()) for layer in originals],
-                            name="detector")
-    for new, old in zip(body.layers, originals):
-        new.set_weights(old.get_weights())
+    body = copied_layers(detector_layers(detector), (patch, patch, len(detector_bands)),
+                         "detector")
     body.trainable = False
     return keras.Model(inputs, body(x), name="detector_embedding")
 
@@ -252,6 +248,17 @@ def cnn_model(bands, patch: int) -> keras.Model:
     x = keras.layers.Dropout(0.3)(x)
     outputs = keras.layers.Dense(1, activation="sigmoid")(x)
     return keras.Model(inputs, outputs, name="change_cnn")
+
+
+def copied_layers(layers: list, input_shape: tuple, name: str) -> keras.Sequential:
+    """A new Sequential model of copies of a published model's layers, with their weights
+    (the published model itself stays untouched)."""
+    copy = keras.Sequential([keras.Input(input_shape)] +
+                            [layer.__class__.from_config(layer.get_config()) for layer in layers],
+                            name=name)
+    for new, old in zip(copy.layers, layers):
+        new.set_weights(old.get_weights())
+    return copy
 
 
 def trunk_layers(base) -> list:
@@ -272,11 +279,7 @@ def trunk_model(bands, patch: int, base, base_bands, unit_mean, unit_std) -> ker
     on; the trunk's weights start as published and are fine-tuned."""
     n = len(bands)
     inputs = keras.Input((patch, patch, 2 * n))
-    trunk = keras.Sequential([keras.Input((patch, patch, len(base_bands)))] +
-                             [layer.__class__.from_config(layer.get_config())
-                              for layer in trunk_layers(base)], name="trunk")
-    for new, old in zip(trunk.layers, trunk_layers(base)):
-        new.set_weights(old.get_weights())
+    trunk = copied_layers(trunk_layers(base), (patch, patch, len(base_bands)), "trunk")
     encoded = []
     for offset in (0, n):
         weights = np.zeros((1, 1, 2 * n, len(base_bands)), dtype="float32")
