@@ -63,9 +63,10 @@ def prepare_chips(db, count: int) -> int:
     """Chips for the first `count` detections of the queue, from the real fixture pairs."""
     import shapely
 
-    from review import chip_cache, chips, queue
-    from review.imagery import open_tile
-    from review.runs import scene_record
+    from review.review_imagery import chip_cache, chips
+    from review.judging import queue
+    from review.detection.imagery import open_tile
+    from review.detection.runs import scene_record
 
     pairs = sorted(PAIRS.glob("*_t0.tif"))[:20]
     rendered = []
@@ -101,7 +102,7 @@ def main() -> int:
 
     from playwright.sync_api import expect, sync_playwright
 
-    from review.importers import import_file
+    from review.detection.importers import import_file
     from review.store import connect
 
     db = connect(env["REVIEW_DB"])

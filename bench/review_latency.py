@@ -38,7 +38,7 @@ def main() -> int:
 
     from streamlit.testing.v1 import AppTest
 
-    from review.importers import import_file
+    from review.detection.importers import import_file
     from review.store import connect
 
     db = connect(os.environ["REVIEW_DB"])

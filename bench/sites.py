@@ -43,8 +43,8 @@ def main() -> int:
 
     import shapely
 
-    from review import sites
-    from review.importers import import_file
+    from review.analysis import sites
+    from review.detection.importers import import_file
     from review.store import connect
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_flags()}, "

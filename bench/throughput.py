@@ -76,8 +76,8 @@ def _chips(tile_path: Path, card):
     """The published way of cutting: the whole tile in memory, then a list of chips."""
     import rasterio
 
-    from review.detect import patch_grid
-    from review.imagery import open_tile
+    from review.detection.detect import patch_grid
+    from review.detection.imagery import open_tile
 
     tile = open_tile(tile_path)
     with rasterio.open(tile_path) as src:
@@ -92,7 +92,7 @@ def _chips(tile_path: Path, card):
 
 
 def run_method(method: str, tile_path: Path, model_id: str, out: Path) -> dict:
-    from review.models import device_description, load_model
+    from review.detection.models import device_description, load_model
 
     model = load_model(model_id)
     card = model.card
@@ -117,8 +117,8 @@ def run_method(method: str, tile_path: Path, model_id: str, out: Path) -> dict:
         seconds = time.perf_counter() - started
         count = total = len(chips)
     else:
-        from review.detect import score_tile
-        from review.imagery import open_tile
+        from review.detection.detect import score_tile
+        from review.detection.imagery import open_tile
 
         result = score_tile(open_tile(tile_path, max_pixels=10**9), model, max_nodata_fraction=1.0)
         seconds = time.perf_counter() - started
@@ -138,9 +138,9 @@ def published_process(tile_path: Path, model_id: str, out: Path) -> dict:
     import rasterio
     from shapely.geometry import Polygon
 
-    from review.detect import patch_grid
-    from review.imagery import open_tile
-    from review.models import CARDS
+    from review.detection.detect import patch_grid
+    from review.detection.imagery import open_tile
+    from review.detection.models import CARDS
 
     card = CARDS[model_id]
     model = keras.models.load_model(Path(os.environ["REVIEW_MODEL_CACHE"]) / card.filename,

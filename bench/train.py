@@ -98,8 +98,7 @@ def main() -> int:
         if args.skip_cv:
             return 0
         from review.store import connect
-        from review.train import (BANDS, DEFAULT_BASE, base_for, cross_validate, detector_for,
-                                  training_set)
+        from review.learning.train import (BANDS, DEFAULT_BASE, base_for, cross_validate, detector_for, training_set)
 
         ts = training_set(connect(db_path))
         base = base_for(DEFAULT_BASE, BANDS) if "trunk" in kinds else None

@@ -46,7 +46,7 @@ def _area_options(parser: argparse.ArgumentParser) -> None:
 def _fetch_tile(args, bands: tuple[str, ...]) -> Path:
     from tqdm import tqdm
 
-    from .fetch import FetchError, Request, Source, composite, parse_bbox
+    from .detection.fetch import FetchError, Request, Source, composite, parse_bbox
 
     if not (args.bbox and args.start and args.end):
         raise FetchError("give a TILE, or --bbox W,S,E,N with --start and --end to fetch one")
@@ -357,11 +357,11 @@ def cmd_region(args: argparse.Namespace) -> int:
     import shapely
     from tqdm import tqdm
 
-    from .export import export
-    from .fetch import Source
-    from .queue import Filters
-    from .region import region_source, run_region
-    from .trends import read_regions
+    from .publishing.export import export
+    from .detection.fetch import Source
+    from .judging.queue import Filters
+    from .detection.region import region_source, run_region
+    from .analysis.trends import read_regions
 
     if not (args.start and args.end):
         raise ReviewError("a region run needs --start and --end")
@@ -426,15 +426,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
     args.tile = args.tile[0] if args.tile else None
     from tqdm import tqdm
 
-    from .candidates import stage_geojson
-    from .detect import check_compatible, check_pair
+    from .detection.candidates import stage_geojson
+    from .detection.detect import check_compatible, check_pair
     from .errors import BandError, ImageryError
-    from .imagery import open_tile
-    from .models import load_model
-    from .preflight import too_small
-    from .runs import product_mismatch, run_detection, store_result
+    from .detection.imagery import open_tile
+    from .detection.models import load_model
+    from .detection.preflight import too_small
+    from .detection.runs import product_mismatch, run_detection, store_result
 
-    from .runs import ignored_before
+    from .detection.runs import ignored_before
 
     db = _database_first(args.db) if args.db else None
     before = None
@@ -446,7 +446,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if args.before is not None:
                 before = open_tile(args.before, bands=args.bands, max_pixels=args.max_pixels)
         else:
-            from .fetch import ALL_BANDS
+            from .detection.fetch import ALL_BANDS
 
             model = load_model(args.model)       # first: it says which bands to fetch
             wanted = tuple(b for b in ALL_BANDS if b in model.card.bands)
@@ -513,11 +513,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     """Several looks at one place: TILE TILE ... or --bbox with --periods."""
     from tqdm import tqdm
 
-    from .aggregate import AggregateError, parse_periods, run_aggregate, store_aggregate
-    from .candidates import candidates_geojson, raw_geojson, stage_geojson
-    from .fetch import ALL_BANDS
-    from .imagery import open_tile
-    from .models import load_model
+    from .detection.aggregate import AggregateError, parse_periods, run_aggregate, store_aggregate
+    from .detection.candidates import candidates_geojson, raw_geojson, stage_geojson
+    from .detection.fetch import ALL_BANDS
+    from .detection.imagery import open_tile
+    from .detection.models import load_model
 
     db = _database_first(args.db) if args.db else None
     model = load_model(args.model)
@@ -585,7 +585,7 @@ def _open_db(args):
 def cmd_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .importers import FieldMap, import_file
+    from .detection.importers import FieldMap, import_file
 
     db = _open_db(args)
     fields = FieldMap(score=args.score_field, period=args.period_field, id=args.id_field,
@@ -602,7 +602,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from .queue import Filters, as_json_line, listing
+    from .judging.queue import Filters, as_json_line, listing
 
     status = _status(args.status)
     filters = Filters(sources=args.source, score_min=args.min_score, score_max=args.max_score,
@@ -613,7 +613,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def _imagery(text: str | None):
-    from .verdicts import Imagery
+    from .judging.verdicts import Imagery
 
     if not text:
         return None
@@ -623,7 +623,7 @@ def _imagery(text: str | None):
 
 
 def cmd_verdict(args: argparse.Namespace) -> int:
-    from . import verdicts
+    from .judging import verdicts
 
     db = _open_db(args)
     reviewer = args.reviewer or _os_user()
@@ -669,7 +669,7 @@ def _new_password(args) -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from . import users
+    from .judging import users
 
     db = _open_db(args)
     if args.action == "list":
@@ -701,7 +701,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from . import project_settings, verdicts
+    from .judging import project_settings, verdicts
 
     db = _open_db(args)
     if args.action == "show":
@@ -721,7 +721,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
-    from .agreement import agreement
+    from .judging.agreement import agreement
 
     result = agreement(_open_db(args), seed=args.seed)
     if args.format == "json":
@@ -759,7 +759,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .publishing.serve import serve
 
     path = args.db or settings.db_path()
     _open_db(args).close()          # create and migrate before serving it read-only
@@ -776,7 +776,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import reports
+    from .publishing import reports
 
     db = _open_db(args)
     if args.action == "list":
@@ -797,7 +797,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _region_area(path: Path | None):
     import shapely
 
-    from .trends import read_regions
+    from .analysis.trends import read_regions
 
     if path is None:
         return None
@@ -805,7 +805,7 @@ def _region_area(path: Path | None):
 
 
 def cmd_trends(args: argparse.Namespace) -> int:
-    from .trends import read_regions, trend_table
+    from .analysis.trends import read_regions, trend_table
 
     if args.by_site:
         if args.region or args.region_field or args.source:
@@ -824,7 +824,7 @@ def cmd_trends(args: argparse.Namespace) -> int:
 
 
 def _status(text: str) -> str | None:
-    from .verdicts import STATUSES
+    from .judging.verdicts import STATUSES
 
     if text != "all" and text not in STATUSES:
         raise ReviewError(f"--status {text!r}: use one of {', '.join(STATUSES)} or all")
@@ -832,14 +832,14 @@ def _status(text: str) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
-    from .queue import Filters
+    from .publishing.export import export
+    from .judging.queue import Filters
 
     filters = Filters(status=_status(args.status), sources=args.source,
                       period_from=args.period_from, period_to=args.period_to,
                       area=_region_area(args.region), site_id=args.site)
     if args.layer == "sites":
-        from .export import export_sites
+        from .publishing.export import export_sites
 
         count = export_sites(_open_db(args), args.out, filters)
         print(f"{count} sites written to {args.out}")
@@ -861,13 +861,13 @@ def _print_table(table, fmt: str) -> int:
 
 
 def _site_trends(args: argparse.Namespace):
-    from .trends import site_trend_table
+    from .analysis.trends import site_trend_table
 
     return site_trend_table(_open_db(args))
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
-    from . import sites
+    from .analysis import sites
 
     if args.action == "trends":
         return _print_table(_site_trends(args), args.format)
@@ -882,8 +882,8 @@ def cmd_sites(args: argparse.Namespace) -> int:
 
 
 def cmd_training_samples(args: argparse.Namespace) -> int:
-    from .export import training_samples
-    from .queue import Filters
+    from .publishing.export import training_samples
+    from .judging.queue import Filters
 
     count = training_samples(_open_db(args), args.out, Filters(status=None, sources=args.source))
     print(f"{count} labelled points written to {args.out}")
@@ -891,8 +891,8 @@ def cmd_training_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from . import sampling
-    from .queue import Filters
+    from .analysis import sampling
+    from .judging.queue import Filters
 
     db = _open_db(args)
     if args.estimate is not None:
@@ -907,7 +907,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from .export import evidence_png
+    from .publishing.export import evidence_png
 
     png = evidence_png(_open_db(args), args.id)
     args.out.write_bytes(png)
@@ -916,8 +916,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .fetch import L2A_BANDS, ALL_BANDS
-    from .imagery import parse_band_mapping
+    from .detection.fetch import L2A_BANDS, ALL_BANDS
+    from .detection.imagery import parse_band_mapping
 
     if args.bands:
         bands = tuple(parse_band_mapping(args.bands))
@@ -929,7 +929,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import CARDS, local_cards
+    from .detection.models import CARDS, local_cards
 
     cache = settings.model_cache_dir()
     for card in CARDS.values():
@@ -970,7 +970,7 @@ def _progress_bar(label: str, quiet: bool, unit: str = "item"):
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
-    from . import scenes
+    from .review_imagery import scenes
 
     if args.action == "add":
         if not args.target:
@@ -1001,7 +1001,7 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .learning.train import train
 
     db = _open_db(args)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
@@ -1017,8 +1017,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
-    from .models import load_model
+    from .learning.evaluate import evaluate
+    from .detection.models import load_model
 
     db = _open_db(args)
     model = load_model(args.model)
@@ -1034,8 +1034,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from .evaluate import rescore, rescore_summary
-    from .models import load_model
+    from .learning.evaluate import rescore, rescore_summary
+    from .detection.models import load_model
 
     db = _open_db(args)
     model = load_model(args.model)
@@ -1048,9 +1048,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 def cmd_prepare_imagery(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from . import chip_cache
-    from .queue import Filters, count, matching
-    from .review_imagery import chip_sources, prepare
+    from .review_imagery import chip_cache
+    from .judging.queue import Filters, count, matching
+    from .review_imagery.preparation import chip_sources, prepare
 
     start, _, end = (args.period or "").partition("/")
     filters = Filters(sources=args.source, period_from=start or None, period_to=end or None)

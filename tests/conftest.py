@@ -20,7 +20,7 @@ import rasterio
 import shapely
 from rasterio.transform import Affine, from_origin
 
-from . import stac_server
+from tests import stac_server
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("REVIEW_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -127,7 +127,7 @@ def tiny_model_path(tmp_path_factory):
     reflectance: random background scores about 0.1, a patch full of bright red about 1,
     and every band moves the score differently, so band order matters.
     """
-    from review.models import tensorflow
+    from review.detection.models import tensorflow
 
     tensorflow()
     import keras
@@ -151,7 +151,7 @@ def tiny_model_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
-    from review.models import load, read_card_beside
+    from review.detection.models import load, read_card_beside
 
     return load(read_card_beside(tiny_model_path), tiny_model_path)
 
@@ -183,7 +183,7 @@ def add_detections(db, n, source="s", **extra):
 def import_squares(db, tmp_path, n=6):
     """n 0.01° squares (pred 0.9; country BR for the first four, PE after) imported from a
     GeoJSON whose name gives the period 2023 Q3."""
-    from review.importers import import_file
+    from review.detection.importers import import_file
 
     features = [{"type": "Feature", "properties": {"pred": 0.9, "country": "BR" if i < 4 else "PE"},
                  "geometry": json.loads(shapely.to_geojson(shapely.box(-60 + i, -5, -60 + i + 0.01, -4.99)))}
@@ -221,8 +221,8 @@ def detections_with_imagery(db, tmp_path, n=3):
     UTM 33N): detections whose before and after imagery exists."""
     from pyproj import Transformer
 
-    from review.imagery import open_tile
-    from review.runs import scene_record
+    from review.detection.imagery import open_tile
+    from review.detection.runs import scene_record
     from review.store import add_scene
 
     for year, seed in ((2022, 1), (2023, 2)):

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review import fetch, models, preflight, uploads
+from review.detection import fetch, models, preflight, uploads
 from review.errors import ReviewError, sentence
-from review.imagery import open_tile
-from review.importers import import_example, import_file
-from review.models import CARDS, ModelUnavailable
+from review.detection.imagery import open_tile
+from review.detection.importers import import_example, import_file
+from review.detection.models import CARDS, ModelUnavailable
 
-from .conftest import MODELS, REPO, needs_fixtures, write_tile
+from tests.conftest import MODELS, REPO, needs_fixtures, write_tile
 
 FORBIDDEN = ("Errno", "Traceback", "HTTPSConnectionPool", "--")
 CLOSED = "http://127.0.0.1:9/"          # nothing listens: as offline

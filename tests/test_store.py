@@ -3,7 +3,8 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from review import store, verdict_log, verdicts
+from review import store, verdict_log
+from review.judging import verdicts
 from review.errors import StoreError
 from review.store import MIGRATIONS, connect, schema_version, transaction
 

@@ -10,13 +10,14 @@ import time
 
 import pytest
 
-from review import verdict_log, verdicts
+from review import verdict_log
+from review.judging import verdicts
 from review.cli import main
-from review.export import export
-from review.queue import Filters
+from review.publishing.export import export
+from review.judging.queue import Filters
 from review.store import backup, connect
 
-from .conftest import REPO, add_detections
+from tests.conftest import REPO, add_detections
 
 
 def _verdicts(db, n=6):
@@ -144,7 +145,7 @@ def test_backup_refuses_to_overwrite_the_live_database(db, tmp_path):
 
 KILLED_WRITER = """
 import sys
-from review import verdicts
+from review.judging import verdicts
 from review.store import connect
 db = connect(sys.argv[1])
 for i in range(100000):
@@ -171,7 +172,7 @@ def test_kill_9_in_the_middle_of_verdicts_loses_nothing_committed(tmp_path):
 
 KILLED_IMPORT = """
 import sys
-from review.importers import import_file
+from review.detection.importers import import_file
 from review.store import connect
 db = connect(sys.argv[1])
 print("ready", flush=True)

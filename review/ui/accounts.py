@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .. import users
+from ..judging import users
 from ..errors import ReviewError
 from . import common
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .. import agreement, project_settings
-from ..verdicts import REASONS
+from ..judging import agreement, project_settings
+from ..judging.verdicts import REASONS
 from . import common
 
 

@@ -14,11 +14,14 @@ from urllib.parse import quote, unquote
 import sqlite_utils
 import streamlit as st
 
-from .. import areas, queue, sampling, settings, store, uploads, users
+from ..analysis import areas, sampling
+from ..judging import queue, users
+from .. import settings, store
+from ..detection import uploads
 from ..errors import ReviewError
-from ..models import LoadedModel, cached_model, device_description
+from ..detection.models import LoadedModel, cached_model, device_description
 from ..progress import Progress, fraction
-from ..verdicts import STATUSES
+from ..judging.verdicts import STATUSES
 
 _CONNECTION = "_review_db"
 

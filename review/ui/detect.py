@@ -10,14 +10,17 @@ import streamlit as st
 from folium.plugins import Draw
 from streamlit_folium import st_folium
 
-from .. import areas, preflight, review_imagery, settings, store, uploads
-from ..candidates import to_lonlat_geojson
-from ..detect import check_compatible
+from ..analysis import areas
+from ..detection import preflight, uploads
+from ..review_imagery import preparation
+from .. import settings, store
+from ..detection.candidates import to_lonlat_geojson
+from ..detection.detect import check_compatible
 from ..errors import ReviewError, sentence
-from ..fetch import Source, composite
-from ..imagery import open_tile
-from ..models import CARDS, DEFAULT_MODEL, ModelUnavailable
-from ..runs import product_mismatch, run_detection, store_result
+from ..detection.fetch import Source, composite
+from ..detection.imagery import open_tile
+from ..detection.models import CARDS, DEFAULT_MODEL, ModelUnavailable
+from ..detection.runs import product_mismatch, run_detection, store_result
 from . import common
 
 
@@ -177,7 +180,7 @@ def _store_before(upload, bands: str | None):
     or None when it cannot be used."""
     try:
         path = uploads.save_scene(upload.getvalue(), upload.name)
-        tile = review_imagery.add_tile(common.connection(), path, bands)
+        tile = preparation.add_tile(common.connection(), path, bands)
     except ReviewError as exc:
         common.show_error(exc, prefix="before tile: ")
         return None
@@ -188,7 +191,7 @@ def _store_before(upload, bands: str | None):
 
 def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=None) -> bool:
     """Run, store and show; False when nothing was stored."""
-    from ..runs import ignored_before
+    from ..detection.runs import ignored_before
 
     try:
         tile = open_tile(source, bands=bands, period=period)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import export, queue
+from ..publishing import export
+from ..judging import queue
 from ..errors import ReviewError
 from . import common
 

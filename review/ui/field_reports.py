@@ -13,7 +13,7 @@ from datetime import date
 
 import streamlit as st
 
-from .. import reports
+from ..publishing import reports
 from ..errors import ReviewError
 from . import common
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import project_settings, queue, settings, store, uploads
+from ..judging import project_settings, queue
+from .. import settings, store
+from ..detection import uploads
 from ..errors import ReviewError
-from ..importers import FieldMap, example_name, import_example, import_file
+from ..detection.importers import FieldMap, example_name, import_example, import_file
 from . import common
 
 SECOND_OPINION = {"off": "off (one verdict settles a detection)",

@@ -13,8 +13,10 @@ import pandas as pd
 import pydeck
 import streamlit as st
 
-from .. import map_layers, queue, settings
-from ..map_layers import STATUS_LABELS, chosen_detection, deck_json, hex_colour, map_data
+from ..analysis import map_layers
+from ..judging import queue
+from .. import settings
+from ..analysis.map_layers import STATUS_LABELS, chosen_detection, deck_json, hex_colour, map_data
 from . import common, sites as sites_ui
 
 MAP_HEIGHT = 560

@@ -9,10 +9,11 @@ import streamlit as st
 
 import time
 
-from .. import evaluate, settings, train
+from ..learning import evaluate, train
+from .. import settings
 from ..errors import ReviewError
-from ..map_layers import hex_colour
-from ..models import local_cards
+from ..analysis.map_layers import hex_colour
+from ..detection.models import local_cards
 from . import common
 
 PUBLISHED = "44px_v2.6_rgb_ir"
@@ -121,7 +122,7 @@ def _train(db, name: str, kinds: tuple, seed: int) -> None:
         return
     finally:
         bar.empty()
-    from ..models import read_card_beside
+    from ..detection.models import read_card_beside
 
     st.session_state["m_trained"] = report.summary()
     st.session_state["m_model"] = _label(read_card_beside(report.path), report.path)

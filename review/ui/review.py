@@ -15,11 +15,13 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from .. import (chip_cache, evaluate, lookahead, queue, review_imagery, settings, verdicts,
-               wayback)
+from ..review_imagery import chip_cache, lookahead, preparation, wayback
+from ..learning import evaluate
+from ..judging import queue, verdicts
+from .. import settings
 from ..errors import ReviewError
-from ..queue import ORDERS
-from ..verdicts import REASONS, Imagery
+from ..judging.queue import ORDERS
+from ..judging.verdicts import REASONS, Imagery
 from . import common, field_reports, sites as sites_ui
 
 IMAGERY_KINDS = ("Prepared imagery (stored scenes, Sentinel-2, Wayback)",
@@ -253,7 +255,7 @@ def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
     prepared = _prepared(db, detection)
     _look_ahead(db, reviewer, filters, order, detection)
     if prepared is None:
-        message = review_imagery.unavailable(detection["id"])
+        message = preparation.unavailable(detection["id"])
         if lookahead.pending(detection["id"]):
             state["waiting_imagery"] = detection["id"]
             message = ("Imagery for this detection is being prepared; it appears here by itself. "
@@ -279,13 +281,13 @@ def _prepared(db, detection: dict):
     """The detection's prepared chips; stored scenes (local, quick) are rendered at once,
     anything fetched is left to the background worker."""
     prepared = chip_cache.lookup(detection["id"])
-    if prepared is None and "scenes" in review_imagery.chip_sources():
+    if prepared is None and "scenes" in preparation.chip_sources():
         try:
-            prepared = review_imagery.prepare(db, detection, sources=("scenes",))
+            prepared = preparation.prepare(db, detection, sources=("scenes",))
         except ReviewError as exc:
             st.error(f"Stored imagery could not be shown: {exc}")
     if prepared is None or prepared.source != "scenes":
-        remote = tuple(s for s in review_imagery.chip_sources() if s != "scenes")
+        remote = tuple(s for s in preparation.chip_sources() if s != "scenes")
         if prepared is None and any(chip_cache.due(detection["id"], s) for s in remote):
             lookahead.want([detection], first=True)
     return prepared
@@ -296,7 +298,7 @@ def _look_ahead(db, reviewer: str, filters, order: str, detection: dict) -> None
     upcoming = [d for d in queue.upcoming(db, reviewer, filters, order, count=LOOKAHEAD + 1,
                                           skip=(detection["id"],))
                 if chip_cache.lookup(d["id"]) is None
-                and any(chip_cache.due(d["id"], s) for s in review_imagery.chip_sources())]
+                and any(chip_cache.due(d["id"], s) for s in preparation.chip_sources())]
     if upcoming:
         lookahead.want(upcoming)
 
@@ -472,7 +474,7 @@ def _wayback_releases(config_url: str) -> list[wayback.Release]:
 
 def _wayback_pictures(detection: dict):
     try:
-        return review_imagery.wayback_views(_wayback_releases(settings.wayback_config_url()), detection)
+        return preparation.wayback_views(_wayback_releases(settings.wayback_config_url()), detection)
     except ReviewError as exc:
         return [], (f"{exc}. Decide from the imagery shown, or skip this detection until "
                     "Wayback can be reached; the verdict records which imagery it was based on.")

@@ -14,10 +14,11 @@ import plotly.graph_objects as go
 import pydeck as pdk
 import streamlit as st
 
-from .. import settings, sites
+from .. import settings
+from ..analysis import sites
 from ..errors import ReviewError
-from ..sites import SITE_STATUSES, STATES
-from ..trends import site_trend_table
+from ..analysis.sites import SITE_STATUSES, STATES
+from ..analysis.trends import site_trend_table
 from . import common, field_reports
 
 PAGE = "app_pages/6_Sites.py"

@@ -1,0 +1,146 @@
+"""Imagery prepared ahead: `prepare-imagery`, the chip cache, failures kept and retried."""
+import json
+
+import numpy as np
+import pytest
+import shapely
+from PIL import Image
+
+from review.review_imagery import chip_cache, chips, lookahead, preparation
+from review import cli
+from review.detection.importers import import_file
+from review.store import connect
+
+from tests.conftest import FIXTURES, needs_fixtures
+from tests.stac_server import pair_as_l2a_server
+
+PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
+SITE = shapely.box(-56.2497, -6.7720, -56.2481, -6.7704)      # inside the mining_1003 pair
+ELSEWHERE = shapely.box(10.0, 10.0, 10.002, 10.002)           # no imagery anywhere
+
+
+def detections_file(tmp_path, period="2021-01-01_2021-12-31"):
+    path = tmp_path / f"sites_{period}.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"pred": score}, "geometry": json.loads(shapely.to_geojson(g))}
+        for g, score in ((SITE, 0.93), (ELSEWHERE, 0.91))]}))
+    return path
+
+
+@pytest.fixture
+def stac(tmp_path, monkeypatch):
+    """A STAC API on 127.0.0.1 with the real mining_1003 pair (2020 and 2021) as L2A scenes."""
+    server = pair_as_l2a_server(PAIRS, tmp_path / "files")
+    monkeypatch.setenv("REVIEW_STAC_URL", server.url)
+    monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
+    monkeypatch.setenv("REVIEW_CHIP_SOURCES", "scenes,sentinel-2")
+    yield server
+    server.stop()
+
+
+@needs_fixtures
+def test_prepare_imagery_makes_before_and_after_chips_and_resumes(tmp_path, stac, capsys):
+    db_path = tmp_path / "review.db"
+    import_file(connect(db_path), detections_file(tmp_path))
+    assert cli.main(["prepare-imagery", "--db", str(db_path), "--quiet"]) == 0
+    assert "2 detections: 1 prepared, 0 already in the cache, 1 without imagery" in capsys.readouterr().out
+    site, elsewhere = sorted(connect(db_path)["detections"].rows, key=lambda d: -d["score"])
+    prepared = chip_cache.lookup(site["id"])
+    assert prepared.source == "sentinel-2"
+    assert (prepared.before.imagery.start, prepared.after.imagery.start) == ("2020-01-01", "2021-01-01")
+    # Plain captions: what it is, how many scenes, no cache names.
+    assert prepared.after.imagery.source == "Sentinel-2 L2A median of 1 scene (clouds masked)"
+    assert prepared.after.shown("false").source.endswith("(false colour (SWIR, NIR, red))")
+    for side in (prepared.before, prepared.after):
+        true, false = (Image.open(side.path(v)) for v in ("true", "false"))
+        assert true.width >= 300 and true.size == false.size
+        assert not np.array_equal(np.asarray(true), np.asarray(false))
+    before, after = (np.asarray(Image.open(s.path()), dtype=float) for s in (prepared.before, prepared.after))
+    assert np.abs(before - after).mean() > 5            # two different years, not one picture twice
+    dehazed = prepared.after.path("true", dehazed=True)
+    assert dehazed.exists() and Image.open(dehazed).size == Image.open(prepared.after.path()).size
+    # Only the bands the two views need were read: five bands and the cloud mask per scene.
+    read = {r.split("/")[-1] for r in stac.requests if r.startswith("GET") and r.endswith(".tif")}
+    assert len(read) == 2 * 6 and not any("B05" in r or "nir08" in r for r in read)
+    # Outside any imagery: nothing prepared, the reason kept and said in plain words.
+    assert chip_cache.lookup(elsewhere["id"]) is None
+    assert "no sentinel-2-l2a scenes" in chip_cache.failure(elsewhere["id"], "sentinel-2")["reason"]
+    message = preparation.unavailable(elsewhere["id"])
+    assert "It will be tried again later" in message and "Sentinel-2 composites" in message
+    # A second run takes what is cached and does not ask the catalogue again for it.
+    asked = len(stac.requests)
+    assert cli.main(["prepare-imagery", "--db", str(db_path), "--quiet"]) == 0
+    assert "0 prepared, 1 already in the cache, 1 without imagery" in capsys.readouterr().out
+    assert len(stac.requests) == asked                  # the failure waits for its retry time
+    assert cli.main(["prepare-imagery", "--db", str(db_path), "--quiet", "--retry"]) == 0
+    assert len(stac.requests) > asked
+    assert chip_cache.failure(elsewhere["id"], "sentinel-2")["attempts"] == 2
+
+
+@needs_fixtures
+def test_a_half_written_set_is_never_read_and_a_catalogue_down_is_a_reason(tmp_path, stac, monkeypatch):
+    db = connect(tmp_path / "review.db")
+    import_file(db, detections_file(tmp_path))
+    site = next(d for d in db["detections"].rows if d["score"] > 0.92)
+    # A preparer killed while writing leaves only a temporary folder: it does not count.
+    stray = chip_cache.root() / str(site["id"]) / ".tmp-deadbeef"
+    stray.mkdir(parents=True)
+    (stray / "after_true.jpg").write_bytes(b"half")
+    assert chip_cache.lookup(site["id"]) is None
+    monkeypatch.setenv("REVIEW_STAC_URL", "http://127.0.0.1:9/")
+    assert preparation.prepare(db, site) is None
+    assert "could not reach the Sentinel-2 catalogue" in chip_cache.failure(site["id"], "sentinel-2")["reason"]
+    monkeypatch.setenv("REVIEW_STAC_URL", stac.url)
+    assert preparation.prepare(db, site) is None          # not due again yet
+    prepared = preparation.prepare(db, site, retry_seconds=0)
+    assert prepared.source == "sentinel-2" and chip_cache.failure(site["id"], "sentinel-2") is None
+
+
+@needs_fixtures
+def test_the_lookahead_prepares_in_the_background(tmp_path, stac):
+    db_path = tmp_path / "review.db"
+    db = connect(db_path)
+    import_file(db, detections_file(tmp_path))
+    rows = sorted(db["detections"].rows, key=lambda d: -d["score"])
+    lookahead.want(rows)
+    for row in rows:
+        assert lookahead.wait(row["id"], timeout=120)
+    assert chip_cache.lookup(rows[0]["id"]).after is not None
+    assert chip_cache.failure(rows[1]["id"], "sentinel-2") is not None
+
+
+def test_dehazing_lifts_a_veil_and_keeps_a_clear_picture():
+    rng = np.random.default_rng(3)
+    scene = rng.integers(0, 120, (120, 120, 3)).astype(np.float32)
+    veiled = Image.fromarray((scene * 0.4 + 0.6 * 230).astype(np.uint8))
+    assert chips.haze(veiled) > chip_cache.HAZY
+    clear = np.asarray(chips.dehaze(veiled), dtype=float)
+    assert clear.std() > 2 * np.asarray(veiled, dtype=float).std()     # contrast comes back
+    assert chips.haze(Image.fromarray(scene.astype(np.uint8))) < chip_cache.HAZY
+
+
+def test_cache_prefixes_are_left_out_of_names():
+    assert chips.plain_name("4aefff1db7bcbf36_mining_128_t0.tif") == "mining_128_t0.tif"
+    assert chips.plain_name("mining_128_t0.tif") == "mining_128_t0.tif"
+
+
+@needs_fixtures
+@pytest.mark.parametrize("fault", ["slow", "garbage"])
+def test_a_slow_or_garbled_catalogue_is_a_reason_not_a_hang(tmp_path, stac, fault):
+    import time
+
+    from review.detection.fetch import Source
+
+    db = connect(tmp_path / "review.db")
+    import_file(db, detections_file(tmp_path))
+    site = next(d for d in db["detections"].rows if d["score"] > 0.92)
+    if fault == "slow":
+        stac.search_delay = 5
+    else:
+        stac.garbage = True
+    started = time.monotonic()
+    assert preparation.prepare(db, site, source=Source(url=stac.url, timeout=1)) is None
+    assert time.monotonic() - started < 15
+    reason = chip_cache.failure(site["id"], "sentinel-2")["reason"]
+    assert ("did not answer properly" if fault == "slow" else "not a STAC catalogue") in reason
+    assert "It will be tried again later" in preparation.unavailable(site["id"])
