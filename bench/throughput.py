@@ -92,7 +92,8 @@ def _chips(tile_path: Path, card):
 
 
 def run_method(method: str, tile_path: Path, model_id: str, out: Path) -> dict:
-    from review.detection.models import device_description, load_model
+    from review.detection.models import load_model
+    from review.detection.tensorflow_runtime import device_description
 
     model = load_model(model_id)
     card = model.card

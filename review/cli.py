@@ -861,7 +861,7 @@ def _print_table(table, fmt: str) -> int:
 
 
 def _site_trends(args: argparse.Namespace):
-    from .analysis.trends import site_trend_table
+    from .analysis.site_trends import site_trend_table
 
     return site_trend_table(_open_db(args))
 

@@ -127,7 +127,7 @@ def tiny_model_path(tmp_path_factory):
     reflectance: random background scores about 0.1, a patch full of bright red about 1,
     and every band moves the score differently, so band order matters.
     """
-    from review.detection.models import tensorflow
+    from review.detection.tensorflow_runtime import tensorflow
 
     tensorflow()
     import keras

@@ -12,7 +12,7 @@ import random
 from ..errors import ReviewError
 from ..judging.queue import Filters, matching
 from ..store import now, transaction
-from .trends import SampleEstimate, ratio_estimate
+from ..statistics import SampleEstimate, ratio_estimate
 
 
 def _filters_json(filters: Filters) -> str:

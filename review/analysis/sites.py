@@ -6,7 +6,7 @@ connected components of the "within distance" graph. Distances are measured in t
 UTM zone of each footprint (an STRtree `dwithin` query per zone, footprints near a zone
 edge taken into the neighbouring zone too); areas in an equal-area projection (EPSG:6933).
 
-For each site and period (`review.trends.period_label`, year by default) the area is the
+For each site and period (`periods.period_label`, year by default) the area is the
 union of its footprints in that period, counted once, in hectares, and the state is
 
 - `new`: the first period the site is seen in;
@@ -47,7 +47,7 @@ import shapely
 from ..errors import ReviewError
 from ..progress import Progress
 from ..store import now, transaction
-from .trends import period_label
+from .periods import period_label
 
 DEFAULT_DISTANCE_M = 100.0
 MAX_DISTANCE_M = 10_000.0
@@ -373,7 +373,7 @@ def last_build(db) -> dict | None:
     return rows[0] if rows else None
 
 
-def _require_build(db) -> dict:
+def require_build(db) -> dict:
     build_row = last_build(db)
     if build_row is None:
         raise SiteError("sites have not been built yet; build them first")
@@ -397,7 +397,7 @@ _COUNTS = ", ".join(f"sum(d.status = '{s}') as {s}" for s in SITE_STATUSES)
 def sites_frame(db, status: str | None = None) -> pd.DataFrame:
     """One row per site: id, lon, lat, box, first/last period, detections, area_ha (all its
     footprints, counted once), the verdict counts of its detections and its status (live)."""
-    _require_build(db)
+    require_build(db)
     frame = pd.read_sql_query(
         f"select s.id, s.lon, s.lat, s.west, s.south, s.east, s.north, s.first_period, "
         f"s.last_period, s.periods_seen, s.detections, s.periodless, s.area_ha, {_COUNTS} "
@@ -419,7 +419,7 @@ def site_table(db, state: str | None = None, period: str | None = None,
     """One row per site and period, LIST_COLUMNS first, then MORE_COLUMNS. Verdict counts are
     those of the site's detections in that period, read live; `status` is the site's (and
     filters on it when given)."""
-    _require_build(db)
+    require_build(db)
     if state is not None and state not in STATES:
         raise SiteError(f"a site's state is one of {', '.join(STATES)}, not {state!r}")
     clauses, params = [], []
@@ -467,7 +467,7 @@ def _by_site(db, sql: str, site_ids: list[int] | None, column: str) -> list[tupl
 
 def history(db, site_ids: Iterable[int] | None = None) -> dict[int, list[dict]]:
     """Per site: its periods in order, each {period, area_ha, state, detections}."""
-    _require_build(db)
+    require_build(db)
     wanted = None if site_ids is None else sorted(set(site_ids))
     found: dict[int, list[dict]] = {i: [] for i in wanted or ()}
     for site_id, period, area, state, detections in sorted(_by_site(
@@ -546,7 +546,7 @@ def site_of(db, detection_id: int) -> int | None:
 def summary(db, site_id: int) -> dict:
     """One site: its row of sites_frame (status read live) plus its footprint (GeoJSON
     text) and the merges it took part in."""
-    _require_build(db)
+    require_build(db)
     row = db.execute("select id from sites where id = ?", [int(site_id)]).fetchone()
     if row is None:
         absorbed = db.execute("select into_id from site_merges where absorbed_id = ? "

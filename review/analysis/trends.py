@@ -14,11 +14,8 @@ runs can be hidden from Trends (`set_hidden`), e.g. test runs.
 """
 from __future__ import annotations
 
-from datetime import date
-
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,95 +23,14 @@ import pandas as pd
 import shapely
 
 from ..errors import ReviewError
+from ..statistics import wilson_interval
+from .periods import period_label
 
-Z95 = 1.959963984540054
 STATUS_COLUMNS = ("verified", "false_positive", "unsure", "pending")
 COLUMNS = ["period", "detections", *STATUS_COLUMNS, "area_ha_all",
            *(f"area_ha_{s}" for s in STATUS_COLUMNS), "area_ha_new", "area_ha_cumulative",
            "area_ha_from_attribute", "area_ha_from_footprint", "precision",
            "precision_low", "precision_high"]
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion; (nan, nan) with no trials."""
-    if trials == 0:
-        return math.nan, math.nan
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-@dataclass
-class SampleEstimate:
-    """Verified area of a stratum estimated from a simple random sample of its detections."""
-
-    stratum_detections: int
-    stratum_area_ha: float
-    sample_size: int
-    verified_area_ha: float          # point estimate for the whole stratum
-    low_ha: float
-    high_ha: float
-    ratio: float                     # verified share of area in the sample
-
-    def summary(self) -> str:
-        return (f"{self.verified_area_ha:,.1f} ha verified (95% CI {self.low_ha:,.1f} to "
-                f"{self.high_ha:,.1f}) of {self.stratum_area_ha:,.1f} ha in "
-                f"{self.stratum_detections:,} detections, from {self.sample_size} reviewed at random")
-
-
-def ratio_estimate(sample_areas: list[float], sample_verified: list[bool], stratum_count: int,
-                   stratum_area: float, z: float = Z95) -> SampleEstimate:
-    """Ratio estimator of verified area: R = sum(verified area) / sum(area) in the sample,
-    total = R * stratum area; its variance with the finite population correction
-    (Cochran, Sampling Techniques, 6.9)."""
-    n = len(sample_areas)
-    if n == 0:
-        raise ReviewError("the sample has no reviewed detections yet")
-    x = [float(a) for a in sample_areas]
-    y = [a if ok else 0.0 for a, ok in zip(x, sample_verified)]
-    sum_x = sum(x)
-    if sum_x <= 0:
-        raise ReviewError("the sampled detections have no area")
-    ratio = sum(y) / sum_x
-    total = ratio * stratum_area
-    if n < 2:
-        return SampleEstimate(stratum_count, stratum_area, n, total, math.nan, math.nan, ratio)
-    residual = sum((yi - ratio * xi) ** 2 for xi, yi in zip(x, y)) / (n - 1)
-    mean_x = sum_x / n
-    fpc = max(0.0, 1 - n / stratum_count)
-    se_ratio = math.sqrt(fpc * residual / n) / mean_x
-    half = z * se_ratio * stratum_area
-    return SampleEstimate(stratum_count, stratum_area, n, total, max(0.0, total - half),
-                          min(stratum_area, total + half), ratio)
-
-
-# ---------------------------------------------------------------------------- periods
-
-
-def period_label(start: str | None, end: str | None, by: str) -> str | None:
-    """'2024' for a year; with by='quarter', '2024Q3' for a period within one quarter.
-
-    The year is that of the period's middle day: a period given as 2020-12-31 to
-    2021-12-31 (an exclusive start) is 2021, and one of several years is counted once, in
-    its middle year, not in the year of its first day."""
-    if not start:
-        return None
-    year = start[:4]
-    if end and len(start) >= 10 and len(end) >= 10:
-        try:
-            first, last = date.fromisoformat(start[:10]), date.fromisoformat(end[:10])
-        except ValueError:
-            first = last = None
-        if first and last and last > first:
-            year = str((first + (last - first) / 2).year)
-    if by == "quarter" and end and len(start) >= 7 and len(end) >= 7:
-        first_q = (int(start[5:7]) - 1) // 3 + 1
-        last_q = (int(end[5:7]) - 1) // 3 + 1
-        if end[:4] == year and first_q == last_q:
-            return f"{year}Q{first_q}"
-    return year
 
 
 # ---------------------------------------------------------------------------- regions
@@ -423,56 +339,3 @@ def area_basis(table: pd.DataFrame) -> str:
                 "that several sources give is counted once")
     return ("areas from detection footprints in an equal-area projection; overlapping "
             "footprints are counted once")
-
-
-# ---------------------------------------------------------------------------- sites
-
-
-SITE_TREND_COLUMNS = ["period", "sites_seen", "sites_new", "sites_expanding", "sites_not_seen",
-                      "area_ha_seen", "area_ha_new", "area_ha_expanding", "area_ha_cumulative",
-                      "sites_new_verified", "area_ha_new_verified", "area_ha_expanding_verified",
-                      "area_ha_cumulative_verified"]
-
-
-def site_trend_table(db, by: str | None = None) -> pd.DataFrame:
-    """Sites through time (review.sites), one row per period of the last build:
-
-    sites seen, new, expanding and not seen; area_ha_seen, the area of the sites seen
-    then; area_ha_new, the area of sites first seen then; area_ha_expanding, how much the
-    expanding sites grew over the previous period each was seen in; area_ha_cumulative,
-    the union of every site's footprints seen up to then, counted once. The `_verified`
-    columns count only sites whose status is verified. `by` (year or quarter), when given,
-    must be what the sites were built by.
-    """
-    from .sites import SiteError, _require_build, sites_frame
-
-    built = _require_build(db)
-    if by is not None and by != built["by"]:
-        raise SiteError(f"the sites were built by {built['by']}; rebuild them by {by} "
-                          f"to follow them by {by}")
-    rows = pd.read_sql_query("select site_id, period, area_ha, area_ha_cumulative, state, "
-                             "detections from site_periods order by site_id, period", db.conn)
-    if rows.empty:
-        return pd.DataFrame(columns=SITE_TREND_COLUMNS)
-    verified = set(sites_frame(db, status="verified")["id"])
-    rows["verified"] = rows["site_id"].isin(verified)
-    seen = rows[rows["detections"] > 0].copy()
-    seen["previous"] = seen.groupby("site_id")["area_ha"].shift(1)
-    rows["growth"] = (seen["area_ha"] - seen["previous"]).where(seen["state"] == "expanding")
-    rows["growth"] = rows["growth"].fillna(0.0)
-    out = []
-    for period, part in rows.groupby("period", sort=True):
-        new = part[part["state"] == "new"]
-        mine = part[part["verified"]]
-        out.append({
-            "period": period, "sites_seen": int((part["detections"] > 0).sum()),
-            "sites_new": len(new), "sites_expanding": int((part["state"] == "expanding").sum()),
-            "sites_not_seen": int((part["state"] == "not_seen").sum()),
-            "area_ha_seen": part["area_ha"].sum(), "area_ha_new": new["area_ha"].sum(),
-            "area_ha_expanding": part["growth"].sum(),
-            "area_ha_cumulative": part["area_ha_cumulative"].sum(),
-            "sites_new_verified": int((mine["state"] == "new").sum()),
-            "area_ha_new_verified": mine.loc[mine["state"] == "new", "area_ha"].sum(),
-            "area_ha_expanding_verified": mine["growth"].sum(),
-            "area_ha_cumulative_verified": mine["area_ha_cumulative"].sum()})
-    return pd.DataFrame(out, columns=SITE_TREND_COLUMNS)

@@ -277,7 +277,7 @@ def score_tile(tile: Tile, model: LoadedModel, batch_size: int | None = None,
                progress: Progress | None = None, before: Tile | None = None) -> PatchScores:
     """Score every grid patch of a tile with a loaded model. A pair model also needs the
     `before` tile, read on this tile's grid; a single-image model ignores it."""
-    from .models import device_description
+    from .tensorflow_runtime import device_description
 
     card = model.card
     indexes, before_indexes = check_pair(tile, before, card)

@@ -11,12 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import re
 import sys
-import tempfile
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,9 +22,7 @@ import numpy as np
 from .. import settings
 from ..errors import ModelError, first_line
 from ..progress import Progress
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_tf = None
+from .tensorflow_runtime import tensorflow
 
 EARTHRISE_COMMIT = "bbbcb2d722c930626f322bec751a22e4acb22750"
 EARTHRISE_URL = (f"https://github.com/earthrise-media/mining-detector/raw/"
@@ -41,10 +35,10 @@ EARTHRISE_12 = tuple(b for b in EARTHRISE_13 if b != "B10")
 DESCARTES_12 = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
 
 # Channel statistics of the 2021 models' `unit_norm` (deprecated/scripts/dl_utils.py).
-_UNIT_NORM_MEAN = dict(zip(DESCARTES_12, (
+UNIT_NORM_MEAN = dict(zip(DESCARTES_12, (
     1405.8951, 1175.9235, 1172.4902, 1091.9574, 1321.1304, 2181.5363,
     2670.2361, 2491.2354, 2948.3846, 420.1552, 2028.0025, 1076.2417)))
-_UNIT_NORM_STD = dict(zip(DESCARTES_12, (
+UNIT_NORM_STD = dict(zip(DESCARTES_12, (
     291.9438, 398.5558, 504.557, 748.6153, 651.8549, 730.9811,
     913.6062, 893.9428, 1055.297, 225.2153, 970.1915, 752.8637)))
 
@@ -103,8 +97,8 @@ class ModelCard:
                                    single.scale(patches[..., half:])], axis=-1)
         if self.scaling == "reflectance":
             return np.clip(patches / np.float32(10000), 0, 1).astype(np.float32, copy=False)
-        mean = np.array([_UNIT_NORM_MEAN[b] for b in self.bands], dtype=np.float32)
-        std = np.array([_UNIT_NORM_STD[b] for b in self.bands], dtype=np.float32)
+        mean = np.array([UNIT_NORM_MEAN[b] for b in self.bands], dtype=np.float32)
+        std = np.array([UNIT_NORM_STD[b] for b in self.bands], dtype=np.float32)
         return ((patches - mean) / std).astype(np.float32, copy=False)
 
     def to_json(self) -> dict:
@@ -290,89 +284,13 @@ def parse_card(card_path: Path, default_id: str, filename: str) -> ModelCard:
         raise ModelError(f"{card_path.name}: scaling must be one of {', '.join(SCALINGS)}")
     if card.output not in OUTPUTS:
         raise ModelError(f"{card_path.name}: output must be one of {', '.join(OUTPUTS)}")
-    if card.scaling == "unit_norm" and not set(card.bands) <= set(_UNIT_NORM_MEAN):
+    if card.scaling == "unit_norm" and not set(card.bands) <= set(UNIT_NORM_MEAN):
         raise ModelError(f"{card_path.name}: unit_norm scaling knows only bands "
                          f"{', '.join(DESCARTES_12)}")
     return card
 
 
 # ------------------------------------------------------------------ loading and running
-
-
-@contextmanager
-def _stderr_captured():
-    """File descriptor 2 sent to a temporary file while the block runs (native libraries
-    write there directly, past sys.stderr); yields a list that holds what was written
-    once the block has ended and descriptor 2 is back."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    written: list[str] = []
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield written
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            written.append(captured.read().decode(errors="replace"))
-
-
-def tensorflow():
-    """Import TensorFlow once, keeping its C++ start-up chatter off the terminal.
-
-    TensorFlow's native libraries log (CUDA probing, oneDNN notices) straight to file
-    descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says; it would bury a one-line CLI error.
-    What it printed is shown again if the import fails.
-    """
-    global _tf
-    if _tf is not None:
-        return _tf
-    written: list[str] = []
-    try:
-        with _stderr_captured() as written:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
-    except BaseException:
-        sys.stderr.write("".join(written))
-        raise
-    _tf = tf
-    return tf
-
-
-# Native log lines TensorFlow writes that tell a user nothing (seen with TensorFlow 2.21).
-_TENSORFLOW_CHATTER = re.compile(
-    r"NodeDef mentions attribute|All log messages before absl::InitializeLog|"
-    r"oneDNN custom operations|cudart_stub|Could not find cuda drivers")
-
-
-@contextmanager
-def tensorflow_chatter_dropped():
-    """While the block runs, TensorFlow's pointless native log lines (a tf.data graph
-    notice at every Keras fit, for one) are kept off file descriptor 2; everything else
-    written there is passed on when the block ends, so no real message is lost."""
-    written: list[str] = []
-    try:
-        with _stderr_captured() as written:
-            yield
-    finally:
-        kept = [line for line in "".join(written).splitlines(True)
-                if not _TENSORFLOW_CHATTER.search(line)]
-        if kept:
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
-
-
-def device_description() -> str:
-    """'GPU (NVIDIA H100 ...)' when TensorFlow sees one, else 'CPU'."""
-    tf = tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU ({details.get('device_name', gpus[0].name)})"
 
 
 class LoadedModel:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import tensorflow
+from .tensorflow_runtime import tensorflow
 
 tensorflow()           # Keras imports TensorFlow: through the wrapper that keeps it quiet
 import keras  # noqa: E402

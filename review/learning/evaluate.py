@@ -29,9 +29,9 @@ def trained_ids(card) -> set[int]:
 
 
 def _rows_with_imagery(db, rows: list[dict]) -> tuple[list[tuple[dict, dict, dict]], list[int]]:
-    from .train import _all_scenes
+    from .train import all_scenes
 
-    scenes = _all_scenes(db)
+    scenes = all_scenes(db)
     usable, missing = [], []
     for row in rows:
         before, after, why = imagery_of(db, row, row, scenes)

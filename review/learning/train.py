@@ -61,7 +61,7 @@ def _scene_label(scene: dict) -> str:
     return f"{scene['name']} ({scene.get('product') or 'GeoTIFF'})"
 
 
-def _all_scenes(db) -> list[dict]:
+def all_scenes(db) -> list[dict]:
     cursor = db.execute("select * from scenes order by id")
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -78,7 +78,7 @@ def imagery_of(db, detection: dict, verdict: dict | None,
     scenes its verdict names, else stored scenes covering it (chips.pick_before_after)."""
     from ..review_imagery.chips import pick_before_after, scenes_covering
 
-    scenes = _all_scenes(db) if scenes is None else scenes
+    scenes = all_scenes(db) if scenes is None else scenes
     named = {}
     for side in ("before", "after"):
         source = (verdict or {}).get(f"{side}_source")
@@ -108,12 +108,6 @@ def imagery_of(db, detection: dict, verdict: dict | None,
     return before, after, None
 
 
-def _scene_tile(scene: dict):
-    from ..review_imagery.chips import _scene_tile as tile_of
-
-    return tile_of(scene)
-
-
 def cut_pair(before_scene: dict, after_scene: dict, lon: float, lat: float,
              bands=BANDS, patch: int = PATCH) -> np.ndarray:
     """(patch, patch, 2 x bands) digital numbers: the before chip then the after chip, both
@@ -122,9 +116,10 @@ def cut_pair(before_scene: dict, after_scene: dict, lon: float, lat: float,
     from rasterio.windows import Window
 
     from ..detection.detect import on_grid_of
+    from ..review_imagery.chips import scene_tile
 
-    after = _scene_tile(after_scene)
-    before = on_grid_of(_scene_tile(before_scene), after)
+    after = scene_tile(after_scene)
+    before = on_grid_of(scene_tile(before_scene), after)
     stacks, valid = [], None
     x, y = Transformer.from_crs("EPSG:4326", after.crs, always_xy=True).transform(lon, lat)
     col, row = ~after.transform * (x, y)
@@ -246,7 +241,7 @@ def training_set(db, bands=BANDS, patch: int = PATCH, rows: list[dict] | None = 
     rows = reviewed(db) if rows is None else rows
     if labelled:
         check_counts(rows)
-    scenes = _all_scenes(db)
+    scenes = all_scenes(db)
     found, missing = [], {}
     for row in rows:
         before, after, why = imagery_of(db, row, row, scenes)
@@ -414,7 +409,7 @@ def threshold_for_precision(y: np.ndarray, s: np.ndarray, target: float = PRECIS
 def deterministic(seed: int):
     """Seed Python, NumPy and TensorFlow, make TensorFlow's operations deterministic and
     keep training on the CPU; returns keras."""
-    from ..detection.models import tensorflow
+    from ..detection.tensorflow_runtime import tensorflow
 
     tf = tensorflow()
     try:
@@ -460,7 +455,7 @@ def _fit(keras, model, x, y, xv, yv, epochs, batch, patience, lr):
     """Train with early stopping on validation loss (best weights kept); returns the
     epochs the kept weights had. Without validation detections (the refit) it trains for
     exactly `epochs`."""
-    from ..detection.models import tensorflow_chatter_dropped
+    from ..detection.tensorflow_runtime import tensorflow_chatter_dropped
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
     if not len(xv):
@@ -486,7 +481,7 @@ def _fit_steps(keras, model, x, y, steps, lr=3e-3):
     for the threshold and metrics on the card."""
     columns = int(model.outputs[0].shape[-1])
     weights = class_weights(y)
-    from ..detection.models import tensorflow_chatter_dropped
+    from ..detection.tensorflow_runtime import tensorflow_chatter_dropped
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
     with tensorflow_chatter_dropped():
@@ -503,7 +498,7 @@ def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv:
     Keras model of a published detector, `detector_for`) adds its view of the after image
     to the features kind."""
     from ..detection import pairnet
-    from ..detection.models import tensorflow
+    from ..detection.tensorflow_runtime import tensorflow
 
     keras = deterministic(seed)
     tf = tensorflow()
@@ -527,12 +522,12 @@ def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv:
             xa, ya = dihedral(x, y)
             used = _fit(keras, model, xa, ya, xv, yv, epochs or 40, 32, 8, 1e-3)
         elif kind == "trunk":
-            from ..detection.models import _UNIT_NORM_MEAN, _UNIT_NORM_STD
+            from ..detection.models import UNIT_NORM_MEAN, UNIT_NORM_STD
 
             card, keras_base = base
             model = pairnet.trunk_model(bands, patch, keras_base, card.bands,
-                                        [_UNIT_NORM_MEAN[b] for b in card.bands],
-                                        [_UNIT_NORM_STD[b] for b in card.bands])
+                                        [UNIT_NORM_MEAN[b] for b in card.bands],
+                                        [UNIT_NORM_STD[b] for b in card.bands])
             xa, ya = dihedral(x, y)
             used = _fit(keras, model, xa, ya, xv, yv, epochs or 40, 32, 8, 5e-4)
         else:

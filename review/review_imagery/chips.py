@@ -106,7 +106,7 @@ def pick_before_after(scenes: list[dict], detection: dict) -> tuple[dict | None,
     return before, after
 
 
-def _scene_tile(scene: dict) -> Tile:
+def scene_tile(scene: dict) -> Tile:
     # The stored names are the ones the run used (a user's --bands mapping included).
     names = [b or "-" for b in scene["bands"].split(",")] if scene.get("bands") else []
     mapping = names if any(n != "-" for n in names) else None
@@ -141,7 +141,7 @@ def render_pair(scenes: list[dict], geometry: shapely.Geometry,
     bounds = chip_bounds(geometry, margin)
     reads = []
     for scene in scenes:
-        tile = _scene_tile(scene)
+        tile = scene_tile(scene)
         indexes = [tile.band_index(b) for b in TRUE_COLOUR]
         if None in indexes:
             raise ImageryError(f"{plain_name(tile.name)} has no true-colour bands (B4, B3, B2)")

@@ -19,7 +19,8 @@ from ..judging import queue, users
 from .. import settings, store
 from ..detection import uploads
 from ..errors import ReviewError
-from ..detection.models import LoadedModel, cached_model, device_description
+from ..detection.models import LoadedModel, cached_model
+from ..detection.tensorflow_runtime import device_description
 from ..progress import Progress, fraction
 from ..judging.verdicts import STATUSES
 

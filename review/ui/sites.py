@@ -18,7 +18,7 @@ from .. import settings
 from ..analysis import sites
 from ..errors import ReviewError
 from ..analysis.sites import SITE_STATUSES, STATES
-from ..analysis.trends import site_trend_table
+from ..analysis.site_trends import site_trend_table
 from . import common, field_reports
 
 PAGE = "app_pages/6_Sites.py"

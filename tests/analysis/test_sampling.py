@@ -5,7 +5,7 @@ from review.analysis import sampling
 from review.judging import verdicts
 from review.errors import ReviewError
 from review.judging.queue import Filters
-from review.analysis.trends import ratio_estimate
+from review.statistics import ratio_estimate
 
 from tests.conftest import import_squares
 

@@ -16,7 +16,7 @@ from review.cli import main
 from review.publishing.export import export_sites
 from review.detection.importers import import_file
 from review.judging.queue import Filters, listing
-from review.analysis.trends import site_trend_table
+from review.analysis.site_trends import site_trend_table
 
 from tests.conftest import FIXTURES, needs_fixtures
 

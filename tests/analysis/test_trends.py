@@ -9,7 +9,10 @@ from review.judging import verdicts
 from review.cli import main
 from review.errors import ReviewError
 from review.detection.importers import import_file
-from review.analysis.trends import (has_quarters, period_label, precision_by_period, read_regions, set_hidden, source_table, totals_by_period, trend_inputs, trend_table, wilson_interval)
+from review.analysis.periods import period_label
+from review.analysis.trends import (has_quarters, precision_by_period, read_regions, set_hidden, source_table,
+                                    totals_by_period, trend_inputs, trend_table)
+from review.statistics import wilson_interval
 
 from tests.conftest import FIXTURES, WEBSITE_LAYER_HA, add_detections, import_squares, needs_fixtures
 

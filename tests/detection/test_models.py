@@ -185,7 +185,7 @@ def test_a_model_is_loaded_once_per_process(tiny_model_path, monkeypatch):
 def test_tensorflow_chatter_is_dropped_and_everything_else_passed_on(capfd):
     import os
 
-    from review.detection.models import tensorflow_chatter_dropped
+    from review.detection.tensorflow_runtime import tensorflow_chatter_dropped
 
     with tensorflow_chatter_dropped():
         os.write(2, b"E0000 node_def_util.cc:682] NodeDef mentions attribute use_unbounded\n")

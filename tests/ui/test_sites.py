@@ -12,7 +12,7 @@ from review.detection.imagery import open_tile
 from review.detection.importers import import_file
 from review.detection.runs import scene_record
 from review.store import add_scene, connect
-from review.analysis.trends import site_trend_table
+from review.analysis.site_trends import site_trend_table
 
 from tests.conftest import FIXTURES, REPO, import_squares, mine_tile, needs_fixtures
 

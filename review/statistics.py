@@ -1,0 +1,66 @@
+"""Shared statistics: the Wilson interval of a proportion, the ratio estimator of a
+stratum's verified area from a random sample, and percentile bootstrap intervals.
+Used by trends, sampling and area assessment (analysis) and by model metrics (learning)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ReviewError
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (nan, nan) with no trials."""
+    if trials == 0:
+        return math.nan, math.nan
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class SampleEstimate:
+    """Verified area of a stratum estimated from a simple random sample of its detections."""
+
+    stratum_detections: int
+    stratum_area_ha: float
+    sample_size: int
+    verified_area_ha: float          # point estimate for the whole stratum
+    low_ha: float
+    high_ha: float
+    ratio: float                     # verified share of area in the sample
+
+    def summary(self) -> str:
+        return (f"{self.verified_area_ha:,.1f} ha verified (95% CI {self.low_ha:,.1f} to "
+                f"{self.high_ha:,.1f}) of {self.stratum_area_ha:,.1f} ha in "
+                f"{self.stratum_detections:,} detections, from {self.sample_size} reviewed at random")
+
+
+def ratio_estimate(sample_areas: list[float], sample_verified: list[bool], stratum_count: int,
+                   stratum_area: float, z: float = Z95) -> SampleEstimate:
+    """Ratio estimator of verified area: R = sum(verified area) / sum(area) in the sample,
+    total = R * stratum area; its variance with the finite population correction
+    (Cochran, Sampling Techniques, 6.9)."""
+    n = len(sample_areas)
+    if n == 0:
+        raise ReviewError("the sample has no reviewed detections yet")
+    x = [float(a) for a in sample_areas]
+    y = [a if ok else 0.0 for a, ok in zip(x, sample_verified)]
+    sum_x = sum(x)
+    if sum_x <= 0:
+        raise ReviewError("the sampled detections have no area")
+    ratio = sum(y) / sum_x
+    total = ratio * stratum_area
+    if n < 2:
+        return SampleEstimate(stratum_count, stratum_area, n, total, math.nan, math.nan, ratio)
+    residual = sum((yi - ratio * xi) ** 2 for xi, yi in zip(x, y)) / (n - 1)
+    mean_x = sum_x / n
+    fpc = max(0.0, 1 - n / stratum_count)
+    se_ratio = math.sqrt(fpc * residual / n) / mean_x
+    half = z * se_ratio * stratum_area
+    return SampleEstimate(stratum_count, stratum_area, n, total, max(0.0, total - half),
+                          min(stratum_area, total + half), ratio)
