@@ -520,12 +520,7 @@ def features(db, site_ids: Iterable[int] | None = None, status: str | None = Non
     return out
 
 
-# ------------------------------------------------------------------- for the Sites page
-
-STATE_COLOURS = {"new": [215, 48, 31], "expanding": [253, 174, 97], "stable": [43, 131, 186],
-                 "not_seen": [189, 189, 189]}
-STATUS_COLOURS = {"verified": [215, 48, 31], "false_positive": [43, 131, 186],
-                  "unsure": [253, 174, 97], "pending": [158, 158, 158]}
+# ------------------------------------------------------------------- read by the pages
 
 
 def periods(db) -> list[str]:
@@ -578,82 +573,24 @@ def member_table(db, site_id: int) -> pd.DataFrame:
         "where m.site_id = ? order by m.period, d.id", db.conn, params=[int(site_id)])
 
 
-def _zoom(west: float, south: float, east: float, north: float, pixels: int = 300) -> float:
-    """A deck.gl / MapLibre (Web Mercator, 512-pixel world at zoom 0) zoom at which the box
-    spans about `pixels` on its longer side: at zoom z a degree of longitude is
-    512 * 2**z / 360 pixels, a degree of latitude that divided by cos(latitude)."""
-    lat = math.radians((south + north) / 2)
-    span = max(east - west, (north - south) / max(math.cos(lat), 0.01), 1e-6)
-    return float(max(1.0, min(18.0, math.log2(360 * pixels / 512 / span))))
+def member_footprints(db, site_id: int) -> list[tuple[int, str, str | None, str | None, str]]:
+    """(detection id, footprint GeoJSON text, period, that period's state, status) of each
+    of the site's detections, by period then id."""
+    return db.execute(
+        "select d.id, d.geometry, m.period, p.state, d.status from site_members m "
+        "join detections d on d.id = m.detection_id "
+        "left join site_periods p on p.site_id = m.site_id and p.period = m.period "
+        "where m.site_id = ? order by m.period, d.id", [int(site_id)]).fetchall()
 
 
-def map_data(db, site_id: int) -> dict:
-    """What a map of one site draws: the dissolved footprint (coloured by the site's
-    status), each member footprint (coloured by the state of its period), a centre and a
-    zoom that fit them. All GeoJSON in lon/lat."""
-    site = summary(db, site_id)
-    states = dict(db.execute("select period, state from site_periods where site_id = ?",
-                             [int(site_id)]).fetchall())
-    footprints = []
-    for detection_id, geometry, period, status in db.execute(
-            "select d.id, d.geometry, m.period, d.status from site_members m "
-            "join detections d on d.id = m.detection_id where m.site_id = ? order by m.period, d.id",
-            [int(site_id)]):
-        state = states.get(period)
-        footprints.append({"type": "Feature", "geometry": json.loads(geometry), "properties": {
-            "label": f"detection {detection_id} · {period or 'no period'} · {state or '-'} · {status}",
-            "colour": STATE_COLOURS.get(state, [120, 120, 120]) + [110]}})
-    outline = {"type": "Feature", "geometry": json.loads(site["geometry"]), "properties": {
-        "label": f"site {site_id} · {site['status']} · {site['area_ha']:,.1f} ha",
-        "colour": STATUS_COLOURS[site["status"]] + [255]}}
-    west, south, east, north = site["west"], site["south"], site["east"], site["north"]
-    return {"outline": {"type": "FeatureCollection", "features": [outline]},
-            "footprints": {"type": "FeatureCollection", "features": footprints},
-            "lon": (west + east) / 2, "lat": (south + north) / 2,
-            "zoom": _zoom(west, south, east, north)}
-
-
-@dataclass
-class PeriodView:
-    """One period of a site's timeline: the before and after chips of the site's ground
-    from stored scenes ([] when none covers it), or why they cannot be shown."""
-
-    period: str
-    state: str | None
-    area_ha: float
-    chips: list
-    message: str | None = None
-
-
-def timeline(db, site_id: int) -> list[PeriodView]:
-    """Per period the site was seen in: before/after chips of the whole site (its dissolved
-    footprint outlined, the same ground in every period) from the stored scenes, picked as
-    for one detection of that period (preparation.scene_views)."""
-    from ..review_imagery.preparation import scene_views
-
-    site = summary(db, site_id)
+def period_spans(db, site_id: int) -> list[tuple[str, str | None, str | None, str | None, float]]:
+    """(period, first day, last day, state, area_ha) of each period the site has detections
+    in, in order: the dates span its detections' own periods."""
+    rows = {p: (state, area) for p, state, area in db.execute(
+        "select period, state, area_ha from site_periods where site_id = ?", [int(site_id)])}
     spans = db.execute(
         "select m.period, min(d.period_start), max(coalesce(d.period_end, d.period_start)) "
         "from site_members m join detections d on d.id = m.detection_id "
         "where m.site_id = ? and m.period is not null group by m.period order by m.period",
         [int(site_id)]).fetchall()
-    rows = {p: (state, area) for p, state, area in db.execute(
-        "select period, state, area_ha from site_periods where site_id = ?", [int(site_id)])}
-    views = []
-    for period, start, end in spans:
-        place = {"id": f"site {site_id}", "geometry": site["geometry"], "west": site["west"],
-                 "south": site["south"], "east": site["east"], "north": site["north"],
-                 "period_start": start, "period_end": end}
-        state, area = rows.get(period, (None, 0.0))
-        try:
-            chips = scene_views(db, place)
-        except ReviewError as exc:
-            views.append(PeriodView(period, state, area, [], f"stored imagery could not be shown: {exc}"))
-            continue
-        message = None if chips else "no stored scene covers this site"
-        after = chips[-1].imagery if chips else None
-        if after is not None and after.start and not (
-                after.start <= end and (after.end or after.start) >= start):
-            chips, message = [], f"no stored scene of {period} covers this site"
-        views.append(PeriodView(period, state, area, chips, message))
-    return views
+    return [(period, start, end, *rows.get(period, (None, 0.0))) for period, start, end in spans]

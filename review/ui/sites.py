@@ -1,4 +1,4 @@
-"""Sites: detections grouped by place across periods (review.sites). A list with filters,
+"""Sites: detections grouped by place across periods (review.analysis.sites). A list with filters,
 a build action for editors, one site through time (map, area per period, before/after
 chips of each period, the verdicts of its detections, field reports), and trends by site.
 
@@ -19,11 +19,11 @@ from ..analysis import sites
 from ..errors import ReviewError
 from ..analysis.sites import SITE_STATUSES, STATES
 from ..analysis.site_trends import site_trend_table
-from . import common, field_reports
+from . import common, field_reports, site_views
 
 PAGE = "app_pages/6_Sites.py"
 CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}, "displaylogo": False}
-STATE_COLOURS = {state: "rgb({}, {}, {})".format(*rgb) for state, rgb in sites.STATE_COLOURS.items()}
+STATE_COLOURS = {state: "rgb({}, {}, {})".format(*rgb) for state, rgb in site_views.STATE_COLOURS.items()}
 
 
 # ------------------------------------------------------------- ways in from other pages
@@ -227,7 +227,7 @@ def _site_view(db, site_id: int) -> None:
 
 
 def _site_map(db, site_id: int) -> None:
-    data = sites.map_data(db, site_id)
+    data = site_views.map_data(db, site_id)
     deck = pdk.Deck(
         layers=[
             pdk.Layer("GeoJsonLayer", data["footprints"], id="footprints", pickable=True,
@@ -279,7 +279,7 @@ def _area_chart(db, site_id: int) -> None:
 def _timeline(db, site_id: int) -> None:
     st.markdown("**Before and after, period by period**")
     with st.spinner("Rendering chips…"):
-        views = sites.timeline(db, site_id)
+        views = site_views.timeline(db, site_id)
     if not any(view.chips for view in views):
         st.info("No stored imagery covers this site yet, so there is no timeline to show. "
                 "Store scenes of this place (Detect, or `python -m review scenes add`); the "

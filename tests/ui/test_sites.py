@@ -13,6 +13,7 @@ from review.detection.importers import import_file
 from review.detection.runs import scene_record
 from review.store import add_scene, connect
 from review.analysis.site_trends import site_trend_table
+from review.ui import site_views
 
 from tests.conftest import FIXTURES, REPO, import_squares, mine_tile, needs_fixtures
 
@@ -119,18 +120,18 @@ def test_a_merged_site_says_where_it_went(db):
 def test_map_data_fits_the_site_and_colours_footprints_by_state(db, tmp_path):
     lon, lat = _place(db, tmp_path)
     sites.build(db)
-    data = sites.map_data(db, 1)
+    data = site_views.map_data(db, 1)
     assert data["lon"] == pytest.approx(lon, abs=1e-4) and data["lat"] == pytest.approx(lat, abs=1e-4)
     assert 14 < data["zoom"] < 18                      # a 200 m site fills the map, not the world
     colours = [f["properties"]["colour"][:3] for f in data["footprints"]["features"]]
-    assert colours == [sites.STATE_COLOURS[s] for s in ("new", "expanding", "expanding")]
+    assert colours == [site_views.STATE_COLOURS[s] for s in ("new", "expanding", "expanding")]
     assert len(data["outline"]["features"]) == 1
 
 
 def test_timeline_gives_each_periods_before_and_after_of_the_same_ground(db, tmp_path):
     _place(db, tmp_path)
     sites.build(db)
-    views = sites.timeline(db, 1)
+    views = site_views.timeline(db, 1)
     assert [(v.period, v.state) for v in views] == [("2022", "new"), ("2023", "expanding"),
                                                       ("2024", "expanding")]
     assert views[0].message is None and [c.imagery.start for c in views[0].chips] == ["2022-01-01"]
@@ -139,7 +140,7 @@ def test_timeline_gives_each_periods_before_and_after_of_the_same_ground(db, tmp
         assert before.imagery.end < after.imagery.start
         assert after.imagery.start[:4] == view.period
         assert before.image.size == after.image.size == views[0].chips[0].image.size
-    far = sites.timeline(db, 2)                        # no stored scene there
+    far = site_views.timeline(db, 2)                        # no stored scene there
     assert [(v.period, v.chips, v.message) for v in far] == [("2023", [], "no stored scene covers this site")]
 
 
@@ -150,7 +151,7 @@ def test_timeline_does_not_pass_another_years_scene_off_as_this_periods(db, tmp_
     db["detections"].insert(_row(0, _square((west + east) / 2, (south + north) / 2, 0.001), 2022))
     add_scene(db, scene_record(open_tile(tile)))
     sites.build(db)
-    (view,) = sites.timeline(db, 1)
+    (view,) = site_views.timeline(db, 1)
     assert view.chips == [] and view.message == "no stored scene of 2022 covers this site"
 
 
