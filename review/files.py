@@ -81,6 +81,28 @@ def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def write_once(path: Path, data: bytes, mode: int | None = None) -> bool:
+    """Create `path` with `data` (and permission bits `mode`) unless it exists; of two
+    writers racing, the first wins whole and the other's data is dropped. True when this
+    call created it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    try:
+        temporary.write_bytes(data)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        fsync_file(temporary)
+        try:
+            os.link(temporary, path)          # fails if the name exists: no overwrite
+        except FileExistsError:
+            return False
+        _fsync_folder(path.parent)
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 class Staged:
     """Several files that take their names together, after a step that must succeed first
     (e.g. the database write of a run): `stage` writes each beside its target, `commit`

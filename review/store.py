@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import sqlite_utils
 
+from . import files
 from .errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -281,6 +282,23 @@ def _scene_id(db: sqlite_utils.Database, scene: dict) -> int:
     return db["scenes"].insert({**scene, "added_at": now()}).last_pk
 
 
+def has_table(db, name: str) -> bool:
+    """Whether the database has a table or view of this name (an sqlite_utils Database or a
+    plain sqlite3 connection, as the read-only server uses)."""
+    conn = getattr(db, "conn", db)
+    return conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?",
+                        [name]).fetchone() is not None
+
+
+def box_overlap(west: float, south: float, east: float, north: float,
+                alias: str = "") -> tuple[str, list[float]]:
+    """SQL condition and parameters that keep rows whose stored bounding box (west, south,
+    east, north columns) overlaps the given box: a cheap first cut before exact geometry."""
+    p = f"{alias}." if alias else ""
+    return (f"{p}east >= ? and {p}west <= ? and {p}north >= ? and {p}south <= ?",
+            [west, east, south, north])
+
+
 def table_counts(db: sqlite_utils.Database,
                  tables: tuple[str, ...] = ("scenes", "runs", "detections", "verdicts")) -> dict[str, int]:
     """How many rows each table holds, in the order asked."""
@@ -322,16 +340,13 @@ def backup(db: sqlite_utils.Database, destination: str | Path) -> Path:
     destination = Path(destination)
     if destination.resolve() == Path(db.execute("pragma database_list").fetchone()[2]).resolve():
         raise StoreError(f"{destination}: that is the live database; back it up to another file")
-    partial = destination.with_name(destination.name + ".part")
-    partial.unlink(missing_ok=True)
     try:
-        target = sqlite3.connect(partial)
-        with target:
-            db.conn.backup(target)
-        target.execute("PRAGMA journal_mode = DELETE")     # one self-contained file
-        target.close()
-        partial.replace(destination)
+        with files.replacing(destination, make_folder=False) as partial:
+            target = sqlite3.connect(partial)
+            with target:
+                db.conn.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")     # one self-contained file
+            target.close()
     except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
         raise StoreError(f"{destination}: the backup failed ({exc}); nothing was written") from exc
     return destination

@@ -85,3 +85,20 @@ def test_stored_scenes_are_those_still_on_disk_newest_first(tmp_path):
         store.add_scene(db, _scene(tmp_path / name, name))
     (tmp_path / "gone.tif").unlink()
     assert [s["name"] for s in store.stored_scenes(db)] == ["new.tif", "old.tif"]
+
+
+def test_has_table_answers_for_a_database_and_for_a_plain_read_only_connection(tmp_path):
+    db = connect(tmp_path / "review.db")
+    assert store.has_table(db, "detections") and not store.has_table(db, "nothing_here")
+    plain = sqlite3.connect(f"file:{tmp_path / 'review.db'}?mode=ro", uri=True)
+    assert store.has_table(plain, "verdicts") and not store.has_table(plain, "no such table")
+
+
+def test_box_overlap_keeps_the_footprints_whose_box_meets_the_area(db):
+    for name, (west, south, east, north) in {"inside": (1, 1, 2, 2), "straddling": (2.5, 2.5, 4, 4),
+                                             "touching": (3, 0, 4, 1), "apart": (5, 5, 6, 6)}.items():
+        db["detections"].insert({"source": "s", "external_id": name, "geometry": "{}", "score": 0.5,
+                                 "west": west, "south": south, "east": east, "north": north})
+    where, params = store.box_overlap(0, 0, 3, 3, alias="d")
+    found = {r[0] for r in db.execute(f"select external_id from detections d where {where}", params)}
+    assert found == {"inside", "straddling", "touching"}

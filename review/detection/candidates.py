@@ -24,6 +24,7 @@ from pyproj import Transformer
 from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
 
+from .. import files
 from .detect import PatchScores
 from .imagery import utm_crs_for
 
@@ -207,4 +208,4 @@ def stage_geojson(collection: dict, path: Path) -> Path:
 
 def write_geojson(collection: dict, path: Path) -> None:
     """Write atomically, so a failure never leaves half a file where a good one was."""
-    stage_geojson(collection, path).replace(path)
+    files.write_text(path, json.dumps(collection))

@@ -7,13 +7,13 @@ complete (and, when a sha256 is given, verified).
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from .. import files
 from ..errors import ReviewError, first_line
 from ..progress import Progress
 
@@ -46,23 +46,21 @@ def fetch(url: str, destination: Path, sha256: str | None = None,
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    handle, partial = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part",
-                                       dir=destination.parent)
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            done = 0
-            for block in iter(lambda: response.read(1 << 16), b""):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress:
-                    progress(done, total, destination.name)
-        if sha256 and digest.hexdigest() != sha256:
-            raise DownloadFailed(
-                f"{destination.name} from {url} has sha256 {digest.hexdigest()[:12]}..., "
-                f"expected {sha256[:12]}...; the file was not kept")
-        os.replace(partial, destination)
+        with files.replacing(destination, make_folder=False) as partial:
+            with open(partial, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                done = 0
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total, destination.name)
+            if sha256 and digest.hexdigest() != sha256:      # raised here: nothing is kept
+                raise DownloadFailed(
+                    f"{destination.name} from {url} has sha256 {digest.hexdigest()[:12]}..., "
+                    f"expected {sha256[:12]}...; the file was not kept")
     except urllib.error.HTTPError as exc:
         advice = ("the address may be wrong or the file was moved" if exc.code in (404, 410)
                   else "try again later")
@@ -75,7 +73,4 @@ def fetch(url: str, destination: Path, sha256: str | None = None,
                               details=f"{url}: {first_line(getattr(exc, 'reason', exc))}") from exc
         raise DownloadFailed(f"could not download {destination.name} from {host_of(url)}; "
                              "try again", details=f"{url}: {first_line(exc)}") from exc
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return destination

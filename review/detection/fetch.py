@@ -27,7 +27,7 @@ from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from .. import settings
+from .. import files, settings
 from ..errors import ReviewError, first_line
 from .imagery import canonical_band, utm_crs_for
 from ..progress import Progress
@@ -230,9 +230,8 @@ def _fetch_part(path: Path, href: str, grid, resampling) -> np.ndarray:
     except RasterioError as exc:
         raise FetchError(f"could not read imagery from {_host(href)}; run the same request again "
                          "to resume where it stopped", details=f"{href}: {first_line(exc, 2000)}") from exc
-    partial = path.with_name(path.name + ".part.npy")
-    np.save(partial, data)
-    os.replace(partial, path)
+    with files.replacing(path) as partial:
+        np.save(partial, data)
     return data
 
 
@@ -294,12 +293,10 @@ def composite(source: Source, request: Request, out: Path | None = None,
 
 
 def _write(path: Path, cube, request: Request, source: Source, crs, transform, items) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.stem + ".part.tif")
     profile = dict(driver="GTiff", width=cube.shape[2], height=cube.shape[1], count=cube.shape[0],
                    dtype="uint16", crs=crs, transform=transform, nodata=0, compress="deflate",
                    tiled=True, blockxsize=256, blockysize=256)
-    with rasterio.open(partial, "w", **profile) as dst:
+    with files.replacing(path) as partial, rasterio.open(partial, "w", **profile) as dst:
         dst.write(cube)
         for index, band in enumerate(request.bands, start=1):
             dst.set_band_description(index, band)
@@ -307,12 +304,10 @@ def _write(path: Path, cube, request: Request, source: Source, crs, transform, i
                         PRODUCT=f"S2 {source.product} median composite",
                         STAC_URL=source.url, STAC_COLLECTION=source.collection,
                         STAC_ITEMS=",".join(items), CLOUD_LIMIT=str(source.cloud_limit))
-    os.replace(partial, path)
 
 
 def _copy(src: Path, dst: Path) -> None:
     import shutil
 
-    partial = dst.with_name(dst.stem + ".part" + dst.suffix)
-    shutil.copyfile(src, partial)
-    os.replace(partial, dst)
+    with files.replacing(dst, make_folder=False) as partial:
+        shutil.copyfile(src, partial)

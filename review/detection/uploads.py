@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .. import settings
+from .. import files, settings
 
 DIGEST_CHARS = 16
 
@@ -31,10 +31,7 @@ def _plain_name(name: str) -> str:
 
 def _write_once(path: Path, content: bytes) -> Path:
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".part")
-        partial.write_bytes(content)
-        partial.replace(path)
+        files.write_bytes(path, content)
     return path
 
 

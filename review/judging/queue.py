@@ -20,7 +20,7 @@ import shapely
 import sqlite_utils
 
 from ..errors import StoreError
-from ..store import transaction
+from ..store import box_overlap, transaction
 
 ORDERS = {
     "score": "highest score first",
@@ -100,9 +100,9 @@ class Filters:
             clauses.append("id in (select detection_id from site_members where site_id = ?)")
             params.append(self.site_id)
         if self.area is not None:
-            west, south, east, north = self.area.bounds
-            clauses.append("east >= ? and west <= ? and north >= ? and south <= ?")
-            params += [west, east, south, north]
+            overlap, box = box_overlap(*self.area.bounds)
+            clauses.append(overlap)
+            params += box
         return (" and ".join(clauses) or "1"), params
 
     def key(self) -> tuple:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import argon2
 import sqlite_utils
 
-from .. import settings
+from .. import files, settings
 from ..errors import ReviewError
 from ..store import now, transaction
 
@@ -230,14 +230,7 @@ def secret_key() -> bytes:
         return os.environ["REVIEW_SECRET_KEY"].encode()
     path = settings.data_dir() / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"secret_key.{os.getpid()}.part")
-        partial.write_bytes(secrets.token_hex(32).encode())
-        os.chmod(partial, 0o600)
-        if not path.exists():
-            os.replace(partial, path)
-        else:
-            partial.unlink()
+        files.write_once(path, secrets.token_hex(32).encode(), mode=0o600)
     return path.read_bytes().strip()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import shapely
 
+from .. import files
 from ..errors import ReviewError
 from ..judging.queue import Filters, matching
 from ..judging.verdicts import standing
@@ -80,14 +81,13 @@ def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> in
     path = Path(path)
     fmt = fmt or _format(path, FORMATS)
     found = features(db, filters)
-    partial = path.with_name(f".{path.stem}.part{path.suffix}")   # GDAL wants the real suffix
-    if fmt in ("kml", "kmz"):
-        from .kml import write_kml
+    with files.replacing(path, make_folder=False) as partial:
+        if fmt in ("kml", "kmz"):
+            from .kml import write_kml
 
-        write_kml(db, found, partial, with_chips=fmt == "kmz")
-    else:
-        _write(found, partial, fmt, "detections", _flat_frame)
-    partial.replace(path)
+            write_kml(db, found, partial, with_chips=fmt == "kmz")
+        else:
+            _write(found, partial, fmt, "detections", _flat_frame)
     return len(found)
 
 
@@ -134,9 +134,8 @@ def export_sites(db, path: str | Path, filters: Filters | None = None,
     found = site_features(db, site_ids=site_ids, status=filters.status)
     if filters.area is not None:
         found = [f for f in found if shapely.geometry.shape(f["geometry"]).intersects(filters.area)]
-    partial = path.with_name(f".{path.stem}.part{path.suffix}")
-    _write(found, partial, fmt, "sites", _flat_sites)
-    partial.replace(path)
+    with files.replacing(path, make_folder=False) as partial:
+        _write(found, partial, fmt, "sites", _flat_sites)
     return len(found)
 
 

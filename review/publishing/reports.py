@@ -19,7 +19,6 @@ import io
 import math
 import re
 import struct
-import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,9 +30,9 @@ import shapely
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pyproj import Transformer
 
-from .. import settings
+from .. import files, settings
 from ..errors import ReviewError, first_line
-from ..store import now, transaction
+from ..store import box_overlap, has_table, now, transaction
 
 MAX_PHOTO_BYTES = 25 * 1024 * 1024      # per photo
 MAX_TEXT_CHARS = 20_000
@@ -232,11 +231,6 @@ def check_position(lon, lat) -> tuple[float, float]:
     return lon, lat
 
 
-def _has_table(db, name: str) -> bool:
-    return db.execute("select 1 from sqlite_master where type = 'table' and name = ?",
-                      [name]).fetchone() is not None
-
-
 def _local(lon: float, lat: float) -> Transformer:
     return Transformer.from_crs("EPSG:4326", f"+proj=aeqd +lat_0={lat} +lon_0={lon} +units=m",
                                 always_xy=True)
@@ -257,16 +251,15 @@ def _search_box(lon: float, lat: float, within_m: float) -> tuple[float, float, 
 def nearest_detection(db, lon: float, lat: float,
                       within_m: float = ATTACH_WITHIN_M) -> tuple[int, float] | None:
     """(id, metres) of the detection whose footprint is nearest, if within `within_m`."""
-    west, south, east, north = _search_box(lon, lat, within_m)
-    rows = db.execute("select id, geometry from detections where east >= ? and west <= ? "
-                      "and north >= ? and south <= ?", [west, east, south, north]).fetchall()
+    overlap, box = box_overlap(*_search_box(lon, lat, within_m))
+    rows = db.execute(f"select id, geometry from detections where {overlap}", box).fetchall()
     return _nearest(rows, lon, lat, within_m)
 
 
 def nearest_site(db, lon: float, lat: float,
                  within_m: float = ATTACH_WITHIN_M) -> tuple[int, float] | None:
     """(id, metres) of the nearest site within `within_m`, when the database has sites."""
-    if not _has_table(db, "sites"):
+    if not has_table(db, "sites"):
         return None
     names = {row[1] for row in db.execute('pragma table_info("sites")')}
     if "id" not in names:
@@ -361,7 +354,7 @@ def add(db, text: str, reporter: str, detection_id: int | None = None,
         if checked:
             folder.mkdir(parents=True, exist_ok=True)
         for photo in checked:
-            part = folder / f".{photo.sha256}.{uuid.uuid4().hex}.part"
+            part = files.temporary_path(folder / f"{photo.sha256}{FORMATS[photo.format]}")
             part.write_bytes(photo.data)
             temporary.append((photo, part))
         with transaction(db):
@@ -370,7 +363,7 @@ def add(db, text: str, reporter: str, detection_id: int | None = None,
                 if db.execute("select 1 from detections where id = ?", [detection_id]).fetchone() is None:
                     raise ReportError(f"no detection with id {detection_id}")
             if site_id is not None:
-                if not _has_table(db, "sites"):
+                if not has_table(db, "sites"):
                     raise ReportError("this database has no sites yet")
                 if db.execute("select 1 from sites where id = ?", [site_id]).fetchone() is None:
                     raise ReportError(f"no site with id {site_id}")
@@ -395,7 +388,7 @@ def add(db, text: str, reporter: str, detection_id: int | None = None,
                            "values (?, ?, ?, ?)", [report_id, photo.sha256, position, photo.name])
                 final = folder / f"{photo.sha256}{FORMATS[photo.format]}"
                 if not final.exists():          # inside the write lock: nobody else places it
-                    part.replace(final)
+                    files.commit(part, final)
                     placed.append(final)
     except BaseException:
         for path in placed:
@@ -495,7 +488,7 @@ def photos_for(db, detection_id: int) -> list[dict]:
 
 def for_site(db, site_id: int) -> list[dict]:
     """Reports on a site or on any detection of it (review.sites), oldest first."""
-    if not _has_table(db, "site_members"):
+    if not has_table(db, "site_members"):
         return listing(db, site_id=site_id)
     return _rows(db, "site_id = ? or detection_id in (select detection_id from site_members "
                      "where site_id = ?)", [int(site_id), int(site_id)])

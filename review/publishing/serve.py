@@ -27,6 +27,7 @@ from pathlib import Path
 import shapely
 
 from ..errors import ReviewError
+from ..store import box_overlap, has_table
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -64,11 +65,6 @@ def _read_only_uri(path: str | Path) -> str:
     return f"file:{quote(str(Path(path).resolve()))}?mode=ro"
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?",
-                        [name]).fetchone() is not None
-
-
 def _columns(conn: sqlite3.Connection, name: str) -> list[str]:
     return [row[1] for row in conn.execute(f'pragma table_info("{name}")')]
 
@@ -77,7 +73,7 @@ def source_sql(conn: sqlite3.Connection, collection: str) -> str:
     """The SELECT a collection is served from (every column a feature may carry)."""
     if collection in ("detections", "verified"):
         reports = ("(select count(*) from field_reports r where r.detection_id = d.id)"
-                   if _has_table(conn, "field_reports") else "0")
+                   if has_table(conn, "field_reports") else "0")
         sql = _DETECTIONS_SQL.format(reports=reports)
         return sql + " where d.status = 'verified'" if collection == "verified" else sql
     if collection == "sites":
@@ -218,8 +214,8 @@ class ReviewProvider(BaseProvider):
         names = set(_columns_of(conn, source))
         sql, extra = f"select * from {source} where {where}", []
         if {"west", "south", "east", "north"} <= names:
-            sql += " and east >= ? and west <= ? and north >= ? and south <= ?"
-            extra = [west, east, south, north]
+            overlap, extra = box_overlap(west, south, east, north)
+            sql += f" and {overlap}"
         ids = []
         for row in conn.execute(f"{sql} order by {order}", [*params, *extra]):
             geometry = self._geometry(dict(row))
@@ -260,7 +256,7 @@ def _extent(conn) -> list[float]:
 
 def _sites_servable(conn) -> bool:
     """Sites are offered once they have been built (`python -m review sites build`)."""
-    if not _has_table(conn, "sites"):
+    if not has_table(conn, "sites"):
         return False
     names = set(_columns(conn, "sites"))
     return ("id" in names and ("geometry" in names or {"lon", "lat"} <= names)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import settings
+from .. import files, settings
 from .chips import Chip, VIEWS, dehaze, haze
 from ..judging.verdicts import Imagery
 
@@ -77,7 +77,7 @@ class Side:
             return self.files[view]
         target = self.files[view].with_name(f"{self.files[view].stem}_dehazed.jpg")
         if not target.exists():
-            _save_atomic(dehaze(Image.open(self.files[view]).convert("RGB")), target)
+            _save_jpeg(dehaze(Image.open(self.files[view]).convert("RGB")), target)
         return target
 
     def shown(self, view: str = "true", dehazed: bool = False) -> Imagery:
@@ -102,17 +102,9 @@ def _folder(detection_id: int) -> Path:
     return root() / str(int(detection_id))
 
 
-def _save_atomic(image: Image.Image, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    image.save(partial, format="JPEG", quality=JPEG_QUALITY)
-    os.replace(partial, path)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    partial.write_text(json.dumps(data))
-    os.replace(partial, path)
+def _save_jpeg(image: Image.Image, path: Path) -> None:
+    with files.replacing(path) as partial:
+        image.save(partial, format="JPEG", quality=JPEG_QUALITY)
 
 
 def store(detection: dict, source: str, before: Chip | None, after: Chip,
@@ -130,7 +122,8 @@ def store(detection: dict, source: str, before: Chip | None, after: Chip,
                 continue
             views = chip.views or {"true": chip.image}
             for view, image in views.items():
-                _save_atomic(image, temporary / f"{side}_{view}.jpg")
+                # the folder's rename below publishes the set whole
+                image.save(temporary / f"{side}_{view}.jpg", format="JPEG", quality=JPEG_QUALITY)
             meta[side] = {"source": chip.imagery.source, "start": chip.imagery.start,
                           "end": chip.imagery.end, "views": list(views),
                           "hazy": haze(views["true"]) > HAZY}
@@ -184,8 +177,8 @@ def record_failure(detection_id: int, source: str, reason: str) -> None:
     """Remember why a source gave nothing for this detection (tried again later)."""
     path = _folder(detection_id) / f"failed-{source}.json"
     attempts = failure(detection_id, source) or {}
-    _write_json_atomic(path, {"reason": reason, "at": time.time(),
-                              "attempts": int(attempts.get("attempts", 0)) + 1})
+    files.write_text(path, json.dumps({"reason": reason, "at": time.time(),
+                                       "attempts": int(attempts.get("attempts", 0)) + 1}))
 
 
 def failure(detection_id: int, source: str) -> dict | None:
