@@ -336,3 +336,13 @@ def jpeg_with_gps(path, lon=None, lat=None, taken="2024:05:31 10:20:30", gps=Non
             ExifTags.GPS.GPSLongitudeRef: "W" if lon < 0 else "E", ExifTags.GPS.GPSLongitude: _dms(lon)}
     Image.new("RGB", (120, 90), colour).save(path, "JPEG", exif=exif)
     return path
+
+
+FORBIDDEN_IN_MESSAGES = ("Errno", "Traceback", "HTTPSConnectionPool", "--")
+
+
+def assert_plain(message: str) -> None:
+    """A message for people: a sentence, with no errno text, traceback, HTTP library text or flag."""
+    for word in FORBIDDEN_IN_MESSAGES:
+        assert word not in message, message
+    assert message[0].isupper() and message.endswith("."), message
