@@ -333,15 +333,6 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
     assert review.subheader[0].value.startswith("Detection #2")
 
 
-def test_map_tooltips_carry_what_reviewers_typed_as_text():
-    from review.analysis.map_layers import tooltip_text
-
-    text = tooltip_text("s<b>", "unsure", 0.5, "2023-01-01",
-                        ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
-    # Shown by deck.gl as text (its tooltip's "text"), never parsed as HTML.
-    assert text == "unsure · s<b> · score 0.50 · 2023 · last: unsure by <img src=x onerror=alert(1)> (<script>x</script>)"
-
-
 TRENDS, EXPORT = str(REPO / "app_pages" / "4_Trends.py"), str(REPO / "app_pages" / "5_Export.py")
 
 
