@@ -1,4 +1,4 @@
-"""Domain errors. Raised inside review/, turned into messages at the edge (cli.py, review/ui/).
+"""Domain errors. Raised inside review/, turned into messages at the edge (review/cli/, review/ui/).
 
 Every message is written for the person at the keyboard: it says what is wrong
 and, where there is one, what to do about it.

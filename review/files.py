@@ -69,16 +69,16 @@ def replacing(path: Path, make_folder: bool = True) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def write_bytes(path: Path, data: bytes) -> Path:
+def write_bytes(path: Path, data: bytes, make_folder: bool = True) -> Path:
     """Write `data` to `path` whole or not at all."""
-    with replacing(path) as temporary:
+    with replacing(path, make_folder=make_folder) as temporary:
         temporary.write_bytes(data)
     return Path(path)
 
 
-def write_text(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str, make_folder: bool = True) -> Path:
     """Write `text` (UTF-8) to `path` whole or not at all."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), make_folder=make_folder)
 
 
 def write_once(path: Path, data: bytes, mode: int | None = None) -> bool:

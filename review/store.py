@@ -7,6 +7,7 @@ once, in order, inside a transaction.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -251,6 +252,22 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a usable review database ({exc})") from exc
     return db
+
+
+def connect_if_exists(path: str | Path) -> sqlite_utils.Database | None:
+    """An existing review database, opened (and refused if it is not one); for a path with
+    no file yet, None once its folder is known to be writable, so a run can be refused
+    before any work and the database made only when there is something to store."""
+    path = Path(path)
+    if path.exists():
+        return connect(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: cannot create a review database there ({folder} is not a "
+                         "writable folder)")
+    return None
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

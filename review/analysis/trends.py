@@ -56,6 +56,11 @@ def read_regions(path: str | Path, name_field: str | None = None) -> list[tuple[
     return list(zip(names, frame.geometry.values))
 
 
+def area_of_interest(path: str | Path) -> shapely.Geometry:
+    """The polygons of a boundary file as one geometry (lon/lat): the area to search or export."""
+    return shapely.union_all([geometry for _, geometry in read_regions(path)])
+
+
 def assign_regions(frame: pd.DataFrame, regions: list[tuple[str, shapely.Geometry]]) -> pd.Series:
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     labels = pd.Series(["outside"] * len(frame), index=frame.index, dtype=object)

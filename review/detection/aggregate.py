@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 from rasterio.transform import from_origin
 
-from .candidates import Candidate, candidates
+from .candidates import Candidate, candidates, candidates_geojson, raw_geojson
 from .detect import MAX_NODATA_FRACTION, PatchScores, score_tile
 from ..errors import ReviewError
 from .imagery import Tile
@@ -160,6 +160,18 @@ def run_aggregate(tiles: list[Tile], model: LoadedModel, how: str = "median",
     t_iso = CUMULATIVE_T_ISO if t_iso is None else t_iso
     found = candidates(scores, t_main=t_main, t_iso=t_iso)
     return AggregateResult(scores, per_period, periods, how, found, t_main, t_iso, started, now())
+
+
+def aggregate_geojson(result: AggregateResult, raw: bool = False) -> dict:
+    """The combined run as GeoJSON: its candidates, each with how the looks were combined
+    (`aggregate`) and its score per period (`period_scores`); with `raw`, every patch with
+    its combined score instead."""
+    if raw:
+        return raw_geojson(result.scores)
+    collection = candidates_geojson(result.scores, result.candidates, result.t_main, result.t_iso)
+    for feature, by_period in zip(collection["features"], result.candidate_period_scores()):
+        feature["properties"].update(aggregate=result.how, period_scores=by_period)
+    return collection
 
 
 def store_aggregate(db, result: AggregateResult, tiles: list[Tile]) -> int:

@@ -12,10 +12,7 @@ no "crs" member.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import shapely
@@ -24,7 +21,6 @@ from pyproj import Transformer
 from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
 
-from .. import files
 from .detect import PatchScores
 from .imagery import utm_crs_for
 
@@ -190,22 +186,3 @@ def raw_geojson(result: PatchScores) -> dict:
                 for i, (row, col, score) in enumerate(zip(result.rows.tolist(), result.cols.tolist(),
                                                           result.scores.tolist()))]
     return {"type": "FeatureCollection", "features": features}
-
-
-def stage_geojson(collection: dict, path: Path) -> Path:
-    """Write the collection beside `path` (PATH.part) and return that file; replacing `path`
-    with it publishes the file in one step."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    try:
-        partial.write_text(json.dumps(collection))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        raise
-    return partial
-
-
-def write_geojson(collection: dict, path: Path) -> None:
-    """Write atomically, so a failure never leaves half a file where a good one was."""
-    files.write_text(path, json.dumps(collection))

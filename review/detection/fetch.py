@@ -41,6 +41,11 @@ ALL_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10",
 L2A_BANDS = tuple(b for b in ALL_BANDS if b != "B10")       # L2A has no cirrus band
 
 
+def default_bands(collection: str) -> tuple[str, ...]:
+    """Every band a Sentinel-2 collection has: L2A's lack B10, L1C's have all 13."""
+    return L2A_BANDS if "l2a" in collection.lower() else ALL_BANDS
+
+
 class FetchError(ReviewError):
     """Imagery could not be found or fetched; nothing incomplete was kept."""
 

@@ -8,14 +8,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import shapely
 
-from .. import __version__
+from .. import __version__, files
 from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, to_lonlat_geojson
-from .detect import MAX_NODATA_FRACTION, PatchScores, check_pair, score_tile
+from .detect import MAX_NODATA_FRACTION, PatchScores, check_compatible, check_pair, score_tile
+from ..errors import ImageryError
 from .imagery import FRACTION_SCALE, Tile
 from .models import LoadedModel, sha256_of
+from .preflight import too_small
 
 
 @dataclass
@@ -55,6 +58,18 @@ class RunResult:
             return None
         return (f"{' and '.join(names)} hold{'s' if len(names) == 1 else ''} reflectance as "
                 f"fractions (0-1), read as digital numbers (x {FRACTION_SCALE:g})")
+
+
+def check_inputs(tile: Tile, card, before: Tile | None = None) -> None:
+    """Refuse a run that cannot start, before anything is scored: a tile without the bands
+    the model needs (BandError), one smaller than a patch (ImageryError), a pair model's
+    missing or unfit before tile."""
+    check_compatible(tile, card)
+    small = too_small(tile, card)
+    if small:
+        raise ImageryError(small)
+    if card.is_pair:
+        check_pair(tile, before, card)
 
 
 def run_detection(tile: Tile, model: LoadedModel, t_main: float | None = None,
@@ -158,3 +173,29 @@ def store_result(db, result: RunResult) -> int:
         t_main=result.t_main, period=(tile.period_start, tile.period_end),
         properties={"tile": tile.name, "t_iso": result.t_iso})
     return record_run(db, scene, run, detections)
+
+
+def output_files(result: RunResult, out: Path, raw: Path | str | bool | None = None) -> list[tuple[dict, Path]]:
+    """The GeoJSON files of a run, as (collection, path): the candidates to `out`; with `raw`
+    True (or naming `out` itself) every scored patch to `out` instead, with `raw` another
+    path every scored patch there as well."""
+    out = Path(out)
+    if raw is True or (raw and Path(raw).resolve() == out.resolve()):
+        return [(result.raw_geojson(), out)]
+    outputs = [(result.candidates_geojson(), out)]
+    if raw:
+        outputs.append((result.raw_geojson(), Path(raw)))
+    return outputs
+
+
+def save_run(outputs: list[tuple[dict, Path]], store: Callable[[], int] | None = None) -> int | None:
+    """Write a run's GeoJSON files and store it, all or nothing: every file is written beside
+    its target first, `store()` (the database write) runs next, and only then do the files
+    take their names; a failure anywhere leaves no file and no run behind. Returns the run
+    id `store()` gave (None without `store`)."""
+    with files.staged() as staged:
+        for collection, path in outputs:
+            staged.stage(path, json.dumps(collection))
+        run_id = store() if store is not None else None
+        staged.commit()
+    return run_id

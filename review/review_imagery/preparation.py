@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
 from datetime import date
 
 import rasterio
@@ -23,6 +24,7 @@ from .chips import Chip, chip_bounds
 from ..errors import ReviewError
 from ..detection.fetch import FetchError, Request, Source, composite
 from ..detection.imagery import Tile, open_tile
+from ..judging.queue import Filters, count, matching
 from ..progress import Progress
 from ..detection.runs import scene_record
 from ..store import add_scene
@@ -194,6 +196,49 @@ def prepare(db, detection: dict, source: Source | None = None,
             continue
         return chip_cache.store(detection, name, before, after, note)
     return found
+
+
+@dataclass
+class QueuePreparation:
+    """What `prepare_queue` did: of `total` detections, how many it prepared, how many were
+    already in the chip cache, and how many got no imagery (noted, tried again later)."""
+    total: int
+    prepared: int = 0
+    cached: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.total:,} detections: {self.prepared:,} prepared, {self.cached:,} already "
+                f"in the cache, {self.failed:,} without imagery (noted with the reason; tried "
+                f"again on a later run)")
+
+
+def prepare_queue(db, filters: Filters, order: str = "score", limit: int | None = None,
+                  retry: bool = False, progress: Progress | None = None) -> QueuePreparation:
+    """Prepare before/after chips ahead of reviewers for the detections `filters` select, in
+    queue `order` (at most `limit`): each is taken from the chip cache when its best source
+    is there, else prepared (`prepare`); sources that failed are tried again now with
+    `retry`, else when due. `progress(done, total, "")` at the start and after each one."""
+    sources = chip_sources()
+    total = count(db, filters)
+    total = min(total, limit) if limit is not None else total
+    done = QueuePreparation(total)
+    if progress:
+        progress(0, total, "")
+    for number, detection in enumerate(matching(db, filters, order)):
+        if number >= total:
+            break
+        had = chip_cache.lookup(detection["id"], sources)
+        got = prepare(db, detection, sources=sources, retry_seconds=0 if retry else None)
+        if had is not None and got is not None and got.source == had.source:
+            done.cached += 1
+        elif got is not None:
+            done.prepared += 1
+        else:
+            done.failed += 1
+        if progress:
+            progress(number + 1, total, "")
+    return done
 
 
 def _plain(reason: str) -> str:

@@ -5,4 +5,10 @@ so on. Only this package imports streamlit; it holds no SQL, geometry, arithmeti
 file writing: those live in review/ and are called from here. Domain errors
 (ReviewError) raised in review/ become st.error messages here; nothing else is caught,
 so real bugs still show their cause.
+
+Besides the pages: `common` (what every page shares) and `site_views` (the site map and
+timeline the Sites page draws).
+
+May import: the root modules and every domain wing (detection, judging, review_imagery,
+analysis, publishing, learning); never review.cli.
 """

@@ -10,7 +10,7 @@ from review.cli import main
 from review.errors import ReviewError
 from review.detection.importers import import_file
 from review.analysis.periods import period_label
-from review.analysis.trends import (has_quarters, precision_by_period, read_regions, set_hidden, source_table,
+from review.analysis.trends import (area_of_interest, has_quarters, precision_by_period, read_regions, set_hidden, source_table,
                                     totals_by_period, trend_inputs, trend_table)
 from review.statistics import wilson_interval
 
@@ -83,6 +83,18 @@ def test_regions_must_be_polygons(tmp_path):
         {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [0, 0]}}]}))
     with pytest.raises(ReviewError, match="regions must be polygons"):
         read_regions(points)
+
+
+def test_the_area_of_interest_is_the_union_of_a_boundary_files_polygons(tmp_path):
+    boundary = tmp_path / "aoi.geojson"
+    boxes = [shapely.box(-61, -6, -59, -4), shapely.box(-60, -5, -58, -3), shapely.box(10, 10, 11, 11)]
+    boundary.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": f"part {i}"},
+         "geometry": json.loads(shapely.to_geojson(box))} for i, box in enumerate(boxes)]}))
+    area = area_of_interest(boundary)
+    assert area.equals(shapely.union_all(boxes))
+    assert area.area == pytest.approx(4 + 4 - 1 + 1)            # the overlap counted once
+    assert area.bounds == (-61.0, -6.0, 11.0, 11.0)
 
 
 def test_empty_database_gives_an_empty_table(db, capsys):

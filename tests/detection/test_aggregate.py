@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from review.detection.aggregate import (AggregateError, check_periods, combine, parse_periods, run_aggregate)
+from review.detection.aggregate import (AggregateError, aggregate_geojson, check_periods, combine,
+                                       parse_periods, run_aggregate)
 from review.cli import main
 from review.detection.detect import score_tile
 from review.detection.imagery import open_tile
@@ -58,6 +59,20 @@ def test_a_one_off_detection_is_dropped_and_a_lasting_one_kept(tmp_path, tiny_mo
     assert list(scores) == [f"{a}/{b}" for a, b in PERIODS[:4]]
     lasting, passing = list(scores.values())[:3], scores[f"{PERIODS[3][0]}/{PERIODS[3][1]}"]
     assert min(lasting) > passing + 0.3          # the looks that agreed are plain to see
+
+
+def test_the_combined_geojson_carries_how_and_each_periods_score(tmp_path, tiny_model):
+    looks = [open_tile(mine_tile(tmp_path / f"a{n}.tif", size=96, seed=n), period=PERIODS[n])
+             for n in range(2)]
+    result = run_aggregate(looks, tiny_model, how="max", t_main=0.5, t_iso=0.5)
+    collection = aggregate_geojson(result)
+    (feature,) = collection["features"]
+    assert feature["properties"]["aggregate"] == "max"
+    assert feature["properties"]["period_scores"] == result.candidate_period_scores()[0]
+    assert list(feature["properties"]["period_scores"]) == [f"{a}/{b}" for a, b in PERIODS[:2]]
+    patches = aggregate_geojson(result, raw=True)["features"]
+    assert len(patches) == len(result.scores)
+    assert "aggregate" not in patches[0]["properties"] and "score" in patches[0]["properties"]
 
 
 @pytest.mark.parametrize("text, message", [

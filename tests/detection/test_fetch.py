@@ -238,3 +238,10 @@ def test_cli_fetch_then_detect_by_area_flags_the_product(tmp_path, cache, real_m
         assert "W,S,E,N" in capsys.readouterr().err
     finally:
         server.stop()
+
+
+def test_a_fetch_asks_for_every_band_the_collection_has():
+    from review.detection.fetch import ALL_BANDS, default_bands
+
+    assert default_bands("sentinel-2-l2a") == tuple(b for b in ALL_BANDS if b != "B10")
+    assert default_bands("sentinel-2-l1c") == ALL_BANDS and "B10" in ALL_BANDS

@@ -4,9 +4,10 @@ import json
 import pytest
 import shapely
 
-from review.errors import BandError
+from review.errors import BandError, ImageryError
 from review.detection.imagery import open_tile
-from review.detection.runs import detection_rows, product_mismatch, run_detection, store_result
+from review.detection.runs import (check_inputs, detection_rows, output_files, product_mismatch,
+                                   run_detection, save_run, store_result)
 from review.store import connect
 
 from tests.conftest import TINY_BANDS, mine_tile, random_reflectance, write_tile
@@ -108,3 +109,52 @@ def test_a_flagged_run_keeps_the_warning_in_its_notes(tmp_path, tiny_model):
     db = connect(tmp_path / "review.db")
     run_id = store_result(db, run_detection(tile, tiny_model))
     assert "this tile is L2A" in db["runs"].get(run_id)["notes"]
+
+
+def test_inputs_that_cannot_run_are_refused_bands_first(tmp_path, tiny_model):
+    card = tiny_model.card
+    check_inputs(open_tile(mine_tile(tmp_path / "tile.tif")), card)        # fits: nothing said
+    rgb = write_tile(tmp_path / "rgb.tif", random_reflectance(3, 12, 12), ["B4", "B3", "B2"])
+    with pytest.raises(BandError, match="needs bands B8"):                  # before the size
+        check_inputs(open_tile(rgb), card)
+    chip = write_tile(tmp_path / "chip.tif", random_reflectance(4, 12, 40), TINY_BANDS)
+    with pytest.raises(ImageryError, match="no 16-pixel patch") as raised:
+        check_inputs(open_tile(chip), card)
+    assert not isinstance(raised.value, BandError)
+
+
+def test_output_files_are_the_candidates_or_every_patch(tmp_path, result):
+    out, raw = tmp_path / "out.geojson", tmp_path / "raw.geojson"
+    ((candidates, path),) = output_files(result, out)
+    assert path == out and len(candidates["features"]) == 1
+    ((patches, path),) = output_files(result, out, raw=True)
+    assert path == out and len(patches["features"]) == 49
+    ((patches, path),) = output_files(result, out, raw=str(tmp_path / "." / "out.geojson"))
+    assert path == out and len(patches["features"]) == 49           # raw named --out: once
+    both = output_files(result, out, raw=raw)
+    assert [p for _, p in both] == [out, raw]
+    assert [len(c["features"]) for c, _ in both] == [1, 49]
+
+
+def test_a_run_is_saved_whole_or_not_at_all(tmp_path, result):
+    db = connect(tmp_path / "review.db")
+    out, raw = tmp_path / "out.geojson", tmp_path / "raw.geojson"
+    out.write_text("earlier candidates")
+    outputs = output_files(result, out, raw=raw)
+
+    def failing_store():
+        assert len([p for p in tmp_path.iterdir() if ".part" in p.name]) == 2    # both staged
+        assert out.read_text() == "earlier candidates" and not raw.exists()
+        raise ImageryError("the database write failed")
+
+    with pytest.raises(ImageryError):
+        save_run(outputs, store=failing_store)
+    assert out.read_text() == "earlier candidates" and not raw.exists()
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]        # nothing staged is left
+    assert db["runs"].count == 0
+    run_id = save_run(outputs, store=lambda: store_result(db, result))
+    assert db["runs"].get(run_id)["candidates"] == 1
+    assert json.loads(out.read_text()) == outputs[0][0] and json.loads(raw.read_text()) == outputs[1][0]
+    assert save_run([(outputs[0][0], tmp_path / "again.geojson")]) is None
+    assert json.loads((tmp_path / "again.geojson").read_text()) == outputs[0][0]
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]

@@ -1,41 +1,15 @@
 """Imagery prepared ahead: `prepare-imagery`, the chip cache, failures kept and retried."""
-import json
-
 import numpy as np
 import pytest
-import shapely
 from PIL import Image
 
-from review.review_imagery import chip_cache, chips, lookahead, preparation
+from review.review_imagery import chip_cache, chips, preparation
 from review import cli
 from review.detection.importers import import_file
 from review.store import connect
 
-from tests.conftest import FIXTURES, needs_fixtures
-from tests.stac_server import pair_as_l2a_server
-
-PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
-SITE = shapely.box(-56.2497, -6.7720, -56.2481, -6.7704)      # inside the mining_1003 pair
-ELSEWHERE = shapely.box(10.0, 10.0, 10.002, 10.002)           # no imagery anywhere
-
-
-def detections_file(tmp_path, period="2021-01-01_2021-12-31"):
-    path = tmp_path / f"sites_{period}.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"pred": score}, "geometry": json.loads(shapely.to_geojson(g))}
-        for g, score in ((SITE, 0.93), (ELSEWHERE, 0.91))]}))
-    return path
-
-
-@pytest.fixture
-def stac(tmp_path, monkeypatch):
-    """A STAC API on 127.0.0.1 with the real mining_1003 pair (2020 and 2021) as L2A scenes."""
-    server = pair_as_l2a_server(PAIRS, tmp_path / "files")
-    monkeypatch.setenv("REVIEW_STAC_URL", server.url)
-    monkeypatch.setenv("REVIEW_TILE_CACHE", str(tmp_path / "tiles"))
-    monkeypatch.setenv("REVIEW_CHIP_SOURCES", "scenes,sentinel-2")
-    yield server
-    server.stop()
+from tests.conftest import needs_fixtures
+from tests.review_imagery.conftest import detections_file
 
 
 @needs_fixtures
@@ -94,19 +68,6 @@ def test_a_half_written_set_is_never_read_and_a_catalogue_down_is_a_reason(tmp_p
     assert preparation.prepare(db, site) is None          # not due again yet
     prepared = preparation.prepare(db, site, retry_seconds=0)
     assert prepared.source == "sentinel-2" and chip_cache.failure(site["id"], "sentinel-2") is None
-
-
-@needs_fixtures
-def test_the_lookahead_prepares_in_the_background(tmp_path, stac):
-    db_path = tmp_path / "review.db"
-    db = connect(db_path)
-    import_file(db, detections_file(tmp_path))
-    rows = sorted(db["detections"].rows, key=lambda d: -d["score"])
-    lookahead.want(rows)
-    for row in rows:
-        assert lookahead.wait(row["id"], timeout=120)
-    assert chip_cache.lookup(rows[0]["id"]).after is not None
-    assert chip_cache.failure(rows[1]["id"], "sentinel-2") is not None
 
 
 def test_dehazing_lifts_a_veil_and_keeps_a_clear_picture():

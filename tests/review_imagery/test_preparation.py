@@ -1,14 +1,10 @@
 """Before/after imagery for review: Sentinel-2 fetched on demand, and dated Wayback releases."""
-import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import rasterio
 import shapely
-from PIL import Image
 from rasterio.warp import transform_bounds
 from streamlit.testing.v1 import AppTest
 
@@ -18,52 +14,11 @@ from review.errors import ReviewError
 from review.detection.importers import import_file
 from review.store import connect
 
-from tests.conftest import FIXTURES, REPO, needs_fixtures
+from tests.conftest import FIXTURES, REPO, add_detections, needs_fixtures
+from tests.review_imagery.conftest import COLOURS
 from tests.stac_server import L2A_KEYS, StacServer, make_item, pair_as_l2a_server, split_bands, write_scl
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
-COLOURS = {"11": (200, 30, 30), "22": (30, 200, 30), "33": (30, 30, 200)}
-DATES = {"11": "2019-05-02", "22": "2020-11-18", "33": "2024-03-14"}
-
-
-@pytest.fixture
-def wayback_server(monkeypatch):
-    """Wayback's configuration file and solid-colour tiles per release, on 127.0.0.1."""
-    holder = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            base = holder["url"]
-            if self.path == "/config.json":
-                body = json.dumps({key: {"itemTitle": f"World Imagery (Wayback {DATES[key]})",
-                                         "itemURL": f"{base}tiles/{key}/{{level}}/{{row}}/{{col}}.png"}
-                                   for key in DATES}).encode()
-                kind = "application/json"
-            elif self.path.startswith("/tiles/"):
-                release = self.path.split("/")[2]
-                buffer = io.BytesIO()
-                Image.new("RGB", (256, 256), COLOURS[release]).save(buffer, format="PNG")
-                body, kind = buffer.getvalue(), "image/png"
-            else:
-                self.send_response(404)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["url"] = f"http://127.0.0.1:{server.server_address[1]}/"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("REVIEW_WAYBACK_CONFIG_URL", holder["url"] + "config.json")
-    yield holder["url"]
-    server.shutdown()
-    server.server_close()
 
 
 SITE = shapely.box(-56.2497, -6.7720, -56.2481, -6.7704)
@@ -74,26 +29,6 @@ def _detection_file(tmp_path, period="2021-01-01_2021-12-31"):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"pred": 0.93}, "geometry": json.loads(shapely.to_geojson(SITE))}]}))
     return path
-
-
-def test_wayback_releases_are_read_and_picked_by_date(wayback_server):
-    found = wayback.releases()
-    assert [r.date for r in found] == ["2019-05-02", "2020-11-18", "2024-03-14"]
-    before, latest = wayback.pick(found, "2021-01-01")
-    assert (before.date, latest.date) == ("2020-11-18", "2024-03-14")
-    assert wayback.pick(found, "2019-01-01")[0] is None
-    picture = wayback.chip(before, SITE)
-    pixels = np.asarray(picture.image)
-    assert (pixels == COLOURS["22"]).all(axis=-1).mean() > 0.5       # this release's tiles
-    assert (pixels == [255, 214, 0]).all(axis=-1).sum() > 50         # footprint outlined
-    assert picture.imagery.start == "2020-11-18" and "Wayback" in picture.imagery.source
-
-
-def test_wayback_errors_are_clear(monkeypatch):
-    monkeypatch.setenv("REVIEW_WAYBACK_CONFIG_URL", "http://127.0.0.1:9/config.json")
-    with pytest.raises(wayback.WaybackError, match="Esri Wayback could not be reached") as raised:
-        wayback.releases()
-    assert "could not fetch http://127.0.0.1:9/config.json" in raised.value.details
 
 
 def test_review_page_shows_dated_wayback_views_and_records_them(tmp_path, monkeypatch, wayback_server):
@@ -271,3 +206,36 @@ def test_wayback_views_pick_the_release_before_the_period_and_the_latest(wayback
     assert note == "No Wayback release predates this detection's period."
     pictures, note = preparation.wayback_views(found[:1], {**detection, "period_start": "2025-01-01"})
     assert [p.imagery.start for p in pictures] == ["2019-05-02"] and note is None   # one release only
+
+
+def test_preparing_the_queue_counts_cached_prepared_and_failed_in_queue_order(db, monkeypatch):
+    from types import SimpleNamespace
+
+    from review.judging.queue import Filters
+    from review.review_imagery import chip_cache
+
+    ids = add_detections(db, 4)                        # scores 0.3 .. 0.51: the queue is ids reversed
+    monkeypatch.setenv("REVIEW_CHIP_SOURCES", "scenes,sentinel-2")
+    cached = {ids[3]: SimpleNamespace(source="scenes")}
+    made = {ids[3]: "scenes", ids[2]: "sentinel-2", ids[1]: None, ids[0]: "scenes"}
+    asked = []
+
+    def fake_prepare(db, detection, sources=None, retry_seconds=None):
+        asked.append((detection["id"], sources, retry_seconds))
+        source = made[detection["id"]]
+        return None if source is None else SimpleNamespace(source=source)
+
+    monkeypatch.setattr(chip_cache, "lookup", lambda detection_id, sources: cached.get(detection_id))
+    monkeypatch.setattr(preparation, "prepare", fake_prepare)
+    steps = []
+    done = preparation.prepare_queue(db, Filters(), limit=3, retry=True,
+                                     progress=lambda n, total, what: steps.append((n, total)))
+    assert (done.total, done.cached, done.prepared, done.failed) == (3, 1, 1, 1)
+    assert asked == [(i, ("scenes", "sentinel-2"), 0) for i in (ids[3], ids[2], ids[1])]
+    assert steps == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert done.summary() == ("3 detections: 1 prepared, 1 already in the cache, 1 without imagery "
+                              "(noted with the reason; tried again on a later run)")
+    asked.clear()
+    everything = preparation.prepare_queue(db, Filters())         # no limit; failures wait their turn
+    assert everything.total == 4 and [a[2] for a in asked] == [None] * 4
+    assert preparation.prepare_queue(db, Filters(status="verified")).summary().startswith("0 detections: 0 prepared")
