@@ -65,7 +65,7 @@ def build_database(path: Path, n: int) -> None:
 
 
 def server_preparation(path: Path) -> tuple[float, int]:
-    """Seconds to prepare the layers (review.map_layers) and the JSON's size in bytes."""
+    """Seconds to prepare the layers (review.analysis.map_layers) and the JSON's size in bytes."""
     from review.analysis.map_layers import deck_json, map_data
     from review.judging.queue import Filters
     from review.store import connect

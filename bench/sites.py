@@ -1,7 +1,7 @@
 """Benchmark: building sites through time from all seven earthrise website layers.
 
 Imports mining_2018..2024 00_simplified.geojson (about 39,000 polygons) into a fresh
-database, then times `review.sites.build` (default 100 m, by year): a first build, and a
+database, then times `review.analysis.sites.build` (default 100 m, by year): a first build, and a
 rebuild (ids kept) after the 2024 layer is added to the other six.
 
     .venv/bin/python -m bench.sites [--repeat 3] [--folder PATH]

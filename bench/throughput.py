@@ -12,7 +12,7 @@ Whole processes (wall time of the subprocess, Python and TensorFlow start-up inc
 Scoring loops alone (each in its own process, model loaded and warmed up first):
 (b) the published loop: read the whole tile, cut every chip into a list, scale, one
     model.predict;
-(c) this product's engine (review.detect.score_tile: windowed strips, views, one copy per
+(c) this product's engine (review.detection.detect.score_tile: windowed strips, views, one copy per
     batch, a compiled call at the device's batch size, reading overlapped with compute).
 --per-patch adds (a), one model call per patch (naive code; rate from 300 patches).
 

@@ -138,7 +138,7 @@ def _v7(db: sqlite_utils.Database) -> None:
 
 
 def _v8(db: sqlite_utils.Database) -> None:
-    # Sites through time (review/sites.py): detections grouped by place across periods.
+    # Sites through time (review/analysis/sites.py): detections grouped by place across periods.
     # Rebuilt whole by each build; ids stay stable and merges are kept in site_merges.
     db["site_builds"].create({"id": int, "built_at": str, "distance_m": float, "growth": float,
                               "by": str, "detections": int, "sites": int, "periodless": int,
@@ -192,7 +192,7 @@ def _v10(db: sqlite_utils.Database) -> None:
 
 
 def _v11(db: sqlite_utils.Database) -> None:
-    # Skips belong to a reviewer and expire (review.queue.skip); kept across reloads.
+    # Skips belong to a reviewer and expire (review.judging.queue.skip); kept across reloads.
     db.execute("CREATE TABLE IF NOT EXISTS skips (reviewer TEXT NOT NULL, detection_id INTEGER "
                "NOT NULL, skipped_at REAL NOT NULL, PRIMARY KEY (reviewer, detection_id))")
 

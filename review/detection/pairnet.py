@@ -16,7 +16,7 @@ Three kinds are built and compared on validation:
   green, red, near-infrared) applied to each image, with a new head on both.
 
 `PairFeatures` is a Keras layer registered under the package name "review": loading a
-trained model needs this module imported, which `review.models.load` does.
+trained model needs this module imported, which `review.detection.models.load` does.
 """
 from __future__ import annotations
 

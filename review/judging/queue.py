@@ -68,7 +68,7 @@ class Filters:
     status: str | None = "pending"
     sample_id: int | None = None          # only members of this random sample
     not_judged_by: str | None = None      # leave out detections this reviewer has judged
-    site_id: int | None = None            # only detections of this site (review.sites)
+    site_id: int | None = None            # only detections of this site (review.analysis.sites)
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []

@@ -115,7 +115,7 @@ def _write(found: list[dict], partial: Path, fmt: str, layer: str, flat) -> None
 
 def export_sites(db, path: str | Path, filters: Filters | None = None,
                  fmt: str | None = None) -> int:
-    """Write sites (review.sites) as dissolved footprints with their status, per-period
+    """Write sites (review.analysis.sites) as dissolved footprints with their status, per-period
     history (area_ha, state) and member detection ids; returns how many. `filters.status`
     is the site's status; a site is written when any of its detections matches the other
     filters (and, with an area, when its footprint meets the area)."""

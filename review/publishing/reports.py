@@ -487,7 +487,7 @@ def photos_for(db, detection_id: int) -> list[dict]:
 
 
 def for_site(db, site_id: int) -> list[dict]:
-    """Reports on a site or on any detection of it (review.sites), oldest first."""
+    """Reports on a site or on any detection of it (review.analysis.sites), oldest first."""
     if not has_table(db, "site_members"):
         return listing(db, site_id=site_id)
     return _rows(db, "site_id = ? or detection_id in (select detection_id from site_members "

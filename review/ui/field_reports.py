@@ -1,4 +1,4 @@
-"""Field reports: what people on the ground saw, with photos (review.reports).
+"""Field reports: what people on the ground saw, with photos (review.publishing.reports).
 
 File a report (text, photos, date seen) about a detection, a site or a position; the GPS
 position and capture time in each photo's EXIF are shown beside it before it is saved,

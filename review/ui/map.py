@@ -24,7 +24,7 @@ TABLE_ROWS = 1000
 
 
 class _PreparedDeck(pydeck.Deck):
-    """A pydeck Deck whose JSON was written by review.map_layers (in bulk, not row by row)."""
+    """A pydeck Deck whose JSON was written by review.analysis.map_layers (in bulk, not row by row)."""
 
     def __init__(self, spec: str, tooltip: dict):
         super().__init__(layers=[], tooltip=tooltip)

@@ -1,5 +1,5 @@
 """The Field reports page (AppTest), field photos in Review, and the helpers they read in
-review.reports. Everything people typed is shown as text, never as Markdown or HTML."""
+review.publishing.reports. Everything people typed is shown as text, never as Markdown or HTML."""
 import json
 
 import pytest

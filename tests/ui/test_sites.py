@@ -1,4 +1,4 @@
-"""The Sites page (AppTest) and the helpers it reads in review.sites: a site list with
+"""The Sites page (AppTest) and the helpers it reads in review.analysis.sites and review.ui.site_views: a site list with
 filters, the build action for editors, one site through time (map, area per period,
 before/after chips of each period, the verdicts of its detections) and trends by site;
 ways in from Review, Map and Trends."""
