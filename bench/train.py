@@ -98,7 +98,10 @@ def main() -> int:
         if args.skip_cv:
             return 0
         from review.store import connect
-        from review.learning.train import (BANDS, DEFAULT_BASE, base_for, cross_validate, detector_for, training_set)
+        from review.learning.crossval import cross_validate
+        from review.learning.fitting import base_for, detector_for
+        from review.learning.pairs import BANDS, training_set
+        from review.learning.train import DEFAULT_BASE
 
         ts = training_set(connect(db_path))
         base = base_for(DEFAULT_BASE, BANDS) if "trunk" in kinds else None

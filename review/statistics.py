@@ -64,3 +64,38 @@ def ratio_estimate(sample_areas: list[float], sample_verified: list[bool], strat
     half = z * se_ratio * stratum_area
     return SampleEstimate(stratum_count, stratum_area, n, total, max(0.0, total - half),
                           min(stratum_area, total + half), ratio)
+
+
+def bootstrap(statistic, arrays, n: int, seed: int) -> list:
+    """The values of `statistic` on `n` paired bootstrap resamples of `arrays` (seeded).
+
+    Each round draws len(arrays[0]) indices with replacement from one
+    numpy.random.default_rng(seed), in this order, and calls statistic(*resampled arrays),
+    the same indices for every array (a paired resample: labels stay with their scores).
+    A statistic that returns None for a resample leaves it uncounted (e.g. one with a
+    single class, where ROC AUC is undefined); the others' values are returned in order.
+    `percentile_interval` turns them into an interval."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    size = len(arrays[0])
+    values = []
+    for _ in range(n):
+        pick = rng.integers(0, size, size)
+        value = statistic(*(np.asarray(a)[pick] for a in arrays))
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` percentile interval of bootstrap values, NaNs left out; (nan, nan)
+    with none."""
+    import numpy as np
+
+    kept = np.array([float(v) for v in values if not math.isnan(v)])
+    if not len(kept):
+        return math.nan, math.nan
+    tail = (100 - 100 * level) / 2
+    low, high = np.percentile(kept, [tail, 100 - tail])
+    return float(low), float(high)

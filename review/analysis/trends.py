@@ -24,6 +24,7 @@ import shapely
 
 from ..errors import ReviewError
 from ..statistics import wilson_interval
+from ..store import has_table
 from .periods import period_label
 
 STATUS_COLUMNS = ("verified", "false_positive", "unsure", "pending")
@@ -118,7 +119,7 @@ def detections_frame(db, sources: list[str] | None = None, include_hidden: bool 
 def hidden_from_trends(db) -> dict[str, set]:
     """Sources (imports) and detector runs left out of Trends, e.g. test runs."""
     rows = db.execute("select kind, key from trend_hidden").fetchall() \
-        if db["trend_hidden"].exists() else []
+        if has_table(db, "trend_hidden") else []
     return {"sources": {k for kind, k in rows if kind == "source"},
             "runs": {int(k) for kind, k in rows if kind == "run"}}
 

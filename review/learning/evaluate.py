@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import ReviewError
 from ..progress import Progress
-from .train import TrainingError, cut_pair, imagery_of, metrics_with_intervals, reviewed
+from .metrics import metrics_with_intervals
+from .pairs import TrainingError, all_scenes, cut_pair, imagery_of, reviewed
 
 
 class EvaluationError(ReviewError):
@@ -29,8 +30,6 @@ def trained_ids(card) -> set[int]:
 
 
 def _rows_with_imagery(db, rows: list[dict]) -> tuple[list[tuple[dict, dict, dict]], list[int]]:
-    from .train import all_scenes
-
     scenes = all_scenes(db)
     usable, missing = [], []
     for row in rows:

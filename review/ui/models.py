@@ -9,7 +9,7 @@ import streamlit as st
 
 import time
 
-from ..learning import evaluate, train
+from ..learning import evaluate, fitting, pairs, splits, train
 from .. import settings
 from ..errors import ReviewError
 from ..analysis.map_layers import hex_colour
@@ -80,22 +80,22 @@ def _label(card, path) -> str:
 
 
 def _train_form(db, first: bool) -> None:
-    verified, false_positive = train.label_counts(db)
-    enough = min(verified, false_positive) >= train.MIN_PER_LABEL
+    verified, false_positive = pairs.label_counts(db)
+    enough = min(verified, false_positive) >= pairs.MIN_PER_LABEL
     with st.expander("Train a model on this database's verdicts", expanded=first):
         st.caption(
             f"{verified} verified and {false_positive} false-positive detections are reviewed "
-            f"here; training needs at least {train.MIN_PER_LABEL} of each (unsure and pending "
+            f"here; training needs at least {pairs.MIN_PER_LABEL} of each (unsure and pending "
             "ones are left out). Each is cut as a before and after chip from the imagery its "
             "verdict was based on, or from stored scenes covering it; detections within "
-            f"{train.SITE_DISTANCE_M / 1000:g} km of each other stay on the same side of the "
+            f"{splits.SITE_DISTANCE_M / 1000:g} km of each other stay on the same side of the "
             "validation split. About a minute on two CPU cores for a hundred detections.")
         with st.form("m_train_form", border=False):
             name = st.text_input("Name", value=time.strftime("verdicts-%Y%m%d-%H%M"),
                                  help="the model is written to the models folder as NAME.keras "
                                       "with its card NAME.json")
             kinds = st.multiselect(
-                "Kinds to compare", list(train.KINDS), default=list(train.KINDS),
+                "Kinds to compare", list(fitting.KINDS), default=list(fitting.KINDS),
                 help="features: change statistics, beside a published mine detector's "
                      "view of the after chip (48px_v3.2), and a small dense head; cnn: a small "
                      "convolutional network on both chips; trunk: a published model's "

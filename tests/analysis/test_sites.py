@@ -4,11 +4,9 @@ import math
 import time
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from pyproj import Transformer
 
 from review.analysis import sites
 from review.judging import verdicts
@@ -18,32 +16,10 @@ from review.detection.importers import import_file
 from review.judging.queue import Filters, listing
 from review.analysis.site_trends import site_trend_table
 
+from tests.analysis.conftest import HA, UTM, db_path, load, rect
 from tests.conftest import FIXTURES, needs_fixtures
 
 LAYERS = FIXTURES / "detections" / "earthrise"
-# Small squares are drawn in metres on UTM 21S around (-57, -5), its central meridian.
-UTM = "EPSG:32721"
-_E0, _N0 = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(-57.0, -5.0)
-_TO_LONLAT = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
-HA = 1.0008        # a 100 m square on the UTM plane (scale 0.9996 here) is 1.0008 ha on the ground
-
-
-def rect(x, y, width, height=None):
-    """A rectangle in lon/lat, its south-west corner x, y metres from the origin."""
-    box = shapely.box(_E0 + x, _N0 + y, _E0 + x + width, _N0 + y + (height or width))
-    return shapely.transform(box, lambda xy: np.column_stack(_TO_LONLAT.transform(xy[:, 0], xy[:, 1])))
-
-
-def load(db, folder, name, items):
-    """Import (geometry, year or None) pairs as one GeoJSON file; returns the import report."""
-    features = [{"type": "Feature", "properties": {"year": year, "n": f"{name}-{i}"},
-                 "geometry": json.loads(shapely.to_geojson(geometry))}
-                for i, (geometry, year) in enumerate(items)]
-    path = folder / f"{name}.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    return import_file(db, path)
-
-
 def groups(db):
     """Member detection ids of every site, by site id."""
     found = {}
@@ -55,24 +31,6 @@ def groups(db):
 
 def by_site_period(db):
     return {(r["site_id"], r["period"]): r for r in sites.site_table(db).to_dict("records")}
-
-
-def db_path(db):
-    return db.conn.execute("pragma database_list").fetchone()[2]
-
-
-@pytest.fixture
-def history_db(db, tmp_path):
-    """Site 1 seen 2019 (1 ha), not 2020, 2021 grown to 2 ha, 2022 two overlapping
-    footprints (2 ha together); site 2 only 2020 (1 ha); site 3 only 2022 (1 ha)."""
-    load(db, tmp_path, "layers", [
-        (rect(0, 0, 100), 2019),
-        (rect(10_000, 0, 100), 2020),
-        (rect(0, 0, 200, 100), 2021),
-        (rect(0, 0, 200, 100), 2022), (rect(100, 0, 100), 2022),
-        (rect(5_000, 0, 100), 2022),
-    ])
-    return db
 
 
 # ------------------------------------------------------------------------- grouping
@@ -278,27 +236,6 @@ def test_sites_export_layer_is_rfc7946_with_history(history_db, tmp_path, capsys
     assert export_sites(history_db, flat, Filters(status=None, sources=["layers"])) == 3
     frame = gpd.read_file(flat)
     assert json.loads(frame.loc[0, "detection_ids"]) == [1, 3, 4, 5]
-
-
-# ----------------------------------------------------------------------- trends
-
-
-def test_trends_by_site(history_db, capsys):
-    sites.build(history_db)
-    verdicts.record(history_db, 6, "ana", "verified")              # site 3, first seen 2022
-    table = site_trend_table(history_db).set_index("period")
-    assert table["sites_new"].tolist() == [1, 1, 0, 1]
-    assert (table["area_ha_new"] / HA).round(3).tolist() == [1, 1, 0, 1]
-    assert (table["area_ha_expanding"] / HA).round(3).tolist() == [0, 0, 1, 0]
-    assert (table["area_ha_cumulative"] / HA).round(3).tolist() == [1, 2, 3, 4]
-    assert table["sites_not_seen"].tolist() == [0, 1, 1, 1]
-    assert (table["area_ha_cumulative_verified"] / HA).round(3).tolist() == [0, 0, 0, 1]
-    assert table["sites_new_verified"].tolist() == [0, 0, 0, 1]
-    assert main(["trends", "--by-site", "--db", db_path(history_db)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("period,sites_seen,sites_new") and len(lines) == 5
-    assert main(["trends", "--by-site", "--source", "layers", "--db", db_path(history_db)]) == 2
-    assert "cannot be split" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- real website layers

@@ -1,5 +1,4 @@
 import json
-import math
 
 import pytest
 import shapely
@@ -9,32 +8,12 @@ from review.judging import verdicts
 from review.cli import main
 from review.errors import ReviewError
 from review.detection.importers import import_file
-from review.analysis.periods import period_label
 from review.analysis.trends import (area_of_interest, has_quarters, precision_by_period, read_regions, set_hidden, source_table,
                                     totals_by_period, trend_inputs, trend_table)
+
 from review.statistics import wilson_interval
 
 from tests.conftest import FIXTURES, WEBSITE_LAYER_HA, add_detections, import_squares, needs_fixtures
-
-
-def test_wilson_interval_matches_hand_computation():
-    # 8 of 10: centre (0.8 + z²/20) / (1 + z²/10), half z·sqrt(0.016 + z²/400) / (1 + z²/10)
-    low, high = wilson_interval(8, 10)
-    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
-    low, high = wilson_interval(0, 5)
-    assert low == 0.0 and high == pytest.approx(0.4345, abs=1e-4)
-    assert all(math.isnan(v) for v in wilson_interval(0, 0))
-
-
-@pytest.mark.parametrize("start, end, by, label", [
-    ("2024-01-01", "2024-12-31", "year", "2024"), ("2025-07-01", "2025-09-30", "quarter", "2025Q3"),
-    ("2024-01-01", "2024-12-31", "quarter", "2024"), ("2013-03-27", "2013-03-27", "quarter", "2013Q1"),
-    (None, None, "year", None),
-    ("2020-12-31", "2021-12-31", "year", "2021"), ("2020-12-31", "2023-12-31", "year", "2022"),
-    ("2019-06-01", "2020-05-31", "year", "2019"), ("2024-01-01", None, "year", "2024"),
-])
-def test_period_labels(start, end, by, label):
-    assert period_label(start, end, by) == label
 
 
 @needs_fixtures

@@ -1,0 +1,250 @@
+"""Fitting: the kinds of change model trained on scaled pairs, seeded and deterministic on
+the CPU, and the choice between them.
+
+Several kinds of model are trained (detection.pairnet), and the first kind listed (the
+change-statistics model by default) is kept unless another is clearly better on validation
+(a paired bootstrap of ROC AUC, metrics.clearly_better). `fit` splits by site, trains and
+chooses; `refit_on_all` trains the kept kind again on every detection. TensorFlow is
+imported inside the functions that train, never at import.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..progress import Progress
+from .metrics import clearly_better, roc_auc
+from .pairs import BANDS, PATCH, TrainingError, TrainingSet
+from .splits import VALIDATION_FRACTION, site_groups, split_by_site
+
+KINDS = ("features", "cnn", "trunk")
+FEATURE_STEPS = 300
+# The features kind also describes the central 16 x 16 pixels (160 m) of each 48-px pair,
+# where the reviewed place is (bench/RESULTS.md).
+CENTRES = (16,)
+
+
+def deterministic(seed: int):
+    """Seed Python, NumPy and TensorFlow, make TensorFlow's operations deterministic and
+    keep training on the CPU; returns keras."""
+    from ..detection.tensorflow_runtime import tensorflow
+
+    tf = tensorflow()
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):
+        pass                        # devices already initialised: tf.device below decides
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    return keras
+
+
+def scaled(card_like_bands, pairs: np.ndarray) -> np.ndarray:
+    """Digital numbers -> the trained models' input: reflectance clipped to [0, 1]."""
+    return np.clip(pairs / np.float32(10000), 0, 1).astype(np.float32)
+
+
+def dihedral(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eight flips and quarter turns of every patch (augmentation)."""
+    views = []
+    for k in range(4):
+        turned = np.rot90(x, k, axes=(1, 2))
+        views += [turned, turned[:, :, ::-1]]
+    return np.concatenate(views), np.tile(y, 8)
+
+
+def class_weights(y: np.ndarray) -> dict:
+    """Weight per label that gives both labels the same total weight."""
+    counts = np.bincount(y, minlength=2).astype(float)
+    return {k: len(y) / (2 * counts[k]) if counts[k] else 1.0 for k in (0, 1)}
+
+
+@dataclass
+class Candidate:
+    """One trained kind: its model, validation scores and AUC, and the epochs it used."""
+
+    kind: str
+    model: object
+    validation_scores: np.ndarray
+    roc_auc: float
+    epochs: int
+
+
+def _fit(keras, model, x, y, xv, yv, epochs, batch, patience, lr):
+    """Train with early stopping on validation loss (best weights kept); returns the
+    epochs the kept weights had. Without validation detections (the refit) it trains for
+    exactly `epochs`."""
+    from ..detection.tensorflow_runtime import tensorflow_chatter_dropped
+
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
+    if not len(xv):
+        with tensorflow_chatter_dropped():
+            model.fit(x, y, epochs=epochs, batch_size=batch, class_weight=class_weights(y),
+                      verbose=0, shuffle=True)
+        return epochs
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                         restore_best_weights=True)
+    with tensorflow_chatter_dropped():
+        history = model.fit(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=batch,
+                            class_weight=class_weights(y), callbacks=[stop], verbose=0,
+                            shuffle=True)
+    ran = len(history.history["loss"])
+    return ran - patience if stop.stopped_epoch else ran
+
+
+def _fit_steps(keras, model, x, y, steps, lr=3e-3):
+    """Full-batch training for a fixed number of steps, classes weighted equally.
+
+    No early stopping: on a hundred detections the validation split is too small to pick
+    an epoch on without fitting its noise, and it is kept for choosing between kinds and
+    for the threshold and metrics on the card."""
+    columns = int(model.outputs[0].shape[-1])
+    weights = class_weights(y)
+    from ..detection.tensorflow_runtime import tensorflow_chatter_dropped
+
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
+    with tensorflow_chatter_dropped():
+        model.fit(x, np.repeat(y[:, None], columns, axis=1).astype("float32"), epochs=steps,
+                  batch_size=len(x), sample_weight=np.array([weights[int(k)] for k in y]),
+                  verbose=0, shuffle=False)
+    return steps
+
+
+def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
+                    bands, seed: int, epochs: int | None = None, base=None,
+                    detector=None) -> Candidate:
+    """Train one kind of model on scaled pairs; scores on validation. `detector` (card,
+    Keras model of a published detector, `detector_for`) adds its view of the after image
+    to the features kind."""
+    from ..detection import pairnet
+    from ..detection.tensorflow_runtime import tensorflow
+
+    keras = deterministic(seed)
+    tf = tensorflow()
+    patch = x.shape[1]
+    with tf.device("/CPU:0"):
+        if kind == "features":
+            layer = pairnet.PairFeatures(bands, centres=CENTRES)
+            view = (pairnet.detector_embedding(bands, patch, detector[1], detector[0].bands)
+                    if detector else None)
+
+            def described(batch):
+                stats = np.asarray(layer(batch))
+                return stats if view is None else np.hstack([stats, np.asarray(view(batch))])
+
+            features = np.concatenate([described(x[i:i + 64]) for i in range(0, len(x), 64)])
+            training, head = pairnet.feature_heads(features.shape[1], features)
+            used = _fit_steps(keras, training, features, y, epochs or FEATURE_STEPS)
+            model = pairnet.features_model(bands, patch, head, CENTRES, view)
+        elif kind == "cnn":
+            model = pairnet.cnn_model(bands, patch)
+            xa, ya = dihedral(x, y)
+            used = _fit(keras, model, xa, ya, xv, yv, epochs or 40, 32, 8, 1e-3)
+        elif kind == "trunk":
+            from ..detection.models import UNIT_NORM_MEAN, UNIT_NORM_STD
+
+            card, keras_base = base
+            model = pairnet.trunk_model(bands, patch, keras_base, card.bands,
+                                        [UNIT_NORM_MEAN[b] for b in card.bands],
+                                        [UNIT_NORM_STD[b] for b in card.bands])
+            xa, ya = dihedral(x, y)
+            used = _fit(keras, model, xa, ya, xv, yv, epochs or 40, 32, 8, 5e-4)
+        else:
+            raise TrainingError(f"unknown model kind {kind!r}: use one of {', '.join(KINDS)}")
+        scores = predict(model, xv)
+    return Candidate(kind, model, scores, roc_auc(yv, scores) if len(yv) else float("nan"), used)
+
+
+def predict(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """A Keras model's scores of scaled pairs, in batches, as float32."""
+    if not len(x):
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate([np.asarray(model(x[i:i + batch], training=False))[:, 0]
+                           for i in range(0, len(x), batch)]).astype(np.float32)
+
+
+def base_for(spec: str | None, bands) -> tuple | None:
+    """(card, keras model) of a published single-image model whose bands the pair has and
+    whose first layers are convolutions, or None (the trunk kind is then not trained)."""
+    if not spec:
+        return None
+    from ..errors import ModelError
+    from ..detection.models import load_model
+
+    try:
+        loaded = load_model(spec)
+    except ModelError:
+        return None                  # offline or unknown: the other kinds are still compared
+    card = loaded.card
+    if card.is_pair or card.scaling != "unit_norm" or not set(card.bands) <= set(bands):
+        return None
+    from ..detection.pairnet import trunk_layers
+
+    if not trunk_layers(loaded.keras_model):
+        return None
+    return card, loaded.keras_model
+
+
+def detector_for(spec: str | None, bands=BANDS, patch: int = PATCH) -> tuple[tuple | None, str | None]:
+    """((card, Keras model) of a published single-image detector whose view of the after
+    image the features kind can add, None), or (None, why not)."""
+    if not spec:
+        return None, "none was asked for"
+    from ..errors import ModelError
+    from ..detection.models import load_model
+
+    try:
+        loaded = load_model(spec)
+    except ModelError as exc:
+        return None, f"{spec} could not be loaded ({exc})"
+    from ..detection.pairnet import band_mix, detector_layers
+
+    card = loaded.card
+    if card.is_pair or card.scaling != "reflectance" or card.patch_size != patch:
+        return None, (f"{spec} is not a single-image {patch}-px model on reflectance")
+    if band_mix(bands, card.bands) is None:
+        return None, f"{spec}'s bands cannot be made from {', '.join(bands)}"
+    if not detector_layers(loaded.keras_model):
+        return None, f"{spec} is not a Sequential model with a penultimate dense layer to read"
+    return (card, loaded.keras_model), None
+
+
+def refit_on_all(kept: Candidate, ts: TrainingSet, seed: int, base=None,
+                 detector=None) -> Candidate:
+    """The kept kind trained again on every detection of `ts` for the epochs (or steps)
+    its held-out model used; validation scores stay those of the held-out model."""
+    x = scaled(BANDS, ts.pairs)
+    model = train_candidate(kept.kind, x, ts.labels, x[:0], ts.labels[:0], BANDS, seed,
+                            kept.epochs, base, detector).model
+    return dataclasses.replace(kept, model=model)
+
+
+def fit(ts: TrainingSet, seed: int = 1, kinds=KINDS, base=None, epochs: int | None = None,
+        validation: np.ndarray | None = None, progress: Progress | None = None,
+        bands=BANDS, detector=None) -> tuple[Candidate, dict, np.ndarray]:
+    """Split by site, train every kind, and keep the first kind listed unless another is
+    clearly better on validation (`clearly_better`). Returns (kept, {kind: validation
+    AUC}, validation mask)."""
+    x = scaled(bands, ts.pairs)
+    y = ts.labels
+    if validation is None:
+        validation = split_by_site(y, site_groups(ts.lon, ts.lat), VALIDATION_FRACTION, seed)
+    kinds = [k for k in kinds if k != "trunk" or base is not None]
+    results = {}
+    best = None
+    for n, kind in enumerate(kinds):
+        if progress:
+            progress(n, len(kinds), f"training {kind}")
+        candidate = train_candidate(kind, x[~validation], y[~validation], x[validation],
+                                    y[validation], bands, seed, epochs, base, detector)
+        results[kind] = round(candidate.roc_auc, 4)
+        if best is None or clearly_better(y[validation], candidate.validation_scores,
+                                          best.validation_scores, seed):
+            best = candidate
+    if progress:
+        progress(len(kinds), len(kinds), "trained")
+    return best, results, validation
