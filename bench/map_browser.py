@@ -110,7 +110,6 @@ def drawn(page) -> bool:
     import io
 
     from PIL import Image
-
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     chart = page.locator('[data-testid="stDeckGlJsonChart"]')

@@ -63,10 +63,10 @@ def prepare_chips(db, count: int) -> int:
     """Chips for the first `count` detections of the queue, from the real fixture pairs."""
     import shapely
 
-    from review.review_imagery import chip_cache, chips
-    from review.judging import queue
     from review.detection.imagery import open_tile
     from review.detection.runs import scene_record
+    from review.judging import queue
+    from review.review_imagery import chip_cache, chips
 
     pairs = sorted(PAIRS.glob("*_t0.tif"))[:20]
     rendered = []

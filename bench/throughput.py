@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys

@@ -97,11 +97,11 @@ def main() -> int:
         print(f"train (kinds {args.kinds}): {train_seconds:.1f} s wall", flush=True)
         if args.skip_cv:
             return 0
-        from review.store import connect
         from review.learning.crossval import cross_validate
         from review.learning.fitting import base_for, detector_for
         from review.learning.pairs import BANDS, training_set
         from review.learning.train import DEFAULT_BASE
+        from review.store import connect
 
         ts = training_set(connect(db_path))
         base = base_for(DEFAULT_BASE, BANDS) if "trunk" in kinds else None

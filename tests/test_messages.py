@@ -6,9 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from review.detection import fetch, models, preflight, uploads
-from review.errors import ReviewError, sentence
 from review.detection.importers import import_example, import_file
 from review.detection.models import CARDS, ModelUnavailable
+from review.errors import ReviewError, sentence
 
 from tests.conftest import MODELS, REPO, assert_plain, needs_fixtures, write_tile
 

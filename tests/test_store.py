@@ -4,8 +4,8 @@ import pytest
 import sqlite_utils
 
 from review import store, verdict_log
-from review.judging import verdicts
 from review.errors import StoreError
+from review.judging import verdicts
 from review.store import MIGRATIONS, connect, schema_version, transaction
 
 

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from review import verdict_log
-from review.judging import verdicts
 from review.cli import main
-from review.publishing.export import export
+from review.judging import verdicts
 from review.judging.queue import Filters
+from review.publishing.export import export
 from review.store import backup, connect
 
 from tests.conftest import REPO, add_detections

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import shapely
 
-from ..errors import ReviewError
 from ..detection.fetch import ALL_BANDS, FetchError, Request, parse_bbox
+from ..errors import ReviewError
 from .trends import read_regions
 
 

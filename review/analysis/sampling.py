@@ -11,8 +11,8 @@ import random
 
 from ..errors import ReviewError
 from ..judging.queue import Filters, matching
-from ..store import now, transaction
 from ..statistics import SampleEstimate, ratio_estimate
+from ..store import now, transaction
 
 
 def _filters_json(filters: Filters) -> str:

@@ -19,13 +19,13 @@ from datetime import date
 import numpy as np
 from rasterio.transform import from_origin
 
-from .candidates import Candidate, candidates, candidates_geojson, raw_geojson
-from .detect import MAX_NODATA_FRACTION, PatchScores, score_tile
 from ..errors import ReviewError
-from .imagery import Tile
-from .models import LoadedModel
 from ..progress import Progress
 from ..store import now
+from .candidates import Candidate, candidates, candidates_geojson, raw_geojson
+from .detect import MAX_NODATA_FRACTION, PatchScores, score_tile
+from .imagery import Tile
+from .models import LoadedModel
 
 AGGREGATES = {"median": np.nanmedian, "mean": np.nanmean, "max": np.nanmax}
 CUMULATIVE_T_MAIN, CUMULATIVE_T_ISO = 0.55, 0.8
@@ -178,8 +178,8 @@ def store_aggregate(db, result: AggregateResult, tiles: list[Tile]) -> int:
     """Store every look as a scene (so Review shows each period), then the combined run;
     each candidate keeps its per-period scores. Returns the run id."""
     from .. import __version__
-    from .runs import detection_rows, scene_record
     from ..store import add_scene, record_run
+    from .runs import detection_rows, scene_record
 
     latest = max(tiles, key=lambda t: (t.period_end, t.period_start))
     for tile in tiles:

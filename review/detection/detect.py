@@ -10,18 +10,16 @@ The tile is read in strips of patch rows, so memory stays bounded for any tile s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from rasterio.windows import Window
 
-from dataclasses import replace
-
 from ..errors import BandError, ImageryError, ModelError
+from ..progress import Progress
 from .imagery import Tile
 from .models import LoadedModel, ModelCard
-from ..progress import Progress
 
 DEFAULT_BATCH_SIZE = 256
 MAX_NODATA_FRACTION = 0.5

@@ -29,8 +29,8 @@ from rasterio.warp import transform_bounds
 
 from .. import files, settings
 from ..errors import ReviewError, first_line
-from .imagery import canonical_band, utm_crs_for
 from ..progress import Progress
+from .imagery import canonical_band, utm_crs_for
 
 RESOLUTION = 10.0
 # Scene classification (L2A SCL) classes kept: vegetation, bare soil, water, unclassified,
@@ -124,10 +124,9 @@ def cache_key(source: Source, request: Request) -> str:
 
 def search(source: Source, request: Request) -> list:
     """STAC items over the box in the period, under the cloud limit, least cloudy first."""
+    import requests
     from pystac_client import Client
     from pystac_client.exceptions import APIError
-
-    import requests
 
     headers = json.loads(os.environ["REVIEW_STAC_HEADERS"]) if os.environ.get("REVIEW_STAC_HEADERS") else None
     try:

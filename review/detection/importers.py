@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .downloads import fetch as download
 from ..errors import ReviewError, first_line
 from ..progress import Progress
-from .models import sha256_of
 from ..store import now, transaction
+from .downloads import fetch as download
+from .models import sha256_of
 
 POINT_SIZE_M = 480.0        # a point's review footprint: one 48-pixel patch at 10 m
 SCORE_FIELDS = ("pred", "mean", "confidence", "score")

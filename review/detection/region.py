@@ -28,8 +28,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from ..errors import ReviewError, first_line
-from .imagery import utm_crs_for
 from ..progress import Progress, silent
+from .imagery import utm_crs_for
 
 TILE_PX = 2048
 PIXEL_M = 10.0
@@ -230,8 +230,8 @@ def run_region(db, aoi: shapely.Geometry, start: str, end: str, model_spec: str,
     same call again scores only what is missing. Dask's log lines are kept off the
     terminal unless `worker_logs`.
     """
-    from .fetch import Source
     from ..store import now, transaction
+    from .fetch import Source
 
     model = _model(model_spec)
     source = asdict(source or Source())
@@ -323,11 +323,11 @@ def _finish(db, region_id: int, model, tiles, scored_now: int, new_patches: int,
     """Candidates over every patch of the region, stored once. When tiles that had no
     imagery were scored after the candidates were stored, the candidates not stored yet
     (by footprint) are stored as a new run of the same region."""
+    from ..store import now, record_run
     from .candidates import candidates
     from .detect import PatchScores
     from .imagery import Tile
     from .runs import detection_rows
-    from ..store import now, record_run
 
     region = db["region_runs"].get(region_id)
     rows = np.array(db.execute("select x, y, score from region_patches where region_run_id = ? "

@@ -13,9 +13,9 @@ from typing import Callable
 import shapely
 
 from .. import __version__, files
+from ..errors import ImageryError
 from .candidates import Candidate, candidates, candidates_geojson, raw_geojson, to_lonlat_geojson
 from .detect import MAX_NODATA_FRACTION, PatchScores, check_compatible, check_pair, score_tile
-from ..errors import ImageryError
 from .imagery import FRACTION_SCALE, Tile
 from .models import LoadedModel, sha256_of
 from .preflight import too_small

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from . import project_settings
 from .. import verdict_log
 from ..errors import StoreError
 from ..store import now, transaction
+from . import project_settings
 
 VERDICTS = {"verified": "verified", "false_positive": "false positive", "unsure": "unsure"}
 UNDO = "undo"

@@ -172,8 +172,8 @@ def base_for(spec: str | None, bands) -> tuple | None:
     whose first layers are convolutions, or None (the trunk kind is then not trained)."""
     if not spec:
         return None
-    from ..errors import ModelError
     from ..detection.models import load_model
+    from ..errors import ModelError
 
     try:
         loaded = load_model(spec)
@@ -194,8 +194,8 @@ def detector_for(spec: str | None, bands=BANDS, patch: int = PATCH) -> tuple[tup
     image the features kind can add, None), or (None, why not)."""
     if not spec:
         return None, "none was asked for"
-    from ..errors import ModelError
     from ..detection.models import load_model
+    from ..errors import ModelError
 
     try:
         loaded = load_model(spec)

@@ -218,9 +218,9 @@ def training_samples_bytes(db, filters: Filters | None = None) -> tuple[bytes, i
 
 def _field_photo(db, detection_id: int, side: int):
     """The first field photo of a detection as a chip-sized picture, or None."""
+    from ..judging.verdicts import Imagery
     from ..review_imagery import chips
     from .reports import ReportError, first_photo, thumbnail
-    from ..judging.verdicts import Imagery
 
     sha = first_photo(db, detection_id)
     if sha is None:
@@ -246,9 +246,9 @@ def evidence_png(db, detection_id: int) -> bytes:
     """Before and after chips side by side, footprint outlined, with a caption to publish."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from ..review_imagery import chips
     from ..judging.queue import get
     from ..judging.verdicts import REASONS, VERDICTS, history, standing
+    from ..review_imagery import chips
 
     detection = get(db, detection_id)
     geometry = shapely.from_geojson(detection["geometry"])

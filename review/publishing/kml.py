@@ -53,8 +53,8 @@ def _rings(polygon: shapely.Polygon) -> tuple[list, list]:
 
 def _chips(db, detection_id: int) -> list[tuple[str, str, bytes]]:
     """(label, caption, PNG) for the before and after chips, when stored imagery covers it."""
-    from ..review_imagery import chips
     from ..judging.queue import get
+    from ..review_imagery import chips
 
     detection = get(db, detection_id)
     before, after = chips.pick_before_after(chips.scenes_covering(db, detection), detection)

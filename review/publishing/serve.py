@@ -407,9 +407,9 @@ def serve(db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
           publish_reviewers: bool = False, ready=None, url: str | None = None) -> None:
     """Run the service until interrupted. `ready(url)` is called once it listens. `url` is
     the address clients use, for the links in responses (default http://host:port)."""
-    from werkzeug.serving import make_server
-
     import signal
+
+    from werkzeug.serving import make_server
 
     _check_port(host, port)
     # Stopped by SIGTERM as by Ctrl-C: the configuration folder is removed either way.

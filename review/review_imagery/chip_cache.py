@@ -23,8 +23,8 @@ from pathlib import Path
 from PIL import Image
 
 from .. import files, settings
-from .chips import Chip, VIEWS, dehaze, haze
 from ..judging.verdicts import Imagery
+from .chips import VIEWS, Chip, dehaze, haze
 
 SOURCES = ("scenes", "sentinel-2", "wayback")      # best first
 SOURCE_NAMES = {"scenes": "stored scenes", "sentinel-2": "Sentinel-2 composites",

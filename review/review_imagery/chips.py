@@ -17,8 +17,8 @@ from pyproj import Transformer
 from rasterio.errors import WindowError
 from rasterio.windows import Window, from_bounds
 
-from ..errors import ImageryError
 from ..detection.imagery import Tile, open_tile
+from ..errors import ImageryError
 from ..judging.verdicts import Imagery
 
 TRUE_COLOUR = ("B4", "B3", "B2")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from . import chip_cache, preparation
 from .. import settings
 from ..detection.fetch import Source
 from ..errors import ReviewError
+from . import chip_cache, preparation
 
 _lock = threading.Condition()
 _waiting: deque = deque()               # (settings of the asker, detection dict)

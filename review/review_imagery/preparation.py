@@ -17,17 +17,17 @@ from datetime import date
 import rasterio
 import shapely
 
-from . import chip_cache, chips, wayback
 from .. import settings
-from .chip_cache import Prepared
-from .chips import Chip, chip_bounds
-from ..errors import ReviewError
 from ..detection.fetch import FetchError, Request, Source, composite
 from ..detection.imagery import Tile, open_tile
+from ..detection.runs import scene_record
+from ..errors import ReviewError
 from ..judging.queue import Filters, count, matching
 from ..progress import Progress
-from ..detection.runs import scene_record
 from ..store import add_scene
+from . import chip_cache, chips, wayback
+from .chip_cache import Prepared
+from .chips import Chip, chip_bounds
 
 REVIEW_BANDS = ("B2", "B3", "B4", "B8")
 # What the two views need, and no more: true colour (B4 B3 B2), false colour (B12 B8 B4).

@@ -19,9 +19,9 @@ import shapely
 from PIL import Image, ImageDraw
 
 from .. import settings
-from .chips import OUTLINE, Chip, chip_bounds
 from ..errors import ReviewError
 from ..judging.verdicts import Imagery
+from .chips import OUTLINE, Chip, chip_bounds
 
 TILE = 256
 SOURCE_NAME = "Esri World Imagery Wayback"

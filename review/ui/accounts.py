@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ..judging import users
 from ..errors import ReviewError
+from ..judging import users
 from . import common
 
 

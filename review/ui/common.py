@@ -14,15 +14,15 @@ from urllib.parse import quote, unquote
 import sqlite_utils
 import streamlit as st
 
-from ..analysis import areas, sampling
-from ..judging import queue, users
 from .. import settings, store
+from ..analysis import areas, sampling
 from ..detection import uploads
-from ..errors import ReviewError
 from ..detection.models import LoadedModel, cached_model
 from ..detection.tensorflow_runtime import device_description
-from ..progress import Progress, fraction
+from ..errors import ReviewError
+from ..judging import queue, users
 from ..judging.verdicts import STATUSES
+from ..progress import Progress, fraction
 
 _CONNECTION = "_review_db"
 

@@ -10,17 +10,17 @@ import streamlit as st
 from folium.plugins import Draw
 from streamlit_folium import st_folium
 
+from .. import settings, store
 from ..analysis import areas
 from ..detection import preflight, uploads
-from ..review_imagery import preparation
-from .. import settings, store
 from ..detection.candidates import to_lonlat_geojson
 from ..detection.detect import check_compatible
-from ..errors import ReviewError, sentence
 from ..detection.fetch import Source, composite
 from ..detection.imagery import open_tile
 from ..detection.models import CARDS, DEFAULT_MODEL, ModelUnavailable
 from ..detection.runs import product_mismatch, run_detection, store_result
+from ..errors import ReviewError, sentence
+from ..review_imagery import preparation
 from . import common
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..publishing import export
-from ..judging import queue
 from ..errors import ReviewError
+from ..judging import queue
+from ..publishing import export
 from . import common
 
 FORMATS = {"GeoJSON": "detections.geojson", "GeoPackage": "detections.gpkg", "CSV": "detections.csv"}

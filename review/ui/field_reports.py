@@ -13,8 +13,8 @@ from datetime import date
 
 import streamlit as st
 
-from ..publishing import reports
 from ..errors import ReviewError
+from ..publishing import reports
 from . import common
 
 ABOUT = {"position": "A position: the nearest detection or site within 1 km, else a lead",

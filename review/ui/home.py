@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..judging import project_settings, queue
 from .. import settings, store
 from ..detection import uploads
-from ..errors import ReviewError
 from ..detection.importers import FieldMap, example_name, import_example, import_file
+from ..errors import ReviewError
+from ..judging import project_settings, queue
 from . import common
 
 SECOND_OPINION = {"off": "off (one verdict settles a detection)",

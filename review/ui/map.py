@@ -13,11 +13,12 @@ import pandas as pd
 import pydeck
 import streamlit as st
 
-from ..analysis import map_layers
-from ..judging import queue
 from .. import settings
+from ..analysis import map_layers
 from ..analysis.map_layers import STATUS_LABELS, chosen_detection, deck_json, hex_colour, map_data
-from . import common, sites as sites_ui
+from ..judging import queue
+from . import common
+from . import sites as sites_ui
 
 MAP_HEIGHT = 560
 TABLE_ROWS = 1000

@@ -4,16 +4,16 @@ same detections), ordering the queue by it (rescoring pending detections), and w
 sees (an embedding of reviewed and pending detections; a click opens one in Review)."""
 from __future__ import annotations
 
+import time
+
 import plotly.graph_objects as go
 import streamlit as st
 
-import time
-
-from ..learning import evaluate, fitting, pairs, splits, train
 from .. import settings
-from ..errors import ReviewError
 from ..analysis.map_layers import hex_colour
 from ..detection.models import local_cards
+from ..errors import ReviewError
+from ..learning import evaluate, fitting, pairs, splits, train
 from . import common
 
 PUBLISHED = "44px_v2.6_rgb_ir"

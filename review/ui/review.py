@@ -15,14 +15,15 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ..review_imagery import chip_cache, lookahead, preparation, wayback
-from ..learning import evaluate
-from ..judging import queue, verdicts
 from .. import settings
 from ..errors import ReviewError
+from ..judging import queue, verdicts
 from ..judging.queue import ORDERS
 from ..judging.verdicts import REASONS, Imagery
-from . import common, field_reports, sites as sites_ui
+from ..learning import evaluate
+from ..review_imagery import chip_cache, lookahead, preparation, wayback
+from . import common, field_reports
+from . import sites as sites_ui
 
 IMAGERY_KINDS = ("Prepared imagery (stored scenes, Sentinel-2, Wayback)",
                  "Esri Wayback (dated, high resolution)")

@@ -16,9 +16,9 @@ import streamlit as st
 
 from .. import settings
 from ..analysis import sites
-from ..errors import ReviewError
-from ..analysis.sites import SITE_STATUSES, STATES
 from ..analysis.site_trends import site_trend_table
+from ..analysis.sites import SITE_STATUSES, STATES
+from ..errors import ReviewError
 from . import common, field_reports, site_views
 
 PAGE = "app_pages/6_Sites.py"

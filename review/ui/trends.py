@@ -5,11 +5,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..judging import queue
 from ..analysis import sampling
+from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, has_quarters,
+                               precision_by_period, read_regions, set_hidden, source_table,
+                               totals_by_period, trend_inputs, trend_table)
 from ..errors import ReviewError
-from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, has_quarters, precision_by_period, read_regions, set_hidden, source_table, totals_by_period, trend_inputs, trend_table)
-from . import common, sites as sites_ui
+from ..judging import queue
+from . import common
+from . import sites as sites_ui
 
 COLOURS = {"verified": "#d7301f", "false_positive": "#2b83ba", "unsure": "#fdae61",
            "pending": "#bdbdbd"}

@@ -5,8 +5,8 @@ import pytest
 import shapely
 
 from review.analysis import areas
-from review.errors import ReviewError
 from review.detection.fetch import ALL_BANDS, FetchError
+from review.errors import ReviewError
 
 
 def test_a_drawn_rectangle_becomes_bbox_text_that_parses_back():

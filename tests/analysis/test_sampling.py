@@ -2,8 +2,8 @@
 import pytest
 
 from review.analysis import sampling
-from review.judging import verdicts
 from review.errors import ReviewError
+from review.judging import verdicts
 from review.judging.queue import Filters
 from review.statistics import ratio_estimate
 

@@ -9,12 +9,12 @@ import pytest
 import shapely
 
 from review.analysis import sites
-from review.judging import verdicts
-from review.cli import main
-from review.publishing.export import export_sites
-from review.detection.importers import import_file
-from review.judging.queue import Filters, listing
 from review.analysis.site_trends import site_trend_table
+from review.cli import main
+from review.detection.importers import import_file
+from review.judging import verdicts
+from review.judging.queue import Filters, listing
+from review.publishing.export import export_sites
 
 from tests.analysis.conftest import HA, UTM, db_path, load, rect
 from tests.conftest import FIXTURES, needs_fixtures

@@ -4,16 +4,17 @@ import pytest
 import shapely
 import shapely.affinity
 
-from review.judging import verdicts
+from review.analysis.trends import (area_of_interest, has_quarters, precision_by_period,
+                                    read_regions, set_hidden, source_table, totals_by_period,
+                                    trend_inputs, trend_table)
 from review.cli import main
-from review.errors import ReviewError
 from review.detection.importers import import_file
-from review.analysis.trends import (area_of_interest, has_quarters, precision_by_period, read_regions, set_hidden, source_table,
-                                    totals_by_period, trend_inputs, trend_table)
-
+from review.errors import ReviewError
+from review.judging import verdicts
 from review.statistics import wilson_interval
 
-from tests.conftest import FIXTURES, WEBSITE_LAYER_HA, add_detections, import_squares, needs_fixtures
+from tests.conftest import (FIXTURES, WEBSITE_LAYER_HA, add_detections, import_squares,
+                            needs_fixtures)
 
 
 @needs_fixtures

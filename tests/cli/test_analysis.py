@@ -2,9 +2,9 @@
 import json
 
 from review.cli import main
+from review.store import connect
 
 from tests.conftest import add_detections
-from review.store import connect
 
 
 def test_a_sample_is_drawn_or_estimated_and_asks_for_what_it_needs(tmp_path, capsys):

@@ -9,8 +9,8 @@ from review.cli import main
 from review.store import connect
 
 from tests.cli import run_cli
-from tests.conftest import (SLOVENIA, TINY_BANDS, mine_tile, needs_fixtures,
-                            random_reflectance, write_tile)
+from tests.conftest import (SLOVENIA, TINY_BANDS, mine_tile, needs_fixtures, random_reflectance,
+                            write_tile)
 
 
 @pytest.fixture
@@ -205,12 +205,12 @@ def test_a_new_database_is_made_only_when_the_run_succeeds(tmp_path, tiny_model_
 
 
 def test_the_cli_names_its_flags_where_the_domain_message_does_not(tmp_path, tiny_model_path, capsys):
+    from review.analysis.trends import trend_table
     from review.detection.detect import check_compatible
-    from review.errors import ReviewError
     from review.detection.fetch import parse_bbox
     from review.detection.imagery import open_tile
     from review.detection.models import read_card_beside
-    from review.analysis.trends import trend_table
+    from review.errors import ReviewError
 
     anon = write_tile(tmp_path / "anon.tif", random_reflectance(4, 32, 32))
     twice = write_tile(tmp_path / "twice.tif", random_reflectance(4, 32, 32), ["B2", "B2", "B4", "B8"])

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from review.detection.aggregate import (AggregateError, aggregate_geojson, check_periods, combine,
-                                       parse_periods, run_aggregate)
 from review.cli import main
+from review.detection.aggregate import (AggregateError, aggregate_geojson, check_periods, combine,
+                                        parse_periods, run_aggregate)
 from review.detection.detect import score_tile
 from review.detection.imagery import open_tile
 from review.detection.models import load_model

@@ -7,7 +7,8 @@ import shapely
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from review.detection.candidates import (candidates, candidates_geojson, keep_mask, kth_neighbour_km, raw_geojson)
+from review.detection.candidates import (candidates, candidates_geojson, keep_mask,
+                                         kth_neighbour_km, raw_geojson)
 from review.detection.detect import PatchScores
 from review.detection.imagery import Tile
 from review.detection.models import ModelCard

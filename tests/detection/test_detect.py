@@ -4,12 +4,12 @@ import rasterio
 
 from review.detection import detect
 from review.detection.detect import grid_offsets, score_tile
-from review.errors import BandError, ImageryError
 from review.detection.imagery import open_tile
 from review.detection.models import load_model
+from review.errors import BandError, ImageryError
 
-from tests.conftest import (GHANA, SLOVENIA, TINY_BANDS, needs_fixtures,
-                       random_reflectance, write_tile)
+from tests.conftest import (GHANA, SLOVENIA, TINY_BANDS, needs_fixtures, random_reflectance,
+                            write_tile)
 
 
 def _scores_by_position(result):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from review.errors import BandError, ImageryError
 from review.detection.imagery import canonical_band, open_tile, parse_band_mapping
+from review.errors import BandError, ImageryError
 
 from tests.conftest import GHANA, needs_fixtures, random_reflectance, write_tile
 

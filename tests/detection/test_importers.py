@@ -3,8 +3,9 @@ import json
 import pytest
 import shapely
 
+from review.detection.importers import (FieldMap, ImportFailed, example_name, import_example,
+                                        import_file, period_of)
 from review.errors import ReviewError
-from review.detection.importers import (FieldMap, ImportFailed, example_name, import_example, import_file, period_of)
 
 from tests.conftest import FIXTURES, needs_fixtures
 

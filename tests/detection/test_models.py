@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from review.detection import models
-from review.errors import ModelError
 from review.detection.models import CARDS, ModelCard, load_model, resolve, sha256_of
+from review.errors import ModelError
 
 from tests.conftest import MODELS, TINY_BANDS, TINY_PATCH, needs_fixtures
 

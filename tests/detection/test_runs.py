@@ -4,10 +4,10 @@ import json
 import pytest
 import shapely
 
-from review.errors import BandError, ImageryError
 from review.detection.imagery import open_tile
 from review.detection.runs import (check_inputs, detection_rows, output_files, product_mismatch,
                                    run_detection, save_run, store_result)
+from review.errors import BandError, ImageryError
 from review.store import connect
 
 from tests.conftest import TINY_BANDS, mine_tile, random_reflectance, write_tile

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from review.judging import agreement, verdicts
 from review.cli import main
+from review.judging import agreement, verdicts
 
 from tests.conftest import add_detections
 

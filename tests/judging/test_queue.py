@@ -3,13 +3,12 @@ read-outs the pages show (sources, counts by source and status, extents, filter 
 import pytest
 import shapely
 
-from review.judging import queue, verdicts
 from review.errors import StoreError
+from review.judging import queue, verdicts
 from review.judging.queue import Filters, claim_next, listing
 from review.store import connect
 
 from tests.conftest import add_detections
-
 
 
 def test_queue_orders(db):

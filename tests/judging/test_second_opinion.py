@@ -3,13 +3,13 @@ import json
 
 import pytest
 
-from review.judging import verdicts
 from review.cli import main
-from review.publishing.export import export
+from review.judging import verdicts
 from review.judging.project_settings import SettingError, get
 from review.judging.queue import Filters, claim_next
-from review.store import connect
 from review.judging.verdicts import status_from_history
+from review.publishing.export import export
+from review.store import connect
 
 from tests.conftest import add_detections
 

@@ -4,10 +4,10 @@ import sys
 
 import pytest
 
-from review.judging import users
 from review.cli import main
-from review.store import connect
+from review.judging import users
 from review.judging.users import AccountError, PermissionDenied, User
+from review.store import connect
 
 KEY = b"test-secret"
 

@@ -2,10 +2,10 @@ import multiprocessing
 
 import pytest
 
-from review.judging import verdicts
 from review.errors import StoreError
-from review.store import connect
+from review.judging import verdicts
 from review.judging.verdicts import Imagery, status_from_history
+from review.store import connect
 
 from tests.conftest import add_detections
 

@@ -7,6 +7,7 @@ import pytest
 
 from review.cli import main
 from review.store import connect
+
 from tests.conftest import FIXTURES, MODELS
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"

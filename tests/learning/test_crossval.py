@@ -1,5 +1,6 @@
 """Cross-validation by site of the whole training procedure, on the real pairs."""
 from review.store import connect
+
 from tests.conftest import needs_fixtures
 
 pytestmark = needs_fixtures

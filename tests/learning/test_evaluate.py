@@ -6,6 +6,7 @@ import pytest
 
 from review.cli import main
 from review.store import connect
+
 from tests.conftest import needs_fixtures
 from tests.learning.conftest import copy_db
 
@@ -64,8 +65,8 @@ def test_rescore_stores_scores_beside_the_source_and_orders_the_queue(trained, p
 
 
 def test_the_embedding_of_a_model_with_the_detectors_view_is_its_heads_hidden_layer(trained, pairs_db):
-    from review.learning.evaluate import embedding
     from review.detection.models import load_model
+    from review.learning.evaluate import embedding
 
     model = load_model(str(trained))
     assert model.card.training["detector"]["model"] == "48px_v3.2"

@@ -6,6 +6,7 @@ import numpy as np
 
 from review.cli import main
 from review.store import connect
+
 from tests.conftest import needs_fixtures
 
 pytestmark = needs_fixtures

@@ -8,6 +8,7 @@ import pytest
 
 from review.cli import main
 from review.store import connect
+
 from tests.conftest import needs_fixtures
 from tests.learning.conftest import PAIRS, copy_db, pair_rows
 

@@ -2,6 +2,7 @@
 import numpy as np
 
 from review.store import connect
+
 from tests.conftest import needs_fixtures
 
 pytestmark = needs_fixtures

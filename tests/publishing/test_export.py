@@ -6,14 +6,15 @@ import pytest
 import shapely
 from PIL import Image
 
-from review.judging import verdicts
 from review.cli import main
-from review.errors import ReviewError
-from review.publishing.export import (evidence_png, export, export_bytes, training_samples, training_samples_bytes)
 from review.detection.imagery import open_tile
 from review.detection.importers import import_file
-from review.judging.queue import Filters
 from review.detection.runs import scene_record
+from review.errors import ReviewError
+from review.judging import verdicts
+from review.judging.queue import Filters
+from review.publishing.export import (evidence_png, export, export_bytes, training_samples,
+                                      training_samples_bytes)
 from review.store import add_scene
 
 from tests.conftest import FIXTURES, needs_fixtures

@@ -6,11 +6,11 @@ import zipfile
 import pytest
 from PIL import Image
 
-from review.publishing import reports
-from review.judging import verdicts
 from review.cli import main
-from review.publishing.export import export
+from review.judging import verdicts
 from review.judging.queue import Filters
+from review.publishing import reports
+from review.publishing.export import export
 
 from tests.conftest import add_detections, detections_with_imagery
 

@@ -11,16 +11,15 @@ import pytest
 from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 
-from review.publishing import reports
-from review.judging import verdicts
 from review.cli import main
 from review.errors import ReviewError
-from review.publishing.export import evidence_png, export
+from review.judging import verdicts
 from review.judging.queue import Filters
+from review.publishing import reports
+from review.publishing.export import evidence_png, export
 from review.publishing.reports import ReportError
 
 from tests.conftest import add_detections, detections_with_imagery, jpeg_with_gps
-
 
 
 def _db_path(db) -> str:

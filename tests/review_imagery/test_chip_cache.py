@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from review.review_imagery import chip_cache, chips, preparation
 from review import cli
 from review.detection.importers import import_file
+from review.review_imagery import chip_cache, chips, preparation
 from review.store import connect
 
 from tests.conftest import needs_fixtures

@@ -4,10 +4,10 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from review.review_imagery import chips
-from review.errors import ImageryError
 from review.detection.imagery import open_tile
 from review.detection.runs import scene_record
+from review.errors import ImageryError
+from review.review_imagery import chips
 
 from tests.conftest import SLOVENIA, needs_fixtures, random_reflectance, write_tile
 

@@ -9,14 +9,15 @@ from rasterio.warp import transform_bounds
 from streamlit.testing.v1 import AppTest
 
 from review.detection import fetch
-from review.review_imagery import preparation, wayback
-from review.errors import ReviewError
 from review.detection.importers import import_file
+from review.errors import ReviewError
+from review.review_imagery import preparation, wayback
 from review.store import connect
 
 from tests.conftest import FIXTURES, REPO, add_detections, needs_fixtures
 from tests.review_imagery.conftest import COLOURS
-from tests.stac_server import L2A_KEYS, StacServer, make_item, pair_as_l2a_server, split_bands, write_scl
+from tests.stac_server import (L2A_KEYS, StacServer, make_item, pair_as_l2a_server, split_bands,
+                               write_scl)
 
 PAIRS = FIXTURES / "imagery" / "amazon_change_pairs_val"
 

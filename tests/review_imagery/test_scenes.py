@@ -3,6 +3,7 @@ import json
 
 from review.cli import main
 from review.store import connect
+
 from tests.conftest import SLOVENIA, needs_fixtures, random_reflectance, write_tile
 
 

@@ -6,12 +6,12 @@ anything else (and the basemap points at a closed local port).
 import re
 import time
 
-
-from review.judging import users
 from review.detection.importers import import_file
+from review.judging import users
 from review.store import connect
 
 from tests.conftest import FIXTURES, local_browser, needs_chromium, needs_fixtures
+
 
 def _current(page):
     """Elements of the latest run: while a rerun is on its way Streamlit keeps the previous
@@ -127,9 +127,9 @@ def _store_fixture_chips(db, detection_ids):
     """Prepared chips for these detections, rendered from a real fixture before/after pair."""
     import shapely
 
-    from review.review_imagery import chip_cache, chips
     from review.detection.imagery import open_tile
     from review.detection.runs import scene_record
+    from review.review_imagery import chip_cache, chips
 
     pair = FIXTURES / "imagery" / "amazon_change_pairs_val"
     tiles = [open_tile(pair / f"mining_1003_t{n}.tif") for n in (0, 1)]
@@ -168,7 +168,6 @@ def _dot_centre(page, colour, tolerance=14):
 
     import numpy as np
     from PIL import Image
-
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:        # a loaded machine may be busy drawing: try again on the next round

@@ -5,11 +5,11 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review.publishing import reports
 from review.analysis import sites
-from review.publishing.export import export
 from review.detection.importers import import_file
 from review.judging.queue import Filters
+from review.publishing import reports
+from review.publishing.export import export
 from review.store import connect
 
 from tests.conftest import REPO, jpeg_with_gps, local_browser, needs_chromium
@@ -209,8 +209,9 @@ def test_helpers_for_the_pages(db, tmp_path):
     import_file(db, _detections(tmp_path))
     sites.build(db)
     photo = reports.read_photo(jpeg_with_gps(tmp_path / "a.jpg", lon=-56.9846, lat=-4.998))
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     with Image.open(io.BytesIO(reports.preview_png(photo, 60))) as small:
         assert (small.format, small.size) == ("PNG", (60, 45))

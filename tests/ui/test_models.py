@@ -5,6 +5,7 @@ import shutil
 from streamlit.testing.v1 import AppTest
 
 from review.cli import main
+
 from tests.conftest import MODELS, REPO, needs_fixtures
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review.judging import verdicts
 from review.detection.importers import import_file
+from review.judging import verdicts
 from review.store import connect
 
 from tests.conftest import FIXTURES, REPO, WEBSITE_LAYER_HA, mine_tile, needs_fixtures

@@ -7,12 +7,12 @@ import shapely
 from streamlit.testing.v1 import AppTest
 
 from review.analysis import sites
-from review.judging import users, verdicts
+from review.analysis.site_trends import site_trend_table
 from review.detection.imagery import open_tile
 from review.detection.importers import import_file
 from review.detection.runs import scene_record
+from review.judging import users, verdicts
 from review.store import add_scene, connect
-from review.analysis.site_trends import site_trend_table
 from review.ui import site_views
 
 from tests.conftest import FIXTURES, REPO, import_squares, mine_tile, needs_fixtures
