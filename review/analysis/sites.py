@@ -5,6 +5,7 @@ other (100 m by default) belong to one site, across periods and sources: the sit
 connected components of the "within distance" graph. Distances are measured in the local
 UTM zone of each footprint (an STRtree `dwithin` query per zone, footprints near a zone
 edge taken into the neighbouring zone too); areas in an equal-area projection (EPSG:6933).
+That geometry is `site_grouping`; this module builds, stores and reads the sites.
 
 For each site and period (`periods.period_label`, year by default) the area is the
 union of its footprints in that period, counted once, in hectares, and the state is
@@ -47,6 +48,7 @@ import shapely
 from ..errors import ReviewError
 from ..progress import Progress
 from ..store import now, transaction
+from . import site_grouping
 from .periods import period_label
 
 DEFAULT_DISTANCE_M = 100.0
@@ -91,122 +93,6 @@ def check_by(by: str) -> str:
     if by not in ("year", "quarter"):
         raise SiteError(f"sites are followed by year or by quarter, not {by!r}")
     return by
-
-
-# ------------------------------------------------------------------------- geometry
-
-
-def _transformer(crs: str):
-    from pyproj import Transformer
-
-    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-
-
-def _project(geoms: np.ndarray, crs: str) -> np.ndarray:
-    transformer = _transformer(crs)
-
-    def move(xy: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geoms, move)
-
-
-def _pairs(geoms: np.ndarray, distance_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) of footprints within distance_m of each other (overlap included),
-    measured in the UTM zone of i; footprints near the zone's edges are taken in as well."""
-    bounds = shapely.bounds(geoms)
-    zone = np.clip(np.floor(((bounds[:, 0] + bounds[:, 2]) / 2 + 180) / 6).astype(int), 0, 59)
-    max_lat = min(float(np.abs(bounds[:, [1, 3]]).max()), 85.0)
-    margin = distance_m / (111_320 * math.cos(math.radians(max_lat))) + 1e-6
-    firsts, seconds = [], []
-    for z in np.unique(zone):
-        west = -180.0 + 6 * z
-        near = np.flatnonzero((bounds[:, 2] >= west - margin) & (bounds[:, 0] <= west + 6 + margin))
-        home = np.searchsorted(near, np.flatnonzero(zone == z))
-        projected = _project(geoms[near], f"EPSG:{32601 + z}")
-        tree = shapely.STRtree(projected)
-        left, right = tree.query(projected[home], predicate="dwithin", distance=distance_m)
-        firsts.append(near[home[left]])
-        seconds.append(near[right])
-    if not firsts:
-        return np.empty(0, int), np.empty(0, int)
-    return np.concatenate(firsts), np.concatenate(seconds)
-
-
-def components(geoms: np.ndarray, distance_m: float) -> np.ndarray:
-    """Component label of each footprint (connected components of the within-distance graph:
-    a union-find over the STRtree's pairs). Labels are numbered by each component's first
-    footprint in input order."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(geoms)
-    if n == 0:
-        return np.empty(0, int)
-    first, second = _pairs(geoms, distance_m)
-    graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    # Renumber by first appearance so labels follow input (detection id) order.
-    _, first_seen = np.unique(labels, return_index=True)
-    order = np.argsort(first_seen)
-    renumber = np.empty_like(order)
-    renumber[order] = np.arange(len(order))
-    return renumber[labels]
-
-
-def _union(geoms: np.ndarray) -> shapely.Geometry:
-    return geoms[0] if len(geoms) == 1 else shapely.union_all(geoms)
-
-
-def _period_rows(labels: np.ndarray, periods: np.ndarray, all_periods: list[str],
-                 equal_area: np.ndarray, growth: float) -> list[tuple]:
-    """(label, period, area_ha, cumulative area_ha, state, detections) for every site from
-    its first period on; areas of unions in the equal-area projection."""
-    if not all_periods:
-        return []
-    index_of = {p: i for i, p in enumerate(all_periods)}
-    pidx = np.array([index_of.get(p, -1) for p in periods], dtype=np.int64)
-    dated = np.flatnonzero(pidx >= 0)
-    order = dated[np.lexsort((dated, pidx[dated], labels[dated]))]
-    keys = labels[order] * len(all_periods) + pidx[order]
-    starts = np.flatnonzero(np.r_[True, np.diff(keys) != 0])
-    ends = np.r_[starts[1:], len(order)]
-    unions = equal_area[order[starts]].copy()
-    for g in np.flatnonzero(ends - starts > 1):
-        unions[g] = shapely.union_all(equal_area[order[starts[g]:ends[g]]])
-    areas = shapely.area(unions) / 10_000
-    group_label = labels[order[starts]]
-    group_period = pidx[order[starts]]
-    # Cumulative union per site, period by period (a site seen once needs no union).
-    cumulative = areas.copy()
-    site_starts = np.flatnonzero(np.r_[True, np.diff(group_label) != 0])
-    site_ends = np.r_[site_starts[1:], len(starts)]
-    for first, last in zip(site_starts, site_ends):
-        union = unions[first]
-        for g in range(first + 1, last):
-            union = shapely.union(union, unions[g])
-            cumulative[g] = shapely.area(union) / 10_000
-    rows = []
-    for first, last in zip(site_starts, site_ends):
-        label = int(group_label[first])
-        seen = {int(group_period[g]): g for g in range(first, last)}
-        previous, total = None, 0.0
-        for p in range(int(group_period[first]), len(all_periods)):
-            g = seen.get(p)
-            if g is None:
-                rows.append((label, all_periods[p], 0.0, total, "not_seen", 0))
-                continue
-            area, total = float(areas[g]), float(cumulative[g])
-            if previous is None:
-                state = "new"
-            elif area > previous * (1 + growth):
-                state = "expanding"
-            else:
-                state = "stable"
-            previous = area
-            rows.append((label, all_periods[p], area, total, state, int(ends[g] - starts[g])))
-    return rows
 
 
 # ------------------------------------------------------------------------- building
@@ -293,12 +179,13 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
     periods = np.array([period_label(r[2], r[3], by) for r in rows], dtype=object)
     if progress:
         progress(1, 4, "footprints read")
-    labels = components(geoms, distance_m)
+    labels = site_grouping.components(geoms, distance_m)
     count = int(labels.max()) + 1 if n else 0
     if progress:
         progress(2, 4, "footprints grouped")
     all_periods = sorted({p for p in periods if p is not None})
-    period_rows = _period_rows(labels, periods, all_periods, _project(geoms, EQUAL_AREA), growth)
+    period_rows = site_grouping.period_rows(labels, periods, all_periods,
+                                            site_grouping.project(geoms, EQUAL_AREA), growth)
     if progress:
         progress(3, 4, "areas measured")
 
@@ -307,11 +194,11 @@ def build(db, distance_m: float = DEFAULT_DISTANCE_M, growth: float = DEFAULT_GR
     groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1) if n else []
     site_geoms = np.empty(count, dtype=object)
     for label, group in enumerate(groups):
-        site_geoms[label] = _union(geoms[group])
+        site_geoms[label] = site_grouping.union_of(geoms[group])
     site_geoms = shapely.orient_polygons(site_geoms, exterior_cw=False)
     centres = shapely.centroid(site_geoms)
     boxes = shapely.bounds(site_geoms).reshape(count, 4)
-    site_area = shapely.area(_project(site_geoms, EQUAL_AREA)) / 10_000
+    site_area = shapely.area(site_grouping.project(site_geoms, EQUAL_AREA)) / 10_000
     first_period: dict[int, str] = {}
     last_period: dict[int, str] = {}
     periods_seen = np.zeros(count, dtype=int)

@@ -97,14 +97,6 @@ def band_hint(message: str, bands: str | None) -> str:
     return message
 
 
-def database_first(path: Path):
-    """Check --db before any work: an existing file is opened (and refused if it is not a
-    review database); a new one is only checked to be creatable, and is made at the end."""
-    from ..store import connect_if_exists
-
-    return connect_if_exists(path)
-
-
 def stored_in(db, args: argparse.Namespace, store):
     """The database write of a run, for `save_run`: `store(db)` into --db (made now if it is
     new); None without --db."""
@@ -174,8 +166,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from ..detection.runs import (check_inputs, ignored_before, output_files, product_mismatch,
                                   run_detection, save_run, store_result)
     from ..errors import BandError
+    from ..store import connect_if_exists
 
-    db = database_first(args.db) if args.db else None
+    db = connect_if_exists(args.db) if args.db else None   # refused before any work
     try:
         tile, model, before = detect_inputs(args)
         check_inputs(tile, model.card, before)
@@ -238,8 +231,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from ..detection.aggregate import aggregate_geojson, run_aggregate, store_aggregate
     from ..detection.models import load_model
     from ..detection.runs import save_run
+    from ..store import connect_if_exists
 
-    db = database_first(args.db) if args.db else None
+    db = connect_if_exists(args.db) if args.db else None   # refused before any work
     model = load_model(args.model)
     tiles = aggregate_looks(args, model)
     with progress_bar("scoring looks", args.quiet, unit="look", show=None) as progress:
