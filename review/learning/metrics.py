@@ -16,12 +16,20 @@ BOOTSTRAP = 1000
 
 
 def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC AUC of scores `s` for labels `y`; nan unless both labels are present."""
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC of scores `s` for labels `y` (1 positive); nan unless both labels are present.
 
-    if len(np.unique(y)) < 2:
+    Computed as the Mann-Whitney statistic with average ranks for ties, which equals the area
+    under the trapezoidal ROC curve (scikit-learn's roc_auc_score) and is a hundred times
+    quicker: the bootstrap calls it a thousand times per figure."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(y) == 1
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    return float(roc_auc_score(y, s))
+    ranks = rankdata(np.asarray(s, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def precision_recall_at(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[float, float]:

@@ -48,3 +48,11 @@ def trained(pairs_db, tmp_path_factory):
                      "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="package")
+def pairs_set(pairs_db):
+    """The training set of the 111 pairs, cut once for the tests that only need its shape."""
+    from review.learning.pairs import training_set
+
+    return training_set(connect(pairs_db))

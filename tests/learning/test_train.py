@@ -164,10 +164,13 @@ class _Saved:
         path.write_bytes(b"a model")
 
 
-def _fitted(monkeypatch, model):
-    """train() with fitting replaced by a model handed over at once (no TensorFlow)."""
+def _fitted(monkeypatch, model, pairs_set):
+    """train() with fitting replaced by a model handed over at once (no TensorFlow), on the
+    pairs' training set cut once for the package."""
     import review.learning.train as train_module
     from review.learning.fitting import Candidate
+
+    monkeypatch.setattr(train_module, "training_set", lambda db, **_: pairs_set)
 
     def fit(ts, **_):
         validation = np.arange(len(ts)) % 4 == 0
@@ -179,28 +182,28 @@ def _fitted(monkeypatch, model):
 
 
 def test_the_model_takes_its_name_before_its_card_and_nothing_else_is_left(
-        pairs_db, tmp_path, monkeypatch):
+        pairs_db, pairs_set, tmp_path, monkeypatch):
     from review import files
     from review.detection.models import sha256_of
 
     renamed, commit = [], files.commit
     monkeypatch.setattr(files, "commit", lambda temporary, path: (renamed.append(path.name),
                                                                   commit(temporary, path))[1])
-    train = _fitted(monkeypatch, _Saved())
-    report = train(connect(pairs_db), tmp_path / "m.keras", kinds=("cnn",), refit=False)
+    train = _fitted(monkeypatch, _Saved(), pairs_set)
+    report = train(connect(pairs_db), tmp_path / "m.keras", kinds=("cnn",), refit=False, base=None, detector=None)
     assert renamed == ["m.keras", "m.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
     assert report.card["sha256"] == sha256_of(tmp_path / "m.keras")
 
 
-def test_a_failed_save_or_card_writes_neither(pairs_db, tmp_path, monkeypatch):
-    train = _fitted(monkeypatch, _Saved(fails=True))
+def test_a_failed_save_or_card_writes_neither(pairs_db, pairs_set, tmp_path, monkeypatch):
+    train = _fitted(monkeypatch, _Saved(fails=True), pairs_set)
     with pytest.raises(OSError, match="disk full"):
-        train(connect(pairs_db), tmp_path / "m.keras", kinds=("cnn",), refit=False)
+        train(connect(pairs_db), tmp_path / "m.keras", kinds=("cnn",), refit=False, base=None, detector=None)
     assert list(tmp_path.iterdir()) == []
-    train = _fitted(monkeypatch, _Saved())
+    train = _fitted(monkeypatch, _Saved(), pairs_set)
     with pytest.raises(TypeError):                         # a card that cannot be written
-        train(connect(pairs_db), tmp_path / "m.keras", kinds=("cnn",), refit=False,
+        train(connect(pairs_db), tmp_path / "m.keras", kinds=("cnn",), refit=False, base=None, detector=None,
               database_name=object())
     assert list(tmp_path.iterdir()) == []
 
