@@ -65,8 +65,17 @@ def replacing(path: Path, make_folder: bool = True) -> Iterator[Path]:
     try:
         yield temporary
         commit(temporary, path)
+    except OSError as exc:
+        _name_the_target(exc, temporary, path)
+        raise
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _name_the_target(exc: OSError, temporary: Path, path: Path) -> None:
+    # An error about the hidden temporary file is told about the file the user named.
+    if exc.filename == str(temporary):
+        exc.filename = str(path)
 
 
 def write_bytes(path: Path, data: bytes, make_folder: bool = True) -> Path:
@@ -89,14 +98,22 @@ def write_once(path: Path, data: bytes, mode: int | None = None) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path(path)
     try:
-        temporary.write_bytes(data)
-        if mode is not None:
-            os.chmod(temporary, mode)
-        fsync_file(temporary)
+        # Created with its mode: a key is never readable by others, not even for a moment.
+        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 if mode is None else mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
         try:
             os.link(temporary, path)          # fails if the name exists: no overwrite
         except FileExistsError:
             return False
+        except OSError:
+            # A filesystem without hard links (FAT, some network shares): a rename, only
+            # when the name is still free; the race this leaves is as narrow as it gets.
+            if path.exists():
+                return False
+            os.replace(temporary, path)
         _fsync_folder(path.parent)
         return True
     finally:
@@ -115,7 +132,11 @@ class Staged:
         path = Path(path)
         temporary = temporary_path(path)
         self._pending.append((temporary, path))
-        temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        try:
+            temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        except OSError as exc:
+            _name_the_target(exc, temporary, path)
+            raise
         return temporary
 
     def commit(self) -> None:

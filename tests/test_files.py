@@ -78,3 +78,26 @@ def test_staged_files_take_their_names_together_only_when_committed(tmp_path):
         staged.commit()
     assert out.read_text() == "new candidates" and raw.read_text() == "new raw"
     assert _litter(tmp_path) == []
+
+
+def test_an_error_names_the_file_the_user_asked_for_not_the_temporary(tmp_path):
+    missing = tmp_path / "no such folder" / "evidence.png"
+    with pytest.raises(FileNotFoundError) as raised:
+        files.write_bytes(missing, b"png", make_folder=False)
+    assert raised.value.filename == str(missing)
+    with pytest.raises(FileNotFoundError) as raised:
+        with files.staged() as staged:
+            staged.stage(missing, "candidates")
+    assert raised.value.filename == str(missing)
+
+
+def test_write_once_works_where_the_filesystem_has_no_hard_links(tmp_path, monkeypatch):
+    def no_links(*_):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    target = tmp_path / "secret_key"
+    assert files.write_once(target, b"first", mode=0o600) is True
+    assert files.write_once(target, b"second", mode=0o600) is False
+    assert target.read_bytes() == b"first" and target.stat().st_mode & 0o777 == 0o600
+    assert _litter(tmp_path) == []

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..statistics import bootstrap as resampled
+from ..statistics import percentile_interval
 from .verdicts import UNDO, VERDICTS, decisions
 
 CATEGORIES = tuple(VERDICTS)          # verified, false_positive, unsure
@@ -107,12 +109,9 @@ def agreement(db, seed: int = 1, bootstrap: int = BOOTSTRAP) -> Agreement:
     result.detections = len(twice)
     result.percent_agreement = 100 * float(np.mean([a[1] == b[1] for a, b in twice]))
     result.kappa = fleiss_kappa(counts)
-    rng = np.random.default_rng(seed)
-    samples = [fleiss_kappa(counts[rng.integers(0, len(counts), len(counts))])
-               for _ in range(bootstrap)]
-    samples = [s for s in samples if not math.isnan(s)]
-    if samples:
-        result.kappa_low, result.kappa_high = (float(v) for v in np.percentile(samples, [2.5, 97.5]))
+    low, high = percentile_interval(resampled(fleiss_kappa, (counts,), bootstrap, seed))
+    if not math.isnan(low):
+        result.kappa_low, result.kappa_high = low, high
     return result
 
 

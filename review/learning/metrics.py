@@ -23,12 +23,15 @@ def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
     quicker: the bootstrap calls it a thousand times per figure."""
     from scipy.stats import rankdata
 
+    s = np.asarray(s, dtype=np.float64)
+    if not np.isfinite(s).all():
+        raise ValueError("ROC AUC needs finite scores; some are NaN or infinite")
     positive = np.asarray(y) == 1
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(np.asarray(s, dtype=np.float64))
+    ranks = rankdata(s)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

@@ -31,7 +31,7 @@ class TrainingError(ReviewError):
 
 
 def _scene_label(scene: dict) -> str:
-    """How a verdict names a stored scene it was based on (review/chips.py Chip.imagery)."""
+    """How a verdict names a stored scene it was based on (review_imagery.chips Chip.imagery)."""
     return f"{scene['name']} ({scene.get('product') or 'GeoTIFF'})"
 
 

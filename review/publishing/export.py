@@ -201,7 +201,7 @@ def training_samples(db, path: str | Path, filters: Filters | None = None) -> in
                                    "source_file": row["source"],
                                    "split": _split(f"{row['source']}|{row['external_id']}"),
                                    "detection_id": row["id"]}})
-    Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": out}))
+    files.write_text(path, json.dumps({"type": "FeatureCollection", "features": out}), make_folder=False)
     return len(out)
 
 

@@ -103,7 +103,7 @@ def _folder(detection_id: int) -> Path:
 
 
 def _save_jpeg(image: Image.Image, path: Path) -> None:
-    with files.replacing(path) as partial:
+    with files.replacing(path, make_folder=False) as partial:     # a set removed meanwhile stays removed
         image.save(partial, format="JPEG", quality=JPEG_QUALITY)
 
 

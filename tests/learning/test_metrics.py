@@ -59,3 +59,10 @@ def test_roc_auc_is_scikit_learns_area_ties_included():
             assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert roc_auc(np.array([1, 1, 0]), np.array([0.9, 0.8, 0.1])) == 1.0
     assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+
+
+def test_scores_that_are_not_numbers_are_refused_not_counted():
+    from review.learning.metrics import roc_auc
+
+    with pytest.raises(ValueError, match="finite"):
+        roc_auc(np.array([0, 1, 1]), np.array([0.1, float("nan"), 0.8]))
