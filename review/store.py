@@ -216,8 +216,17 @@ def _v13(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS model_scores_scored ON model_scores(scored_at)")
 
 
+def _v14(db: sqlite_utils.Database) -> None:
+    # Signed checkpoints of the verdict log (review.judging.transparency_log): the verdicts
+    # already there are its first entries, in id order, so nothing else moves.
+    db.execute("""CREATE TABLE IF NOT EXISTS log_checkpoints (
+        id INTEGER PRIMARY KEY, origin TEXT NOT NULL, tree_size INTEGER NOT NULL,
+        root_hash TEXT NOT NULL, note TEXT NOT NULL, verifier_key TEXT NOT NULL,
+        created_at TEXT NOT NULL, created_by TEXT)""")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
-                                                              _v9, _v10, _v11, _v12, _v13]
+                                                              _v9, _v10, _v11, _v12, _v13, _v14]
 
 
 @contextmanager

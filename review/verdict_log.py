@@ -3,8 +3,9 @@ previous row's hash, so a changed, removed or reordered row shows up when the ch
 checked. SQLite triggers (store migration 6) refuse UPDATE and DELETE on the table; the
 chain catches what a hand edit of the file does around them.
 
-The last hash sums up the whole log: publish it (exports carry each verdict's hash) and
-anyone holding the database can show that the log they have is the one published.
+The chain catches edits inside one copy of the file; what pins the log from outside is its
+Merkle tree and signed checkpoints (review.judging.transparency_log), whose entries are
+`entry(row)`: the canonical JSON of the same columns.
 """
 from __future__ import annotations
 
@@ -19,12 +20,21 @@ HASHED = ("id", "detection_id", "reviewer", "verdict", "reason", "note",
           "after_end", "model_id", "threshold", "created_at", "via", "final", "override")
 
 
+def canonical(row: dict) -> str:
+    """The record as canonical JSON: every kept column that holds a value, keys sorted, no
+    spaces, UTF-8 as is. Only the columns that hold a value, so a column added later (empty
+    in older rows) leaves the older records' text, and every hash over it, unchanged."""
+    return json.dumps({name: row[name] for name in HASHED if row.get(name) is not None},
+                      ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def entry(row: dict) -> bytes:
+    """The verdict's entry in the transparency log: the exact bytes its leaf hash covers."""
+    return canonical(row).encode("utf-8")
+
+
 def row_hash(row: dict, prev_hash: str) -> str:
-    # Only the columns that hold a value: a column added later (empty in older rows)
-    # leaves the hashes of the rows before it unchanged.
-    content = json.dumps({name: row[name] for name in HASHED if row.get(name) is not None},
-                         ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+    return hashlib.sha256(f"{prev_hash}\n{canonical(row)}".encode()).hexdigest()
 
 
 def last_hash(db) -> str:

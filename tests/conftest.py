@@ -69,6 +69,7 @@ def isolated_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("REVIEW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("REVIEW_MODEL_CACHE", str(tmp_path / "model-cache"))
     monkeypatch.delenv("REVIEW_DB", raising=False)
+    monkeypatch.delenv("REVIEW_LOG_KEY", raising=False)
     # Anything a test does not point at its own local server goes to a closed local port,
     # never to the public services the product uses by default.
     nowhere = "http://127.0.0.1:9/"

@@ -29,7 +29,7 @@ COMMANDS = {**detection.COMMANDS, **judging.COMMANDS, **review_imagery.COMMANDS,
 # The order `--help` lists them in.
 ORDER = ("detect", "fetch", "import", "queue", "verdict", "trends", "export", "training-samples",
          "sample", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
-         "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery")
+         "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery")
 
 
 def build_parser() -> argparse.ArgumentParser:

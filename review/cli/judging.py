@@ -45,10 +45,24 @@ def add_verdict(sub) -> argparse.ArgumentParser:
 
 
 def add_verify_log(sub) -> argparse.ArgumentParser:
-    verify_log = sub.add_parser("verify-log", help="check the verdict log's hash chain; names "
-                                                   "the first verdict that does not match")
+    verify_log = sub.add_parser("verify-log", help="check the verdict log: its hash chain, and "
+                                "that signed checkpoints still hold (the given ones, else those kept)")
+    verify_log.add_argument("--checkpoint", type=Path, action="append", default=[],
+                            help="a published checkpoint file (repeatable)")
+    verify_log.add_argument("--key", help="the published verifier key NAME+HEX8+BASE64 "
+                                          "(default: this machine's log key)")
     add_db(verify_log)
     return verify_log
+
+
+def add_log(sub) -> argparse.ArgumentParser:
+    log = sub.add_parser("log", help="the verdict log's signing key and signed checkpoints")
+    log.add_argument("action", choices=["key", "checkpoint", "checkpoints"],
+                     help="key: make the key on first use, print the verifier key to publish; "
+                          "checkpoint: sign the log as it stands; checkpoints: those kept")
+    log.add_argument("--out", type=Path, help="checkpoint: also write it to this file")
+    add_db(log)
+    return log
 
 
 def add_user(sub) -> argparse.ArgumentParser:
@@ -65,7 +79,8 @@ def add_user(sub) -> argparse.ArgumentParser:
 
 def add_settings(sub) -> argparse.ArgumentParser:
     project = sub.add_parser("settings", help="project settings shared by every reviewer "
-                                               "(second_opinion: off | verified | all)")
+                                               "(second_opinion: off | verified | all; log_origin: "
+                                               "the verdict log's name, before its first checkpoint)")
     project.add_argument("action", choices=["show", "set"])
     project.add_argument("key", nargs="?")
     project.add_argument("value", nargs="?")
@@ -127,12 +142,60 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_log(args: argparse.Namespace) -> int:
+    from ..judging import signed_note, transparency_log
     from ..verdict_log import verify
 
-    check = verify(open_db(args))
+    key = signed_note.parse_verifier(args.key) if args.key else None
+    notes = [(f"checkpoint {path}", read_text(path)) for path in args.checkpoint]
+    db = open_db(args)
+    check = verify(db)
     if not check.ok:
         raise ReviewError(f"the verdict log does not verify: {check.summary()}")
+    if not notes:
+        notes = [(k.label(), k.note) for k in transparency_log.kept(db)]
+    if notes and key is None and transparency_log.verifier(db, create=False) is None:
+        raise ReviewError("no log key on this machine to check the checkpoints with; give the "
+                          "published one with --key")
+    held = transparency_log.check(db, notes, key) if notes else []
     print(check.summary())
+    for line in held:
+        print(line)
+    if not notes:
+        print("no checkpoint to check against: make one with `log checkpoint` and publish it")
+    return 0
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReviewError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ReviewError(f"{path}: not a text file, so not a checkpoint") from None
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from .. import files
+    from ..judging import transparency_log
+
+    db = open_db(args)
+    if args.action == "key":
+        existed = transparency_log.key_path().exists()
+        verifier = transparency_log.verifier(db)
+        print(f"log key {'at' if existed else 'made at'} {transparency_log.key_path()} (keep it "
+              f"private); log {verifier.name}; publish this verifier key:", file=sys.stderr)
+        print(verifier.text())
+    elif args.action == "checkpoint":
+        kept = transparency_log.checkpoint(db, by=os_user())
+        if args.out:
+            files.write_text(args.out, kept.note, make_folder=False)
+        print(kept.note, end="")
+        print(f"checkpoint {kept.id}: {kept.checkpoint.size:,} verdicts"
+              + (f", written to {args.out}" if args.out else ""), file=sys.stderr)
+    else:
+        for kept in transparency_log.kept(db):
+            print(f"{kept.id:>5}  {kept.created_at[:19].replace('T', ' ')}  "
+                  f"{kept.checkpoint.size:>9,} verdicts  {kept.created_by or ''}")
     return 0
 
 
@@ -186,11 +249,17 @@ def cmd_settings(args: argparse.Namespace) -> int:
     db = open_db(args)
     if args.action == "show":
         for key, value in project_settings.all_values(db).items():
-            print(f"{key} = {value}")
+            print(f"{key} = {value or '(made unique to this database at the first checkpoint)'}")
         return 0
     if not (args.key and args.value):
         raise ReviewError("settings set needs a key and a value, e.g. settings set second_opinion verified")
     project_settings.check(args.key, args.value)
+    if args.key == "log_origin":
+        from ..judging import transparency_log
+
+        transparency_log.set_origin(db, args.value, by=os_user())
+        print(f"log_origin = {args.value}; checkpoints and the verifier key now carry this name")
+        return 0
     change = verdicts.set_second_opinion(db, args.value, by=os_user())
     message = f"second_opinion = {change['mode']}; {change['changed']} detection statuses re-derived"
     if change["waiting_before"] and args.value == "off":
@@ -243,7 +312,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"queue": Command(add_queue, cmd_queue), "verdict": Command(add_verdict, cmd_verdict),
-            "verify-log": Command(add_verify_log, cmd_verify_log),
+            "verify-log": Command(add_verify_log, cmd_verify_log), "log": Command(add_log, cmd_log),
             "user": Command(add_user, cmd_user), "settings": Command(add_settings, cmd_settings),
             "agreement": Command(add_agreement, cmd_agreement),
             "backup": Command(add_backup, cmd_backup)}

@@ -30,6 +30,23 @@ def add_export(sub) -> argparse.ArgumentParser:
     return export
 
 
+def add_verify_export(sub) -> argparse.ArgumentParser:
+    check = sub.add_parser("verify-export", help="check a GeoJSON export on its own: the signed "
+                           "checkpoint, every verdict's inclusion proof and fields")
+    check.add_argument("file", type=Path)
+    check.add_argument("--key", help="the publisher's verifier key NAME+HEX8+BASE64 (default: the "
+                                     "key the file names, which proves only that it is whole)")
+    return check
+
+
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    from ..publishing.export_check import check_export
+
+    result = check_export(args.file, args.key)
+    print(result.summary() + ("" if args.key else "; give --key to check it is the publisher's"))
+    return 0
+
+
 def add_training_samples(sub) -> argparse.ArgumentParser:
     samples = sub.add_parser("training-samples", help="reviewed detections as labelled points "
                                                       "(earthrise sampling-location schema)")
@@ -93,7 +110,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         count = export_sites(open_db(args), args.out, filters)
         print(f"{count} sites written to {args.out}")
         return 0
-    count = export(open_db(args), args.out, filters)
+    count = export(open_db(args), args.out, filters, by=os_user())
     print(f"{count} detections written to {args.out}")
     return 0
 
@@ -156,4 +173,5 @@ def cmd_report(args: argparse.Namespace) -> int:
 COMMANDS = {"export": Command(add_export, cmd_export),
             "training-samples": Command(add_training_samples, cmd_training_samples),
             "evidence": Command(add_evidence, cmd_evidence), "serve": Command(add_serve, cmd_serve),
-            "report": Command(add_report, cmd_report)}
+            "report": Command(add_report, cmd_report),
+            "verify-export": Command(add_verify_export, cmd_verify_export)}

@@ -159,13 +159,32 @@ def read_table(path: Path):
     return frame
 
 
+def _detections_layer(path: Path) -> str | None:
+    """In a GeoPackage of several layers (an export holds `detections` and the table
+    `verdict_log`), the detections, else the first layer with geometry."""
+    import pyogrio
+
+    if path.suffix.lower() != ".gpkg":
+        return None
+    try:
+        layers = [(str(name), kind) for name, kind in pyogrio.list_layers(path)]
+    except Exception:           # unreadable: read_file says why, in its own words
+        return None
+    names = [name for name, _ in layers]
+    if len(layers) < 2:
+        return None
+    if "detections" in names:
+        return "detections"
+    return next((name for name, kind in layers if kind is not None), None)
+
+
 def read_vector(path: Path):
     """A vector file through pyogrio; its errors become one clear ReviewError."""
     import geopandas as gpd
     import pyogrio.errors
 
     try:
-        return gpd.read_file(path)
+        return gpd.read_file(path, layer=_detections_layer(path))
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             pyogrio.errors.FieldError, pyogrio.errors.GeometryError, pyogrio.errors.CRSError,
             ValueError, OSError) as exc:

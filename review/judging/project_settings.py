@@ -12,8 +12,11 @@ SETTINGS = {
     # off: one verdict decides. verified: a 'verified' needs a second reviewer to agree.
     # all: a 'false_positive' needs the second look too.
     "second_opinion": ("off", "verified", "all"),
+    # The verdict log's name in its signed checkpoints (review.judging.transparency_log): any
+    # text without spaces or '+'; made unique to the database on first use.
+    "log_origin": None,
 }
-DEFAULTS = {"second_opinion": "off"}
+DEFAULTS = {"second_opinion": "off", "log_origin": ""}
 
 
 class SettingError(ReviewError):
@@ -23,8 +26,14 @@ class SettingError(ReviewError):
 def check(key: str, value: str | None = None) -> None:
     if key not in SETTINGS:
         raise SettingError(f"unknown setting {key!r}: the settings are {', '.join(SETTINGS)}")
-    if value is not None and value not in SETTINGS[key]:
-        raise SettingError(f"{key} can be {', '.join(SETTINGS[key])}, not {value!r}")
+    allowed = SETTINGS[key]
+    if value is None:
+        return
+    if allowed is None:
+        if not value or any(c.isspace() or c == "+" for c in value):
+            raise SettingError(f"{key} needs at least one character, no spaces and no '+'")
+    elif value not in allowed:
+        raise SettingError(f"{key} can be {', '.join(allowed)}, not {value!r}")
 
 
 def get(db, key: str) -> str:

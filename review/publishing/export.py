@@ -4,9 +4,15 @@ GeoJSON follows RFC 7946: lon/lat, exterior rings counter-clockwise, no "crs" me
 Every feature carries where it came from, its final status and its whole verdict
 history with the imagery each verdict was based on. Exported features keep their
 `source` and `external_id`, so importing an export adds nothing new.
+
+Each export signs the verdict log as it stands (a checkpoint, review.judging.transparency_log)
+and carries it at top level with the verifier key; every verdict carries its log index, its
+exact log entry and its inclusion proof, so `verify-export` (publishing.export_check) checks
+the file on its own, without the database.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -17,34 +23,41 @@ import shapely
 
 from .. import files
 from ..errors import ReviewError
+from ..judging import transparency_log
 from ..judging.queue import Filters, matching
+from ..judging.transparency_log import Snapshot
 from ..judging.verdicts import standing
 
 FORMATS = ("geojson", "gpkg", "csv", "kml", "kmz")
 SPLITS = (("train", 0.7), ("val", 0.85), ("test", 1.0))
 
 
-def _history(db, ids: list[int]) -> dict[int, list[dict]]:
+def _history(db, ids: list[int], log: Snapshot | None = None) -> dict[int, list[dict]]:
+    """Each detection's verdicts; with a log snapshot, only those it covers (a verdict made
+    after the checkpoint waits for the next export), each with its proof."""
     found: dict[int, list[dict]] = {i: [] for i in ids}
+    covered = "" if log is None else f" and id <= {int(log.last_id)}"
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         rows = db.execute(
-            f"select detection_id, reviewer, verdict, reason, note, created_at, before_source, "
+            f"select id, detection_id, reviewer, verdict, reason, note, created_at, before_source, "
             f"before_start, before_end, after_source, after_start, after_end, model_id, threshold, "
-            f"via, hash "
-            f"from verdicts where detection_id in ({', '.join('?' * len(chunk))}) order by id", chunk)
+            f"via, final, override, hash "
+            f"from verdicts where detection_id in ({', '.join('?' * len(chunk))}){covered} "
+            f"order by id", chunk)
         names = [d[0] for d in rows.description]
         for row in rows.fetchall():
             record = dict(zip(names, row))
             found[record.pop("detection_id")].append({
-                "reviewer": record["reviewer"], "verdict": record["verdict"],
+                "id": record["id"], "reviewer": record["reviewer"], "verdict": record["verdict"],
                 "reason": record["reason"], "note": record["note"], "time": record["created_at"],
                 "before": {"source": record["before_source"], "start": record["before_start"],
                            "end": record["before_end"]},
                 "after": {"source": record["after_source"], "start": record["after_start"],
                           "end": record["after_end"]},
                 "model": record["model_id"], "threshold": record["threshold"],
-                "via": record["via"], "hash": record["hash"]})
+                "via": record["via"], "final": bool(record["final"]), "override": record["override"],
+                "hash": record["hash"], **({} if log is None else log.proof(record["id"]))})
     return found
 
 
@@ -52,12 +65,13 @@ def select(db, filters: Filters) -> list[dict]:
     return list(matching(db, filters, "score", page=2000))
 
 
-def features(db, filters: Filters) -> list[dict]:
-    """GeoJSON features (RFC 7946) of the detections matching the filters."""
+def features(db, filters: Filters, log: Snapshot | None = None) -> list[dict]:
+    """GeoJSON features (RFC 7946) of the detections matching the filters; with a log
+    snapshot, each verdict carries its proof of inclusion in it."""
     from .reports import for_detections
 
     rows = select(db, filters)
-    histories = _history(db, [r["id"] for r in rows])
+    histories = _history(db, [r["id"] for r in rows], log)
     field_reports = for_detections(db, [r["id"] for r in rows])
     out = []
     for row in rows:
@@ -76,19 +90,27 @@ def features(db, filters: Filters) -> list[dict]:
     return out
 
 
-def export(db, path: str | Path, filters: Filters, fmt: str | None = None) -> int:
-    """Write the matching detections; returns how many. Format from the suffix by default."""
+def export(db, path: str | Path, filters: Filters, fmt: str | None = None,
+           by: str | None = None) -> int:
+    """Write the matching detections; returns how many. Format from the suffix by default.
+    Signs the verdict log first (a kept checkpoint, by `by`) and proves every verdict in it."""
     path = Path(path)
     fmt = fmt or _format(path, FORMATS)
-    found = features(db, filters)
+    log = transparency_log.snapshot(db, by)
+    found = features(db, filters, log)
     with files.replacing(path, make_folder=False) as partial:
         if fmt in ("kml", "kmz"):
             from .kml import write_kml
 
             write_kml(db, found, partial, with_chips=fmt == "kmz")
         else:
-            _write(found, partial, fmt, "detections", _flat_frame)
+            _write(found, partial, fmt, "detections", _flat_frame, log_header(log))
     return len(found)
+
+
+def log_header(log: Snapshot) -> dict:
+    """The top-level `verdict_log` of an export: the signed checkpoint and its verifier key."""
+    return {"checkpoint": log.kept.note, "key": log.kept.key}
 
 
 def _format(path: Path, allowed: tuple[str, ...]) -> str:
@@ -101,16 +123,26 @@ def _format(path: Path, allowed: tuple[str, ...]) -> str:
     return fmt
 
 
-def _write(found: list[dict], partial: Path, fmt: str, layer: str, flat) -> None:
-    """GeoJSON as is; GeoPackage and CSV (footprints as WKT) from a flat frame."""
+def _write(found: list[dict], partial: Path, fmt: str, layer: str, flat,
+           header: dict | None = None) -> None:
+    """GeoJSON as is; GeoPackage and CSV (footprints as WKT) from a flat frame. The log's
+    header goes at GeoJSON's top level and in a GeoPackage table `verdict_log`; a CSV has no
+    top level, its rows carry each verdict's entry and proof in the verdicts column."""
     if fmt == "geojson":
-        partial.write_text(json.dumps({"type": "FeatureCollection", "features": found}))
+        top = {"type": "FeatureCollection", **({"verdict_log": header} if header else {})}
+        partial.write_text(json.dumps({**top, "features": found}))
         return
     frame = flat(found)
     if fmt == "csv":
         frame.drop(columns="geometry").assign(wkt=frame.geometry.to_wkt()).to_csv(partial, index=False)
     else:
         frame.to_file(partial, driver="GPKG", layer=layer)
+        if header:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(partial)) as gpkg, gpkg:
+                gpkg.execute("create table verdict_log (checkpoint text not null, key text not null)")
+                gpkg.execute("insert into verdict_log values (?, ?)", [header["checkpoint"], header["key"]])
 
 
 def export_sites(db, path: str | Path, filters: Filters | None = None,
@@ -148,12 +180,12 @@ def _flat_sites(found: list[dict]):
                             crs="EPSG:4326")
 
 
-def export_bytes(db, name: str, filters: Filters) -> tuple[bytes, int]:
+def export_bytes(db, name: str, filters: Filters, by: str | None = None) -> tuple[bytes, int]:
     """The export of the matching detections as a file's bytes (format from the name's
     suffix), and how many detections it holds."""
     with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
         path = Path(folder) / Path(name).name
-        written = export(db, path, filters)
+        written = export(db, path, filters, by=by)
         return path.read_bytes(), written
 
 

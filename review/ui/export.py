@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..errors import ReviewError
-from ..judging import queue
+from ..judging import queue, transparency_log
 from ..publishing import export
 from . import common
 
@@ -31,7 +31,7 @@ def _exports(db, filters: queue.Filters) -> None:
         name = FORMATS[choice]
         try:
             common.require(db, "export")
-            content, written = export.export_bytes(db, name, filters)
+            content, written = export.export_bytes(db, name, filters, by=common.user(db).name)
         except ReviewError as exc:
             st.error(str(exc))
             return
@@ -39,6 +39,7 @@ def _exports(db, filters: queue.Filters) -> None:
     if "export_file" in st.session_state:
         name, content, written = st.session_state["export_file"]
         st.download_button(f"Download {name} ({written:,} detections)", content, name, key="x_download")
+    _publication(db)
     st.subheader("Training samples")
     st.caption("Reviewed detections as labelled points (label 1 = verified, 0 = false "
                "positive) in earthrise's sampling-location schema, to feed the next model.")
@@ -51,6 +52,21 @@ def _exports(db, filters: queue.Filters) -> None:
         content, written = export.training_samples_bytes(db, filters)
         st.download_button(f"Download training_samples.geojson ({written} points)",
                            content, "training_samples.geojson", key="x_samples_download")
+
+
+def _publication(db) -> None:
+    """The checkpoint and key to publish beside a story, so readers can check the file."""
+    kept = transparency_log.latest(db)
+    if kept is None:
+        st.caption("Each export signs the verdict log; its checkpoint and key appear here.")
+        return
+    with st.expander(f"Publish with the file: checkpoint of {kept.checkpoint.size:,} verdicts "
+                     f"({kept.created_at[:16].replace('T', ' ')} UTC)"):
+        st.caption("Put both beside the story. A reader checks the GeoJSON with `python -m "
+                   "review verify-export FILE --key KEY`; anyone holding the database checks "
+                   "that its log still holds with `verify-log --checkpoint FILE --key KEY`.")
+        st.code(kept.note, language=None)
+        st.code(kept.key, language=None)
 
 
 def _evidence(db) -> None:

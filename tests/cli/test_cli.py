@@ -15,7 +15,7 @@ from tests.cli import run_cli
 
 HELP_ORDER = ["detect", "fetch", "import", "queue", "verdict", "trends", "export", "training-samples",
               "sample", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
-              "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery"]
+              "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery"]
 
 
 def _subcommands(parser):

@@ -62,7 +62,8 @@ def test_the_setting_is_shared_and_statuses_follow_it(db, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["settings", "set", "colour", "blue"], "unknown setting 'colour': the settings are second_opinion"),
+    (["settings", "set", "colour", "blue"], "unknown setting 'colour': the settings are second_opinion, log_origin"),
+    (["settings", "set", "log_origin", "has space"], "log_origin needs at least one character, no spaces and no '+'"),
     (["settings", "set", "second_opinion", "maybe"], "second_opinion can be off, verified, all, not 'maybe'"),
 ])
 def test_bad_settings_are_refused_and_change_nothing(db, capsys, args, message):
