@@ -78,3 +78,10 @@ def wayback_config_url() -> str:
     """Esri World Imagery Wayback's public list of dated releases."""
     return os.environ.get("REVIEW_WAYBACK_CONFIG_URL",
                           "https://s3-us-west-2.amazonaws.com/config.maptiles.arcgis.com/waybackconfig.json")
+
+
+def anonymous_network() -> bool:
+    """Whether visitors from other machines may review without accounts (as reviewers; the
+    dashboard says so on every page). Off by default: open a dashboard to a team with
+    accounts."""
+    return os.environ.get("REVIEW_ALLOW_ANONYMOUS_NETWORK", "").lower() in ("1", "true", "yes")

@@ -225,8 +225,18 @@ def _v14(db: sqlite_utils.Database) -> None:
         created_at TEXT NOT NULL, created_by TEXT)""")
 
 
+def _v15(db: sqlite_utils.Database) -> None:
+    # Sign-in sessions on the server (review.judging.users): a token names one, and signing
+    # out ends it, so a copied cookie stops working everywhere.
+    db.execute("""CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL,
+        expires_at REAL NOT NULL, ended_at REAL)""")
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_name ON sessions(name)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
-                                                              _v9, _v10, _v11, _v12, _v13, _v14]
+                                                              _v9, _v10, _v11, _v12, _v13, _v14,
+                                                              _v15]
 
 
 @contextmanager

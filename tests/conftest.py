@@ -260,13 +260,20 @@ def _free_port() -> int:
 
 @pytest.fixture
 def streamlit_server(tmp_path):
+    yield from run_streamlit(tmp_path)
+
+
+def run_streamlit(tmp_path, address: str | None = "127.0.0.1", **env_extra):
+    """`streamlit run app.py` on a free port (on `address`; None: as .streamlit/config.toml
+    says), against a database in tmp_path; yields (url on 127.0.0.1, database path)."""
     port = _free_port()
     db = tmp_path / "review.db"
     env = {**os.environ, "REVIEW_DB": str(db), "REVIEW_DATA_DIR": str(tmp_path / "data"),
-           "REVIEW_BASEMAP_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png", "PYTHONPATH": str(REPO)}
+           "REVIEW_BASEMAP_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png", "PYTHONPATH": str(REPO),
+           **env_extra}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--server.headless", "true", *(["--server.address", address] if address else []),
          "--server.port", str(port), "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

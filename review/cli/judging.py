@@ -32,7 +32,10 @@ def add_verdict(sub) -> argparse.ArgumentParser:
     verdict = sub.add_parser("verdict", help="record a verdict on a detection")
     verdict.add_argument("id", type=int)
     verdict.add_argument("verdict", help="verified | false_positive | unsure | undo")
-    verdict.add_argument("--reviewer", help="who decided (default: this computer's user name)")
+    verdict.add_argument("--reviewer", help="who decided (default: this computer's user name); "
+                         "with accounts, the account, with --password-stdin")
+    verdict.add_argument("--password-stdin", action="store_true",
+                         help="with accounts: read the reviewer's password from standard input")
     verdict.add_argument("--reason", help="for false_positive: riverbank, aquaculture, landslide, "
                                           "industrial, agriculture, cloud, settlement, other")
     verdict.add_argument("--note")
@@ -125,14 +128,35 @@ def imagery(text: str | None):
     return Imagery(source=source or None, start=start or None, end=end or None)
 
 
+def account(db, args: argparse.Namespace, action: str):
+    """With accounts, the signed-in account of --reviewer and --password-stdin, allowed to
+    do `action`; without, None (the name given, else the OS user, is recorded)."""
+    from ..judging import users
+
+    if not users.accounts_configured(db):
+        return None
+    if not (args.reviewer and args.password_stdin):
+        raise ReviewError("this database has accounts: give --reviewer NAME and the password "
+                          "on standard input with --password-stdin")
+    signed_in = users.sign_in(db, args.reviewer, sys.stdin.readline().rstrip("\r\n"))
+    signed_in.require(action)
+    return signed_in
+
+
 def cmd_verdict(args: argparse.Namespace) -> int:
     from ..judging import verdicts
     from ..judging.queue import get
 
     db = open_db(args)
-    reviewer = args.reviewer or os_user()
+    signed_in = account(db, args, "final" if args.final else "verdict")
+    reviewer = signed_in.name if signed_in else (args.reviewer or os_user())
     if args.verdict == verdicts.UNDO:
-        verdicts.undo(db, args.id, reviewer, via="cli")
+        if signed_in is not None:
+            taken = verdicts.undoable(db, args.id)
+            if taken is not None and taken.get("final") and not signed_in.can("final"):
+                raise ReviewError(f"the latest decision on detection {args.id} is final; only "
+                                  "an editor who made it can take it back")
+        verdicts.undo(db, args.id, reviewer, via="cli", own_only=signed_in is not None)
     else:
         verdicts.record(db, args.id, reviewer, args.verdict, reason=args.reason, note=args.note,
                         before=imagery(args.before), after=imagery(args.after), via="cli",

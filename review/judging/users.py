@@ -6,8 +6,9 @@ with `python -m review user add`), every page asks people to sign in, and a verd
 author is the signed-in user.
 
 Passwords are stored as argon2id hashes (argon2-cffi), never in clear. A session survives
-reloads through a token signed with the server's secret (HMAC-SHA256) that expires and
-stops working when the password changes. Wrong passwords slow sign-in down: after a few
+reloads through a token signed with the server's secret (HMAC-SHA256) that names a session
+kept on the server: it expires, and stops working when the password changes or the
+session is signed out (everywhere the token was copied to). Wrong passwords slow sign-in down: after a few
 failures for a name, the next attempt is refused until a delay has passed.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ ROLES = ("reviewer", "editor", "admin")
 ACTIONS = {
     "reviewer": {"verdict", "evidence", "report"},
     "editor": {"import", "detect", "fetch", "prepare_imagery", "sample", "export", "sites",
-               "train"},
+               "train", "final"},
     "admin": {"users"},
 }
 LOCAL_USER = "local"            # the one user of the embedded default, with no accounts
@@ -244,32 +245,59 @@ def _password_tag(password_hash: str) -> str:
 
 def issue_token(db: sqlite_utils.Database, user: User, key: bytes | None = None,
                 ttl_s: float = TOKEN_TTL_S, moment: float | None = None) -> str:
-    """A signed token naming the user, valid for ttl_s, void once the password changes."""
+    """A signed token naming the user and a new server-side session, valid for ttl_s, void
+    once the password changes or the session ends."""
     key = key or secret_key()
-    expires = int((time.time() if moment is None else moment) + ttl_s)
+    moment = time.time() if moment is None else moment
+    expires = int(moment + ttl_s)
     tag = _password_tag(_row(db, user.name)["password_hash"])
+    session = secrets.token_urlsafe(16)
+    with transaction(db):
+        db.execute("insert into sessions (id, name, created_at, expires_at) values (?, ?, ?, ?)",
+                   [session, user.name, moment, expires])
     name = base64.urlsafe_b64encode(user.name.encode()).decode()
-    payload = f"{name}.{expires}.{tag}"
+    payload = f"{name}.{expires}.{tag}.{session}"
     return f"{payload}.{_signature(key, payload)}"
+
+
+def _payload(token: str | None, key: bytes | None) -> list[str] | None:
+    """The token's parts (name, expiry, password tag, session) if its signature holds."""
+    if not token or len(token) > 512 or token.count(".") != 4:
+        return None
+    payload, _, signature = token.rpartition(".")
+    if not hmac.compare_digest(signature, _signature(key or secret_key(), payload)):
+        return None
+    return payload.split(".")
+
+
+def end_session(db: sqlite_utils.Database, token: str | None, key: bytes | None = None,
+                moment: float | None = None) -> bool:
+    """Sign out: the token's session ends on the server, for every copy of the token."""
+    parts = _payload(token, key)
+    if parts is None:
+        return False
+    with transaction(db):
+        ended = db.execute("update sessions set ended_at = ? where id = ? and ended_at is null",
+                           [time.time() if moment is None else moment, parts[3]]).rowcount
+    return ended > 0
 
 
 def user_from_token(db: sqlite_utils.Database, token: str | None, key: bytes | None = None,
                     moment: float | None = None) -> User | None:
     """The signed-in user a token names, or None when it is forged, expired or stale."""
-    if not token or len(token) > 512 or token.count(".") != 3:
+    parts = _payload(token, key)
+    if parts is None:
         return None
-    key = key or secret_key()
-    payload, _, signature = token.rpartition(".")
-    if not hmac.compare_digest(signature, _signature(key, payload)):
-        return None
-    name_b64, expires, tag = payload.split(".")
+    name_b64, expires, tag, session = parts
     try:
         name = base64.urlsafe_b64decode(name_b64.encode()).decode()
         if int(expires) < (time.time() if moment is None else moment):
             return None
     except (ValueError, UnicodeDecodeError):
         return None
+    live = db.execute("select 1 from sessions where id = ? and name = ? and ended_at is null",
+                      [session, name]).fetchone()
     row = db.execute("select name, role, password_hash from users where name = ?", [name]).fetchone()
-    if row is None or not hmac.compare_digest(tag, _password_tag(row[2])):
+    if live is None or row is None or not hmac.compare_digest(tag, _password_tag(row[2])):
         return None
     return User(row[0], row[1])

@@ -126,21 +126,37 @@ def record(db: sqlite_utils.Database, detection_id: int, reviewer: str, verdict:
                    final, override)
 
 
-def undo(db: sqlite_utils.Database, detection_id: int, reviewer: str, via: str = "dashboard") -> int:
-    """Take back the latest decision on a detection, by appending an undo record."""
+def undo(db: sqlite_utils.Database, detection_id: int, reviewer: str, via: str = "dashboard",
+         own_only: bool = False) -> int:
+    """Take back the latest decision on a detection, by appending an undo record. With
+    `own_only` (accounts), only when that decision is the reviewer's own."""
     if not reviewer or not reviewer.strip():
         raise StoreError("an undo needs the reviewer's name")
-    return _append(db, detection_id, reviewer, UNDO, None, None, None, None, via, False, None)
+    return _append(db, detection_id, reviewer, UNDO, None, None, None, None, via, False, None,
+                   own_only)
+
+
+def undoable(db, detection_id: int) -> dict | None:
+    """The decision an undo on this detection would take back (its row), or None."""
+    return standing(history(db, detection_id), lambda v: v["verdict"])
 
 
 def _append(db, detection_id, reviewer, verdict, reason, note, before, after, via, final,
-            override) -> int:
+            override, own_only: bool = False) -> int:
     before, after = before or Imagery(), after or Imagery()
     with transaction(db):
         row = db.execute("select model_id, threshold from detections where id = ?",
                          [detection_id]).fetchone()
         if row is None:
             raise StoreError(f"no detection with id {detection_id}")
+        if verdict == UNDO and own_only:
+            # Checked inside the write lock: nobody decides in between.
+            taken = undoable(db, detection_id)
+            if taken is None:
+                raise StoreError(f"detection {detection_id} has no decision to take back")
+            if taken["reviewer"] != reviewer:
+                raise StoreError(f"the latest decision on detection {detection_id} is "
+                                 f"{taken['reviewer']}'s; only they can take it back")
         # Inside the write lock nobody else appends, so the id and the chain's tail are ours.
         last = db.execute("select max(id) from verdicts").fetchone()[0] or 0
         verdict_row = {

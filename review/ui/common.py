@@ -4,6 +4,7 @@ sidebar, uploads read through a temporary file, progress bars."""
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -102,8 +103,14 @@ def page(title: str, heading: bool = True, action: str | None = None) -> sqlite_
         queue.release(db, holder())
     current = user(db)
     if current is None:
-        _sign_in_form(db)
+        if users.accounts_configured(db):
+            _sign_in_form(db)
+        else:
+            _accounts_needed()
         return None
+    if current.via == "network":
+        st.warning("Anyone who can reach this address reviews here without an account "
+                   "(REVIEW_ALLOW_ANONYMOUS_NETWORK is on): verdicts carry the names people type.")
     _identity_sidebar(db, current)
     if heading:
         st.title(title)
@@ -126,9 +133,14 @@ def user(db) -> users.User | None:
     every run, so a changed password or a removed account signs the session out."""
     state = st.session_state
     if not users.accounts_configured(db):
+        if from_network() and not settings.anonymous_network():
+            return None
         if "reviewer_name" not in state:
             state["reviewer_name"] = (state.get("reviewer") or _cookie(NAME_COOKIE)).strip()[:64]
         name = state["reviewer_name"]
+        if from_network():
+            # Allowed by the operator: a reviewer, never the admin of this machine.
+            return users.User(name or "anonymous", "reviewer", via="network")
         return users.User(name or users.LOCAL_USER, "admin", via="dashboard")
     token = state.get("_session_token") or _cookie(SESSION_COOKIE)
     current = users.user_from_token(db, token)
@@ -137,6 +149,18 @@ def user(db) -> users.User | None:
     else:
         state["_session_token"] = token
     return current
+
+
+def from_network() -> bool:
+    """Whether this browser reaches the server from another machine (Streamlit gives no
+    address for a visitor on localhost)."""
+    address = st.context.ip_address
+    if not address or not isinstance(address, str):       # localhost; or no browser at all
+        return False
+    try:
+        return not ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return True
 
 
 def _cookie(name: str) -> str:
@@ -203,8 +227,17 @@ def _identity_sidebar(db, current: users.User) -> None:
 
 
 def _sign_out() -> None:
-    st.session_state.pop("_session_token", None)
+    # Ended on the server: the same cookie, copied to another browser, signs nobody in.
+    token = st.session_state.pop("_session_token", None) or _cookie(SESSION_COOKIE)
+    users.end_session(connection(), token)
     _set_cookie(SESSION_COOKIE, "", 0)
+
+
+def _accounts_needed() -> None:
+    st.title("An account is needed")
+    st.write("This dashboard has no accounts yet, so it works only on the computer it runs "
+             "on. Whoever runs it adds accounts first (`python -m review user add NAME --role "
+             "admin`, then one per person); then everyone signs in here.")
 
 
 def _sign_in_form(db) -> None:

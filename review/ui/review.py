@@ -43,7 +43,7 @@ def page() -> None:
     if db is None:
         return
     state = st.session_state
-    editor = common.user(db).can("import")
+    editor = common.user(db).can("final")
     orders = dict(ORDERS)
     if editor:
         orders[DISPUTED] = "disputed, for an editor's final decision"
@@ -411,7 +411,7 @@ def _decide(verdict: str, reason: str | None = None, final: bool = False) -> Non
     if shown.get("id") != detection_id:
         shown = {"before": NOTHING_SHOWN, "after": NOTHING_SHOWN}
     try:
-        common.require(db, "import" if final else "verdict")
+        common.require(db, "final" if final else "verdict")
         verdicts.record(db, detection_id, reviewer, verdict, reason=reason,
                         note=state.get("note") or None, before=shown["before"], after=shown["after"],
                         final=final, override=state.get("override"))

@@ -76,3 +76,62 @@ def test_imagery_shown_is_source_at_start_slash_end():
     assert (shown.source, shown.start, shown.end) == ("S2", "2019-01-01", "2019-12-31")
     shown = imagery("Wayback@2020-11-18")
     assert (shown.source, shown.start, shown.end) == ("Wayback", "2020-11-18", None)
+
+
+def test_with_accounts_the_command_line_answers_to_them(tmp_path, capsys, monkeypatch):
+    """Unauthenticated, wrong-password, unknown, under-role and other-person's-undo calls are
+    refused in one line and change nothing; the right accounts are recorded as themselves."""
+    import io
+
+    from review.judging import users
+
+    path = tmp_path / "r.db"
+    db = connect(path)
+    first, second = add_detections(db, 2)
+    users.add(db, "ana", "ana's password", role="reviewer")
+    users.add(db, "bo", "bo's password", role="reviewer")
+    users.add(db, "eda", "eda's password", role="editor")
+
+    def verdict(*args, password=None):
+        monkeypatch.setattr("sys.stdin", io.StringIO("" if password is None else password + "\n"))
+        capsys.readouterr()
+        extra = [] if password is None else ["--password-stdin"]
+        code = main(["verdict", *map(str, args), *extra, "--db", str(path)])
+        return code, capsys.readouterr()
+
+    refusals = [
+        ((first, "verified", "--reviewer", "ana"), None, "give --reviewer NAME and the password"),
+        ((first, "verified"), "ana's password", "give --reviewer NAME and the password"),
+        ((first, "verified", "--reviewer", "ana"), "not it", "wrong user name or password"),
+        ((first, "verified", "--reviewer", "nobody"), "whatever", "wrong user name or password"),
+        ((first, "verified", "--reviewer", "ana", "--final"), "ana's password",
+         "ana is a reviewer; this needs an editor"),
+    ]
+    for args, password, message in refusals:
+        code, out = verdict(*args, password=password)
+        assert code == 2 and out.err.count("\n") == 1 and message in out.err, (args, out.err)
+        assert db["verdicts"].count == 0
+    code, out = verdict(first, "verified", "--reviewer", "ana", "--note", "pit", password="ana's password")
+    assert code == 0 and json.loads(out.out)["status"] == "verified"
+    assert (db["verdicts"].get(1)["reviewer"], db["verdicts"].get(1)["via"]) == ("ana", "cli")
+    code, out = verdict(first, "undo", "--reviewer", "bo", password="bo's password")
+    assert code == 2 and "the latest decision on detection 1 is ana's; only they can take it back" in out.err
+    code, out = verdict(second, "false_positive", "--reason", "cloud", "--reviewer", "eda", "--final",
+                        password="eda's password")
+    assert code == 0 and db["verdicts"].get(2)["final"] == 1
+    code, out = verdict(second, "undo", "--reviewer", "ana", password="ana's password")
+    assert code == 2 and "is final; only an editor who made it" in out.err
+    assert db["verdicts"].count == 2
+    code, out = verdict(second, "undo", "--reviewer", "eda", password="eda's password")
+    assert code == 0 and json.loads(out.out)["status"] == "pending"
+    code, out = verdict(first, "undo", "--reviewer", "ana", password="ana's password")
+    assert code == 0 and json.loads(out.out)["status"] == "pending"
+    assert [v["reviewer"] for v in db["verdicts"].rows_where(order_by="id")] == ["ana", "eda", "eda", "ana"]
+
+
+def test_without_accounts_the_command_line_records_the_name_given_as_before(tmp_path, capsys):
+    path = tmp_path / "r.db"
+    (first,) = add_detections(connect(path), 1)
+    assert main(["verdict", str(first), "verified", "--reviewer", "ana", "--db", str(path)]) == 0
+    assert main(["verdict", str(first), "undo", "--reviewer", "bo", "--db", str(path)]) == 0
+    assert [v["reviewer"] for v in connect(path)["verdicts"].rows_where(order_by="id")] == ["ana", "bo"]

@@ -96,10 +96,29 @@ def test_tokens_survive_reloads_but_not_forgery_expiry_or_a_new_password(account
     assert users.user_from_token(accounts, token, key=b"other key", moment=1030) is None
     forged = token.replace(token.split(".")[0], "YWRhbQ")        # "adam", same signature
     assert users.user_from_token(accounts, forged, key=KEY, moment=1030) is None
-    for junk in ("", "a.b.c", "a.b.c.d", "x" * 5000, None):
+    for junk in ("", "a.b.c", "a.b.c.d", "a.b.c.d.e", "x" * 5000, None):
         assert users.user_from_token(accounts, junk, key=KEY, moment=1030) is None
     users.set_password(accounts, "ana", "a new password")
     assert users.user_from_token(accounts, token, key=KEY, moment=1030) is None        # signed out
+
+
+def test_a_copied_token_is_dead_after_sign_out_and_other_sessions_live_on(accounts):
+    """Someone who copied ana's cookie keeps nothing once she signs out; her session on
+    another computer is its own and stays signed in."""
+    ana = users.sign_in(accounts, "ana", "correct horse")
+    here = users.issue_token(accounts, ana, key=KEY)
+    laptop = users.issue_token(accounts, ana, key=KEY)
+    copied = str(here)
+    assert users.user_from_token(accounts, copied, key=KEY) == ana
+    assert users.end_session(accounts, here, key=KEY)
+    assert users.user_from_token(accounts, copied, key=KEY) is None
+    assert users.user_from_token(accounts, laptop, key=KEY) == ana
+    # A token whose signature does not hold ends nothing, and a session id is not enough.
+    session = laptop.split(".")[3]
+    forged = ".".join(here.split(".")[:3] + [session, here.split(".")[4]])
+    assert not users.end_session(accounts, forged, key=KEY)
+    assert users.user_from_token(accounts, forged, key=KEY) is None
+    assert users.user_from_token(accounts, laptop, key=KEY) == ana
 
 
 def test_the_last_admin_stays(accounts):
