@@ -377,6 +377,35 @@ def merges(db) -> list[dict]:
     return list(db["site_merges"].rows_where(order_by="id"))
 
 
+def merged_away(db) -> dict[int, int]:
+    """Every site id that a build merged away, mapped to the site it lives on in now: the
+    end of its chain of merges (A into B, later B into C: A and B map to C)."""
+    into = dict(db.execute("select absorbed_id, into_id from site_merges order by id").fetchall())
+    found = {}
+    for absorbed in into:
+        current, seen = absorbed, {absorbed}
+        while current in into and into[current] not in seen:      # ids are never reused
+            current = into[current]
+            seen.add(current)
+        found[absorbed] = current
+    return found
+
+
+def merge_chain(db, site_id: int) -> list[dict]:
+    """The merges that took a site away, from its own to the one into the site it lives on
+    in now (absorbed_id, into_id, merged_at, build_id each); [] when it was never merged."""
+    chain, current, seen = [], int(site_id), {int(site_id)}
+    while True:
+        cursor = db.execute("select absorbed_id, into_id, merged_at, build_id from site_merges "
+                            "where absorbed_id = ? order by id desc limit 1", [current])
+        row = cursor.fetchone()
+        if row is None or row[1] in seen:
+            return chain
+        chain.append(dict(zip([d[0] for d in cursor.description], row)))
+        current = row[1]
+        seen.add(current)
+
+
 def features(db, site_ids: Iterable[int] | None = None, status: str | None = None) -> list[dict]:
     """Sites as RFC 7946 GeoJSON features: dissolved footprint (lon/lat, counter-clockwise
     exterior rings), status, verdict counts, per-period history and member detection ids."""
@@ -431,10 +460,9 @@ def summary(db, site_id: int) -> dict:
     require_build(db)
     row = db.execute("select id from sites where id = ?", [int(site_id)]).fetchone()
     if row is None:
-        absorbed = db.execute("select into_id from site_merges where absorbed_id = ? "
-                              "order by id desc limit 1", [int(site_id)]).fetchone()
-        if absorbed:
-            raise SiteError(f"site {site_id} was merged into site {absorbed[0]}")
+        chain = merge_chain(db, site_id)
+        if chain:
+            raise SiteError(f"site {site_id} was merged into site {chain[-1]['into_id']}")
         raise SiteError(f"there is no site {site_id}")
     counts = db.execute(
         f"select {_COUNTS} from site_members m join detections d on d.id = m.detection_id "

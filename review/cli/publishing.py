@@ -82,7 +82,8 @@ def add_report(sub) -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="field reports: text and photos from the ground")
     report.add_argument("action", choices=["add", "list"])
     where = report.add_mutually_exclusive_group()
-    where.add_argument("--site", type=int, help="the site it is about")
+    where.add_argument("--site", type=int, help="the site it is about (list: reports on the site, "
+                                                "its detections and sites merged into it)")
     where.add_argument("--detection", type=int, help="the detection it is about")
     report.add_argument("--lon", type=float, help="where it was seen (with --lat); attached to the "
                                                   "nearest detection within 1 km")
@@ -156,7 +157,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     db = open_db(args)
     if args.action == "list":
-        for row in reports.listing(db, leads_only=args.leads):
+        if args.leads and (args.site is not None or args.detection is not None):
+            raise ReviewError("--leads lists reports attached to nothing; leave out --site "
+                              "and --detection")
+        if args.site is not None:
+            rows, moved = reports.site_listing(db, args.site)
+            if moved:
+                print(moved, file=sys.stderr)
+        else:
+            rows = reports.listing(db, leads_only=args.leads, detection_id=args.detection)
+        for row in rows:
             print(json.dumps(row))
         return 0
     if args.text is None:

@@ -11,11 +11,17 @@ stored once under `data/photos/`, named by its sha256, with the GPS position and
 time from its EXIF. Photo files are written to a temporary name first and moved into
 place inside the report's transaction; if the report does not commit they are removed.
 Texts and names are stored as given; whoever renders them escapes them.
+
+A report keeps the site id it was filed under. When a later site build merges that site
+into another (review.analysis.sites records it in `site_merges`), the report is read under
+the site it lives on in now, following chains of merges: by site, listings show it there
+and each row's `merged_into` names that site.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import re
 import struct
@@ -31,6 +37,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pyproj import Transformer
 
 from .. import files, settings
+from ..analysis.sites import merge_chain, merged_away
 from ..errors import ReviewError, first_line
 from ..store import box_overlap, has_table, now, transaction
 
@@ -415,19 +422,35 @@ def _photos_of(db, report_ids: list[int]) -> dict[int, list[dict]]:
     return found
 
 
+def _merged(db) -> dict[int, int]:
+    """Each site id merged away by a site build -> the site it lives on in now."""
+    return merged_away(db) if has_table(db, "site_merges") else {}
+
+
+def _site_ids(db, site_id: int) -> tuple[int, str]:
+    """The site a site id lives on in now, and (as a JSON list, for json_each) every site
+    id whose reports are read under it: its own and those merged into it."""
+    merged = _merged(db)
+    live = merged.get(int(site_id), int(site_id))
+    return live, json.dumps([live] + sorted(a for a, into in merged.items() if into == live))
+
+
 def _rows(db, where: str = "1", params: list | None = None) -> list[dict]:
     cursor = db.execute(f"select * from field_reports where {where} order by id", params or [])
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, r)) for r in cursor.fetchall()]
     photos = _photos_of(db, [r["id"] for r in rows])
+    merged = _merged(db) if any(r["site_id"] is not None for r in rows) else {}
     for row in rows:
         row["photos"] = photos[row["id"]]
+        row["merged_into"] = merged.get(row["site_id"])
     return rows
 
 
 def listing(db, leads_only: bool = False, detection_id: int | None = None,
             site_id: int | None = None) -> list[dict]:
-    """Reports (oldest first) with their photos; leads are attached to nothing."""
+    """Reports (oldest first) with their photos; leads are attached to nothing. By site:
+    the reports filed on the site it lives on in now or on any site merged into that one."""
     clauses, params = [], []
     if leads_only:
         clauses.append("detection_id is null and site_id is null")
@@ -435,8 +458,8 @@ def listing(db, leads_only: bool = False, detection_id: int | None = None,
         clauses.append("detection_id = ?")
         params.append(detection_id)
     if site_id is not None:
-        clauses.append("site_id = ?")
-        params.append(site_id)
+        clauses.append("site_id in (select value from json_each(?))")
+        params.append(_site_ids(db, site_id)[1])
     return _rows(db, " and ".join(clauses) or "1", params)
 
 
@@ -487,8 +510,32 @@ def photos_for(db, detection_id: int) -> list[dict]:
 
 
 def for_site(db, site_id: int) -> list[dict]:
-    """Reports on a site or on any detection of it (review.analysis.sites), oldest first."""
+    """Reports on a site, on a site merged into it, or on any detection of it
+    (review.analysis.sites), oldest first. A site merged away reads as the site it lives on
+    in now."""
     if not has_table(db, "site_members"):
         return listing(db, site_id=site_id)
-    return _rows(db, "site_id = ? or detection_id in (select detection_id from site_members "
-                     "where site_id = ?)", [int(site_id), int(site_id)])
+    live, ids = _site_ids(db, site_id)
+    return _rows(db, "site_id in (select value from json_each(?)) or detection_id in "
+                     "(select detection_id from site_members where site_id = ?)", [ids, live])
+
+
+def site_listing(db, site_id: int) -> tuple[list[dict], str | None]:
+    """What `report list --site ID` shows: the reports under the site ID lives on in now
+    (for_site) and, when a site build merged ID away, one line saying where they went. An
+    id that was never a site and has no reports is refused."""
+    chain = merge_chain(db, site_id) if has_table(db, "site_merges") else []
+    rows = for_site(db, site_id)
+    if not chain:
+        known = has_table(db, "sites") and db.execute(
+            "select 1 from sites where id = ?", [int(site_id)]).fetchone() is not None
+        if not known and not rows:
+            raise ReportError(f"no site with id {site_id}")
+        return rows, None
+    first, *later = chain
+    steps = [f"site {first['absorbed_id']} was merged into site {first['into_id']} on "
+             f"{first['merged_at'][:10]}"]
+    steps += [f"then site {m['absorbed_id']} into site {m['into_id']} on {m['merged_at'][:10]}"
+              for m in later]
+    live = chain[-1]["into_id"]
+    return rows, f"{', '.join(steps)}; its reports are listed under site {live}"

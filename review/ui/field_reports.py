@@ -60,7 +60,7 @@ def thumbnails_for(db, detection_id: int, size: int = 160) -> None:
 
 
 def site_reports(db, site_id: int) -> None:
-    """The reports filed on a site or on any of its detections."""
+    """The reports filed on a site, on a site merged into it, or on any of its detections."""
     found = reports.for_site(db, site_id)
     if not found:
         return
@@ -74,7 +74,8 @@ def _attached(row: dict) -> str:
     if row["detection_id"] is not None:
         parts.append(f"detection #{row['detection_id']}")
     if row["site_id"] is not None:
-        parts.append(f"site #{row['site_id']}")
+        merged = row.get("merged_into")
+        parts.append(f"site #{row['site_id']}" + (f" (merged into site #{merged})" if merged else ""))
     where = " and ".join(parts) or "nothing yet (a lead)"
     distance = f", {row['distance_m']:,.0f} m away" if row.get("distance_m") is not None else ""
     position = (f" · position {row['lat']:.5f}, {row['lon']:.5f} ({row['position_from']})"
