@@ -82,7 +82,7 @@ def prepare_chips(db, count: int) -> int:
     rows = queue.listing(db, queue.Filters(), "score", limit=count)
     for number, detection in enumerate(rows):
         before, after = rendered[number % len(rendered)]
-        chip_cache.store(detection, "sentinel-2", before, after)
+        chip_cache.cache_for(db).store(detection, "sentinel-2", before, after)
     return len(rows)
 
 

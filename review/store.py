@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -234,9 +235,17 @@ def _v15(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS sessions_name ON sessions(name)")
 
 
+def _v16(db: sqlite_utils.Database) -> None:
+    # Which database this is, so files kept beside it (prepared chips) are never taken for
+    # another database's: detection ids start at 1 in every one.
+    db.execute("CREATE TABLE IF NOT EXISTS identity (id TEXT NOT NULL, created_at TEXT NOT NULL)")
+    if db.execute("select count(*) from identity").fetchone()[0] == 0:
+        db.execute("insert into identity values (?, ?)", [uuid.uuid4().hex, now()])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
                                                               _v9, _v10, _v11, _v12, _v13, _v14,
-                                                              _v15]
+                                                              _v15, _v16]
 
 
 @contextmanager
@@ -287,6 +296,11 @@ def connect_if_exists(path: str | Path) -> sqlite_utils.Database | None:
         raise StoreError(f"{path}: cannot create a review database there ({folder} is not a "
                          "writable folder)")
     return None
+
+
+def identity(db) -> str:
+    """This database's own id, made when it was created (a backup keeps it: same detections)."""
+    return db.execute("select id from identity limit 1").fetchone()[0]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

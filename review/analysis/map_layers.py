@@ -145,7 +145,11 @@ def map_data(db, filters: Filters | None = None, footprint_limit: int = FOOTPRIN
     parts, owner = parts[polygonal], chosen[owner[polygonal]]
     rings = _rings_json(parts)
     last = verdicts.latest(db)
-    texts = [json.dumps(tooltip_text(r[1], r[2], r[3], r[4], last.get(r[0])), ensure_ascii=False)
+    # Blind second opinions: the map is the same for everyone, so nobody's tooltip says who
+    # decided what on a detection still waiting for its second look.
+    texts = [json.dumps(tooltip_text(r[1], r[2], r[3], r[4],
+                                     None if r[2] == "needs_second_opinion" else last.get(r[0])),
+                        ensure_ascii=False)
              for r in records]
     ids = [r[0] for r in records]
     part_status = statuses[owner]

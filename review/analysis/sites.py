@@ -477,15 +477,25 @@ def summary(db, site_id: int) -> dict:
     return out
 
 
-def member_table(db, site_id: int) -> pd.DataFrame:
+BLIND = ("last_reviewer", "last_verdict", "last_reason", "last_note", "last_verdict_at")
+
+
+def member_table(db, site_id: int, viewer: str | None = None) -> pd.DataFrame:
     """The site's detections, one row each: id, period, source, score, area_ha, status,
-    and the last verdict on it (reviewer, verdict, reason, note, when)."""
-    return pd.read_sql_query(
+    and the last verdict on it (reviewer, verdict, reason, note, when). A detection waiting
+    for a second opinion shows none of that to anyone but those who judged it (`viewer`):
+    the second look stays blind."""
+    table = pd.read_sql_query(
         "select d.id, m.period, d.source, d.score, d.area_ha, d.status, v.reviewer as last_reviewer, "
         "v.verdict as last_verdict, v.reason as last_reason, v.note as last_note, "
-        "v.created_at as last_verdict_at from site_members m join detections d on d.id = m.detection_id "
+        "v.created_at as last_verdict_at, exists(select 1 from verdicts w where w.detection_id = d.id "
+        "and w.reviewer = ?) as judged_by_viewer from site_members m join detections d on d.id = m.detection_id "
         "left join verdicts v on v.id = (select max(id) from verdicts where detection_id = d.id) "
-        "where m.site_id = ? order by m.period, d.id", db.conn, params=[int(site_id)])
+        "where m.site_id = ? order by m.period, d.id", db.conn, params=[viewer or "", int(site_id)])
+    blind = (table["status"] == "needs_second_opinion") & (table["judged_by_viewer"] == 0)
+    table[list(BLIND)] = table[list(BLIND)].astype(object)
+    table.loc[blind, list(BLIND)] = None
+    return table.drop(columns="judged_by_viewer")
 
 
 def member_footprints(db, site_id: int) -> list[tuple[int, str, str | None, str | None, str]]:

@@ -35,13 +35,16 @@ READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # Detections with what the service publishes about them. `last_verdict_at` and
 # `verdict_count` cover every verdict record (undos included: each is a decision taken back).
+# A detection waiting for a blind second opinion publishes no reason: it would tell the
+# second reviewer what the first one decided.
 _DETECTIONS_SQL = """
 select d.id, d.source, d.external_id, d.status, d.score, d.threshold, d.model_id as model,
        d.period_start, d.period_end, d.area_ha, d.area_source,
        (select max(v.created_at) from verdicts v where v.detection_id = d.id) as last_verdict_at,
        (select count(*) from verdicts v where v.detection_id = d.id) as verdict_count,
+       case when d.status = 'needs_second_opinion' then null else
        (select v.reason from verdicts v where v.detection_id = d.id
-         order by v.id desc limit 1) as last_reason,
+         order by v.id desc limit 1) end as last_reason,
        (select v.reviewer from verdicts v where v.detection_id = d.id
          order by v.id desc limit 1) as last_reviewer,
        (select v.note from verdicts v where v.detection_id = d.id

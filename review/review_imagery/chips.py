@@ -64,12 +64,21 @@ class Chip:
         return self.imagery.label()
 
 
+# A scene may fall short of a detection's box by this share of the box on a side and still
+# show the place: reprojecting a chip leaves slivers at its edge (99.96% covered is covered).
+COVER_TOLERANCE = 0.01
+
+
 def scenes_covering(db, detection: dict) -> list[dict]:
-    """Stored scenes whose footprint contains the detection's box, oldest first."""
+    """Stored scenes whose footprint contains the detection's box (all but a sliver of it),
+    oldest first."""
+    slack_x = (detection["east"] - detection["west"]) * COVER_TOLERANCE
+    slack_y = (detection["north"] - detection["south"]) * COVER_TOLERANCE
     rows = db.execute(
         "select * from scenes where west <= ? and east >= ? and south <= ? and north >= ? "
         "order by coalesce(period_end, period_start, added_at)",
-        [detection["west"], detection["east"], detection["south"], detection["north"]])
+        [detection["west"] + slack_x, detection["east"] - slack_x,
+         detection["south"] + slack_y, detection["north"] - slack_y])
     names = [d[0] for d in rows.description]
     return [dict(zip(names, r)) for r in rows.fetchall() if Path(r[1]).exists()]
 

@@ -23,13 +23,13 @@ _worker: threading.Thread | None = None
 _done_events: dict[int, threading.Event] = {}
 
 
-def want(detections: list[dict], first: bool = False) -> None:
-    """Prepare these detections' imagery in the background (`first`: before anything
-    else already waiting)."""
+def want(detections: list[dict], cache: chip_cache.Cache, first: bool = False) -> None:
+    """Prepare these detections' imagery into their database's chip cache in the
+    background (`first`: before anything else already waiting)."""
     global _worker
-    # The settings in force where the page runs (cache folder, catalogue, Wayback), so the
-    # worker prepares what that page will look for.
-    context = (chip_cache.root(), Source(timeout=preparation.TIMEOUT_S),
+    # The settings in force where the page runs (cache, catalogue, Wayback), so the worker
+    # prepares what that page will look for.
+    context = (cache, Source(timeout=preparation.TIMEOUT_S),
                settings.wayback_config_url(),
                tuple(s for s in preparation.chip_sources() if s != "scenes"))
     with _lock:
@@ -62,12 +62,11 @@ def _run() -> None:
         with _lock:
             while not _waiting:
                 _lock.wait()
-            (folder, source, wayback_url, remote), detection = _waiting.popleft()
+            (cache, source, wayback_url, remote), detection = _waiting.popleft()
         try:
             if remote:
-                with chip_cache.using(folder):
-                    preparation.prepare(None, detection, source=source, sources=remote,
-                                           wayback_url=wayback_url)
+                preparation.prepare(None, detection, source=source, sources=remote,
+                                    wayback_url=wayback_url, cache=cache)
         except (ReviewError, OSError):
             pass        # prepare notes a source's failure itself; the page says so
         finally:

@@ -174,17 +174,19 @@ _MAKERS = {"scenes": _from_scenes, "sentinel-2": _from_sentinel2, "wayback": _fr
 
 def prepare(db, detection: dict, source: Source | None = None,
             sources: tuple[str, ...] | None = None, retry_seconds: float | None = None,
-            wayback_url: str | None = None) -> Prepared | None:
+            wayback_url: str | None = None, cache: chip_cache.Cache | None = None) -> Prepared | None:
     """Before and after chips for a detection, from the best source that has them, kept
     in the chip cache (taken from it when already there). A source that fails is noted
-    with its reason and skipped until it is due again; None when no source gave a view."""
+    with its reason and skipped until it is due again; None when no source gave a view.
+    `cache` is the database's chip cache (needed when `db` is None: a background worker)."""
     sources = sources or chip_sources()
+    cache = cache or chip_cache.cache_for(db)
     retry = chip_cache.RETRY_SECONDS if retry_seconds is None else retry_seconds
-    found = chip_cache.lookup(detection["id"], sources)
+    found = cache.lookup(detection, sources)
     for name in sources:
         if found is not None and sources.index(found.source) <= sources.index(name):
             return found
-        if name != "scenes" and not chip_cache.due(detection["id"], name, retry):
+        if name != "scenes" and not cache.due(detection, name, retry):
             continue            # stored scenes are local and quick: always looked at
         try:
             if name == "wayback":
@@ -192,9 +194,9 @@ def prepare(db, detection: dict, source: Source | None = None,
             else:
                 before, after, note = _MAKERS[name](db, detection, source)
         except ReviewError as exc:
-            chip_cache.record_failure(detection["id"], name, str(exc))
+            cache.record_failure(detection, name, str(exc))
             continue
-        return chip_cache.store(detection, name, before, after, note)
+        return cache.store(detection, name, before, after, note)
     return found
 
 
@@ -220,6 +222,7 @@ def prepare_queue(db, filters: Filters, order: str = "score", limit: int | None 
     is there, else prepared (`prepare`); sources that failed are tried again now with
     `retry`, else when due. `progress(done, total, "")` at the start and after each one."""
     sources = chip_sources()
+    cache = chip_cache.cache_for(db)
     total = count(db, filters)
     total = min(total, limit) if limit is not None else total
     done = QueuePreparation(total)
@@ -228,8 +231,8 @@ def prepare_queue(db, filters: Filters, order: str = "score", limit: int | None 
     for number, detection in enumerate(matching(db, filters, order)):
         if number >= total:
             break
-        had = chip_cache.lookup(detection["id"], sources)
-        got = prepare(db, detection, sources=sources, retry_seconds=0 if retry else None)
+        had = cache.lookup(detection, sources)
+        got = prepare(db, detection, sources=sources, retry_seconds=0 if retry else None, cache=cache)
         if had is not None and got is not None and got.source == had.source:
             done.cached += 1
         elif got is not None:
@@ -247,9 +250,10 @@ def _plain(reason: str) -> str:
                     reason, maxsplit=1)[0].strip()
 
 
-def unavailable(detection_id: int, sources: tuple[str, ...] | None = None) -> str:
+def unavailable(cache: chip_cache.Cache, detection: dict,
+                sources: tuple[str, ...] | None = None) -> str:
     """Why a detection has no prepared imagery, in plain words."""
-    notes = chip_cache.failures(detection_id)
+    notes = cache.failures(detection)
     parts = [f"{chip_cache.SOURCE_NAMES[s]}: {_plain(notes[s]['reason'])}"
              for s in (sources or chip_sources()) if s in notes]
     if not parts:

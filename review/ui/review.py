@@ -219,6 +219,11 @@ def _header(db, detection: dict, history: list[dict], blind: bool, filters) -> N
 
 def _held_notice(held: dict, detection_id: int) -> None:
     since = time.strftime("%H:%M", time.localtime(held["since"]))
+    if held["reviewer"] == common.reviewer_name(common.connection()):
+        # The same person in another tab (or a tab closed without leaving the page).
+        st.info(f"Open in your other tab since {since}. Take it here to decide in this tab.")
+        st.button("Take it here", on_click=_review_anyway, args=(detection_id,), key="review_anyway")
+        return
     if held.get("lost"):
         st.warning(f"You no longer hold this detection: it is being reviewed by {held['reviewer']} "
                    f"since {since}. Nothing was recorded; skip it, or review it anyway.")
@@ -256,7 +261,7 @@ def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
     prepared = _prepared(db, detection)
     _look_ahead(db, reviewer, filters, order, detection)
     if prepared is None:
-        message = preparation.unavailable(detection["id"])
+        message = preparation.unavailable(chip_cache.cache_for(db), detection)
         if lookahead.pending(detection["id"]):
             state["waiting_imagery"] = detection["id"]
             message = ("Imagery for this detection is being prepared; it appears here by itself. "
@@ -281,27 +286,29 @@ def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
 def _prepared(db, detection: dict):
     """The detection's prepared chips; stored scenes (local, quick) are rendered at once,
     anything fetched is left to the background worker."""
-    prepared = chip_cache.lookup(detection["id"])
+    cache = chip_cache.cache_for(db)
+    prepared = cache.lookup(detection)
     if prepared is None and "scenes" in preparation.chip_sources():
         try:
-            prepared = preparation.prepare(db, detection, sources=("scenes",))
+            prepared = preparation.prepare(db, detection, sources=("scenes",), cache=cache)
         except ReviewError as exc:
             st.error(f"Stored imagery could not be shown: {exc}")
     if prepared is None or prepared.source != "scenes":
         remote = tuple(s for s in preparation.chip_sources() if s != "scenes")
-        if prepared is None and any(chip_cache.due(detection["id"], s) for s in remote):
-            lookahead.want([detection], first=True)
+        if prepared is None and any(cache.due(detection, s) for s in remote):
+            lookahead.want([detection], cache, first=True)
     return prepared
 
 
 def _look_ahead(db, reviewer: str, filters, order: str, detection: dict) -> None:
     """Ask the background worker for the next detections of this reviewer's queue."""
+    cache = chip_cache.cache_for(db)
     upcoming = [d for d in queue.upcoming(db, reviewer, filters, order, count=LOOKAHEAD + 1,
                                           skip=(detection["id"],))
-                if chip_cache.lookup(d["id"]) is None
-                and any(chip_cache.due(d["id"], s) for s in preparation.chip_sources())]
+                if cache.lookup(d) is None
+                and any(cache.due(d, s) for s in preparation.chip_sources())]
     if upcoming:
-        lookahead.want(upcoming)
+        lookahead.want(upcoming, cache)
 
 
 def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
@@ -376,7 +383,8 @@ def _review_anyway(detection_id: int) -> None:
         state["flash_error"] = str(exc)
         return
     since = time.strftime("%H:%M", time.localtime(held["since"]))
-    state["override"] = f"reviewed anyway while {held['reviewer']} held it (since {since})"
+    if held["reviewer"] != common.reviewer_name(db):      # one's own other tab overrides nobody
+        state["override"] = f"reviewed anyway while {held['reviewer']} held it (since {since})"
     state.pop("held", None)
     state["_renewed"] = time.time()
 

@@ -300,7 +300,7 @@ def _timeline(db, site_id: int) -> None:
 
 
 def _members(db, site_id: int) -> None:
-    table = sites.member_table(db, site_id)
+    table = sites.member_table(db, site_id, viewer=common.reviewer_name(db))
     st.markdown(f"**Its detections and their verdicts ({len(table)})**")
     st.dataframe(table, hide_index=True, key="sv_members", column_config={
         "area_ha": st.column_config.NumberColumn(format="%.2f"),

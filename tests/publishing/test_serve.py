@@ -218,3 +218,29 @@ def test_serve_on_a_busy_port_says_so(reviewed, tmp_path):
                               env={**os.environ})
     assert done.returncode == 2
     assert done.stderr.startswith("error: cannot listen on 127.0.0.1:")
+
+
+def test_a_detection_waiting_for_a_blind_second_opinion_publishes_no_trace_of_the_first(db):
+    """Served without --publish-reviewers, a waiting detection says neither who decided nor
+    what (a false positive's reason would tell), and the raw bytes hold no name or note."""
+    ids = add_detections(db, 3)
+    verdicts.set_second_opinion(db, "all")
+    verdicts.record(db, ids[0], "Anaximandra", "false_positive", reason="riverbank",
+                    note="NOTE-XYZZY", via="cli")
+    verdicts.record(db, ids[1], "ben", "false_positive", reason="cloud", via="cli")
+    verdicts.record(db, ids[1], "cy", "false_positive", reason="cloud", via="cli")
+    path = db.execute("pragma database_list").fetchone()[2]
+    process, url = _start(path)
+    try:
+        waiting = Features(url).collection_item("detections", str(ids[0]))["properties"]
+        settled = Features(url).collection_item("detections", str(ids[1]))["properties"]
+        assert waiting["status"] == "needs_second_opinion" and waiting["last_reason"] is None
+        assert settled["last_reason"] == "cloud"
+        for address in (f"{url}/collections/detections/items?f=json&limit=100",
+                        f"{url}/collections/detections/items?f=html&limit=100",
+                        f"{url}/collections/detections/items/{ids[0]}?f=json"):
+            status, body = _request(address)
+            assert status == 200 and b"Anaximandra" not in body and b"NOTE-XYZZY" not in body
+            assert b"riverbank" not in body
+    finally:
+        _stop(process)

@@ -19,7 +19,8 @@ def test_prepare_imagery_makes_before_and_after_chips_and_resumes(tmp_path, stac
     assert cli.main(["prepare-imagery", "--db", str(db_path), "--quiet"]) == 0
     assert "2 detections: 1 prepared, 0 already in the cache, 1 without imagery" in capsys.readouterr().out
     site, elsewhere = sorted(connect(db_path)["detections"].rows, key=lambda d: -d["score"])
-    prepared = chip_cache.lookup(site["id"])
+    cache = chip_cache.cache_for(connect(db_path))
+    prepared = cache.lookup(site)
     assert prepared.source == "sentinel-2"
     assert (prepared.before.imagery.start, prepared.after.imagery.start) == ("2020-01-01", "2021-01-01")
     # Plain captions: what it is, how many scenes, no cache names.
@@ -37,9 +38,9 @@ def test_prepare_imagery_makes_before_and_after_chips_and_resumes(tmp_path, stac
     read = {r.split("/")[-1] for r in stac.requests if r.startswith("GET") and r.endswith(".tif")}
     assert len(read) == 2 * 6 and not any("B05" in r or "nir08" in r for r in read)
     # Outside any imagery: nothing prepared, the reason kept and said in plain words.
-    assert chip_cache.lookup(elsewhere["id"]) is None
-    assert "no sentinel-2-l2a scenes" in chip_cache.failure(elsewhere["id"], "sentinel-2")["reason"]
-    message = preparation.unavailable(elsewhere["id"])
+    assert cache.lookup(elsewhere) is None
+    assert "no sentinel-2-l2a scenes" in cache.failure(elsewhere, "sentinel-2")["reason"]
+    message = preparation.unavailable(cache, elsewhere)
     assert "It will be tried again later" in message and "Sentinel-2 composites" in message
     # A second run takes what is cached and does not ask the catalogue again for it.
     asked = len(stac.requests)
@@ -48,7 +49,7 @@ def test_prepare_imagery_makes_before_and_after_chips_and_resumes(tmp_path, stac
     assert len(stac.requests) == asked                  # the failure waits for its retry time
     assert cli.main(["prepare-imagery", "--db", str(db_path), "--quiet", "--retry"]) == 0
     assert len(stac.requests) > asked
-    assert chip_cache.failure(elsewhere["id"], "sentinel-2")["attempts"] == 2
+    assert cache.failure(elsewhere, "sentinel-2")["attempts"] == 2
 
 
 @needs_fixtures
@@ -57,17 +58,18 @@ def test_a_half_written_set_is_never_read_and_a_catalogue_down_is_a_reason(tmp_p
     import_file(db, detections_file(tmp_path))
     site = next(d for d in db["detections"].rows if d["score"] > 0.92)
     # A preparer killed while writing leaves only a temporary folder: it does not count.
-    stray = chip_cache.root() / str(site["id"]) / ".tmp-deadbeef"
+    cache = chip_cache.cache_for(db)
+    stray = cache.folder / str(site["id"]) / ".tmp-deadbeef"
     stray.mkdir(parents=True)
     (stray / "after_true.jpg").write_bytes(b"half")
-    assert chip_cache.lookup(site["id"]) is None
+    assert cache.lookup(site) is None
     monkeypatch.setenv("REVIEW_STAC_URL", "http://127.0.0.1:9/")
     assert preparation.prepare(db, site) is None
-    assert "could not reach the Sentinel-2 catalogue" in chip_cache.failure(site["id"], "sentinel-2")["reason"]
+    assert "could not reach the Sentinel-2 catalogue" in chip_cache.cache_for(db).failure(site, "sentinel-2")["reason"]
     monkeypatch.setenv("REVIEW_STAC_URL", stac.url)
     assert preparation.prepare(db, site) is None          # not due again yet
     prepared = preparation.prepare(db, site, retry_seconds=0)
-    assert prepared.source == "sentinel-2" and chip_cache.failure(site["id"], "sentinel-2") is None
+    assert prepared.source == "sentinel-2" and chip_cache.cache_for(db).failure(site, "sentinel-2") is None
 
 
 def test_dehazing_lifts_a_veil_and_keeps_a_clear_picture():
@@ -102,6 +104,72 @@ def test_a_slow_or_garbled_catalogue_is_a_reason_not_a_hang(tmp_path, stac, faul
     started = time.monotonic()
     assert preparation.prepare(db, site, source=Source(url=stac.url, timeout=1)) is None
     assert time.monotonic() - started < 15
-    reason = chip_cache.failure(site["id"], "sentinel-2")["reason"]
+    reason = chip_cache.cache_for(db).failure(site, "sentinel-2")["reason"]
     assert ("did not answer properly" if fault == "slow" else "not a STAC catalogue") in reason
-    assert "It will be tried again later" in preparation.unavailable(site["id"])
+    assert "It will be tried again later" in preparation.unavailable(chip_cache.cache_for(db), site)
+
+
+def _chip(colour: str, year: str):
+    from review.judging.verdicts import Imagery
+
+    return chips.Chip(image=Image.new("RGB", (16, 16), colour), imagery=Imagery("test", year, year))
+
+
+def test_a_new_databases_detection_1_never_gets_an_old_databases_chips(tmp_path):
+    """Someone starts over (a new database, --db, the same data/chips folder): ids start at 1
+    again, at other places. The old #1's chips are neither shown nor recorded as evidence."""
+    from tests.conftest import add_detections
+
+    old = connect(tmp_path / "old.db")
+    add_detections(old, 1)
+    chip_cache.cache_for(old).store(old["detections"].get(1), "sentinel-2", _chip("red", "2020"),
+                                    _chip("blue", "2021"))
+    chip_cache.cache_for(old).record_failure(old["detections"].get(1), "wayback", "offline")
+    assert chip_cache.cache_for(old).lookup(old["detections"].get(1)).after is not None
+    new = connect(tmp_path / "new.db")
+    add_detections(new, 1)                      # detection #1 again, even the same footprint
+    fresh = chip_cache.cache_for(new)
+    assert fresh.lookup(new["detections"].get(1)) is None
+    assert fresh.failure(new["detections"].get(1), "wayback") is None
+    assert preparation.prepare(new, new["detections"].get(1), sources=("scenes",)) is None
+
+
+def test_a_restored_backup_never_shows_chips_of_a_detection_it_never_had(tmp_path):
+    """A backup keeps its database's identity; after restoring it, the next detection takes
+    an id that, in the abandoned copy, belonged to another place: its chips stay unseen."""
+    from review.store import backup
+
+    from tests.conftest import add_detections
+
+    db = connect(tmp_path / "review.db")
+    add_detections(db, 1)
+    backup(db, tmp_path / "backup.db")
+    add_detections(db, 1, source="later")               # detection #2, somewhere
+    cache = chip_cache.cache_for(db)
+    cache.store(db["detections"].get(2), "sentinel-2", _chip("red", "2020"), _chip("blue", "2021"))
+    restored = connect(tmp_path / "backup.db")
+    import shapely
+
+    elsewhere = shapely.box(-60.0, -3.0, -59.99, -2.99)
+    restored["detections"].insert({"source": "other", "external_id": "x", "west": -60.0,
+                                   "south": -3.0, "east": -59.99, "north": -2.99,
+                                   "geometry": shapely.to_geojson(elsewhere)})   # #2, elsewhere
+    assert chip_cache.cache_for(restored).folder == cache.folder          # the same database
+    assert db["detections"].get(2)["geometry"] != restored["detections"].get(2)["geometry"]
+    assert chip_cache.cache_for(restored).lookup(restored["detections"].get(2)) is None
+    assert cache.lookup(db["detections"].get(2)) is not None
+
+
+def test_a_scene_missing_a_sliver_of_the_footprint_still_shows_it(db):
+    """Reprojection leaves slivers at a chip's edge: a scene covering 99.96% of a
+    detection's box is imagery of that place; one missing a tenth of it is not."""
+    import shapely
+
+    box = shapely.box(-57.0, -5.0, -56.99, -4.99)
+    db["detections"].insert({"source": "s", "external_id": "1", "geometry": shapely.to_geojson(box),
+                             "west": -57.0, "south": -5.0, "east": -56.99, "north": -4.99})
+    detection = db["detections"].get(1)
+    for name, east in (("sliver", -56.990004), ("tenth", -56.991)):
+        db["scenes"].insert({"path": __file__, "name": name, "west": -57.1, "south": -5.1,
+                             "east": east, "north": -4.9})
+    assert [s["name"] for s in chips.scenes_covering(db, detection)] == ["sliver"]

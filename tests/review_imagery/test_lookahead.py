@@ -13,8 +13,9 @@ def test_the_lookahead_prepares_in_the_background(tmp_path, stac):
     db = connect(db_path)
     import_file(db, detections_file(tmp_path))
     rows = sorted(db["detections"].rows, key=lambda d: -d["score"])
-    lookahead.want(rows)
+    cache = chip_cache.cache_for(db)
+    lookahead.want(rows, cache)
     for row in rows:
         assert lookahead.wait(row["id"], timeout=120)
-    assert chip_cache.lookup(rows[0]["id"]).after is not None
-    assert chip_cache.failure(rows[1]["id"], "sentinel-2") is not None
+    assert cache.lookup(rows[0]).after is not None
+    assert cache.failure(rows[1], "sentinel-2") is not None

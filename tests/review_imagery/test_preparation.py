@@ -221,12 +221,12 @@ def test_preparing_the_queue_counts_cached_prepared_and_failed_in_queue_order(db
     made = {ids[3]: "scenes", ids[2]: "sentinel-2", ids[1]: None, ids[0]: "scenes"}
     asked = []
 
-    def fake_prepare(db, detection, sources=None, retry_seconds=None):
+    def fake_prepare(db, detection, sources=None, retry_seconds=None, cache=None):
         asked.append((detection["id"], sources, retry_seconds))
         source = made[detection["id"]]
         return None if source is None else SimpleNamespace(source=source)
 
-    monkeypatch.setattr(chip_cache, "lookup", lambda detection_id, sources: cached.get(detection_id))
+    monkeypatch.setattr(chip_cache.Cache, "lookup", lambda self, detection, sources: cached.get(detection["id"]))
     monkeypatch.setattr(preparation, "prepare", fake_prepare)
     steps = []
     done = preparation.prepare_queue(db, Filters(), limit=3, retry=True,

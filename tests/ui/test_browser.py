@@ -139,7 +139,7 @@ def _store_fixture_chips(db, detection_ids):
     before, after = chips.render_pair([{**scene_record(t), "label": "Sentinel-2 test pair"} for t in tiles],
                                       middle, margin=0.0)
     for detection_id in detection_ids:
-        chip_cache.store(db["detections"].get(detection_id), "sentinel-2", before, after)
+        chip_cache.cache_for(db).store(db["detections"].get(detection_id), "sentinel-2", before, after)
 
 
 def _heading(page) -> str:
