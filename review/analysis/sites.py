@@ -29,7 +29,8 @@ from the detections as read at the start, then written in one transaction: a cra
 the previous sites as they were, and the write lock is held only while writing.
 
 A site's status is read live from its detections' own statuses (which it never changes):
-`verified` if any detection is verified; else `false_positive` if every detection is a
+`verified` if any detection is verified; else `disputed` or `needs_second_opinion` if any
+detection is (second opinions on); else `false_positive` if every detection is a
 false positive; else `unsure` if every detection is reviewed (some unsure, the rest false
 positives); else `pending` (some detection still waits for review).
 """
@@ -56,10 +57,14 @@ MAX_DISTANCE_M = 10_000.0
 DEFAULT_GROWTH = 0.10
 EQUAL_AREA = "EPSG:6933"
 STATES = ("new", "expanding", "stable", "not_seen")
-SITE_STATUSES = ("verified", "false_positive", "unsure", "pending")
+# Every detection status is counted (a site whose only detection waits for its second
+# opinion counts it); the last two exist only with second opinions on.
+SITE_STATUSES = ("verified", "false_positive", "unsure", "pending", "needs_second_opinion",
+                 "disputed")
 LIST_COLUMNS = ["site_id", "period", "area_ha", "state", "detections", "verified",
                 "false_positive", "pending", "lon", "lat"]
-MORE_COLUMNS = ["unsure", "area_ha_cumulative", "status", "first_period", "last_period"]
+MORE_COLUMNS = ["unsure", "area_ha_cumulative", "status", "first_period", "last_period",
+                "needs_second_opinion", "disputed"]
 
 
 class SiteError(ReviewError):
@@ -267,10 +272,16 @@ def require_build(db) -> dict:
     return build_row
 
 
-def status_of(verified: int, false_positive: int, unsure: int, pending: int) -> str:
-    """A site's status from its detections' statuses (see the module docstring)."""
+def status_of(verified: int, false_positive: int, unsure: int, pending: int,
+              needs_second_opinion: int = 0, disputed: int = 0) -> str:
+    """A site's status from its detections' statuses (see the module docstring): a site with
+    no verified detection but a disputed or waiting one is disputed, or waiting."""
     if verified:
         return "verified"
+    if disputed:
+        return "disputed"
+    if needs_second_opinion:
+        return "needs_second_opinion"
     if pending == 0 and unsure == 0 and false_positive:
         return "false_positive"
     if pending == 0 and unsure:

@@ -27,11 +27,16 @@ from ..statistics import wilson_interval
 from ..store import has_table
 from .periods import period_label
 
-STATUS_COLUMNS = ("verified", "false_positive", "unsure", "pending")
-COLUMNS = ["period", "detections", *STATUS_COLUMNS, "area_ha_all",
-           *(f"area_ha_{s}" for s in STATUS_COLUMNS), "area_ha_new", "area_ha_cumulative",
+# Every status has its column, so a period's columns add up to its detections; the last two
+# exist only with second opinions on (verified waiting for confirmation, disputes).
+STATUS_COLUMNS = ("verified", "false_positive", "unsure", "pending", "needs_second_opinion",
+                  "disputed")
+# The columns keep the places they had before second opinions; the later statuses follow.
+_FIRST, _LATER = STATUS_COLUMNS[:4], STATUS_COLUMNS[4:]
+COLUMNS = ["period", "detections", *_FIRST, "area_ha_all",
+           *(f"area_ha_{s}" for s in _FIRST), "area_ha_new", "area_ha_cumulative",
            "area_ha_from_attribute", "area_ha_from_footprint", "precision",
-           "precision_low", "precision_high"]
+           "precision_low", "precision_high", *_LATER, *(f"area_ha_{s}" for s in _LATER)]
 
 
 # ---------------------------------------------------------------------------- regions

@@ -310,6 +310,8 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         return 0
     figures = result.to_json()
     overall = figures["overall"]
+    if result.too_few:
+        print(f"note: {result.too_few}", file=sys.stderr)
     if args.format == "csv":
         print("reviewer_a,reviewer_b,detections,percent_agreement,kappa")
         for pair in figures["pairs"]:

@@ -21,6 +21,9 @@ from .verdicts import UNDO, VERDICTS, decisions
 
 CATEGORIES = tuple(VERDICTS)          # verified, false_positive, unsure
 BOOTSTRAP = 2000
+# Below this many detections judged twice, kappa and its interval say little (Fleiss and
+# Cohen's kappa are unstable on small samples; a common floor is 30 subjects).
+ENOUGH_TWICE = 30
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float:
@@ -56,8 +59,17 @@ class Agreement:
     kappa_high: float | None = None
     pairs: list[dict] = field(default_factory=list)
 
+    @property
+    def too_few(self) -> str | None:
+        """Why the figures do not mean much yet, in a sentence; None when enough were judged."""
+        if self.detections >= ENOUGH_TWICE:
+            return None
+        return (f"only {self.detections} detection{'s' if self.detections != 1 else ''} judged by "
+                f"two reviewers: too few for agreement or kappa to mean much (at least "
+                f"{ENOUGH_TWICE} are needed)")
+
     def to_json(self) -> dict:
-        return {"overall": {"detections": self.detections,
+        return {"overall": {"detections": self.detections, "too_few": self.too_few,
                             "percent_agreement": _clean(self.percent_agreement),
                             "kappa": _clean(self.kappa), "kappa_low": _clean(self.kappa_low),
                             "kappa_high": _clean(self.kappa_high)},
@@ -110,8 +122,10 @@ def agreement(db, seed: int = 1, bootstrap: int = BOOTSTRAP) -> Agreement:
     result.percent_agreement = 100 * float(np.mean([a[1] == b[1] for a, b in twice]))
     result.kappa = fleiss_kappa(counts)
     low, high = percentile_interval(resampled(fleiss_kappa, (counts,), bootstrap, seed))
-    if not math.isnan(low):
-        result.kappa_low, result.kappa_high = low, high
+    if not math.isnan(low) and not math.isnan(result.kappa):
+        # A skewed or lumpy bootstrap can leave the estimate outside its percentile
+        # interval; the interval reported always holds it.
+        result.kappa_low, result.kappa_high = min(low, result.kappa), max(high, result.kappa)
     return result
 
 

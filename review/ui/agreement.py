@@ -24,6 +24,8 @@ def page() -> None:
                 "measure. Switch second opinions on, or review the same detections as someone else.")
         return
     overall = result.to_json()["overall"]
+    if result.too_few:
+        st.warning(result.too_few[0].upper() + result.too_few[1:] + ".")
     columns = st.columns(3)
     columns[0].metric("Detections judged by two reviewers", f"{overall['detections']:,}")
     if overall["percent_agreement"] is not None:

@@ -18,7 +18,8 @@ from ..review_imagery.preparation import scene_views
 STATE_COLOURS = {"new": [215, 48, 31], "expanding": [253, 174, 97], "stable": [43, 131, 186],
                  "not_seen": [189, 189, 189]}
 STATUS_COLOURS = {"verified": [215, 48, 31], "false_positive": [43, 131, 186],
-                  "unsure": [253, 174, 97], "pending": [158, 158, 158]}
+                  "unsure": [253, 174, 97], "pending": [158, 158, 158],
+                  "needs_second_opinion": [247, 104, 161], "disputed": [122, 1, 119]}
 
 
 def zoom_to_fit(west: float, south: float, east: float, north: float, pixels: int = 300) -> float:

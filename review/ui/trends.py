@@ -15,7 +15,7 @@ from . import common
 from . import sites as sites_ui
 
 COLOURS = {"verified": "#d7301f", "false_positive": "#2b83ba", "unsure": "#fdae61",
-           "pending": "#bdbdbd"}
+           "pending": "#bdbdbd", "needs_second_opinion": "#f768a1", "disputed": "#7a0177"}
 CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}, "displaylogo": False}
 
 

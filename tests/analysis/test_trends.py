@@ -242,3 +242,29 @@ def test_a_hidden_source_or_run_leaves_trends_and_comes_back(db, tmp_path):
     assert list(trend_table(db)["period"]) == ["2017", "2023"]
     with pytest.raises(ReviewError, match="only a source or a run"):
         set_hidden(db, "scene", "1", True)
+
+
+def test_every_status_has_its_column_and_the_columns_add_up(db):
+    """With second opinions on, a period's waiting and disputed detections are counted in
+    their own columns (the columns add up to the detections); so are a site's."""
+    from review.analysis import sites
+    from review.judging import verdicts
+
+    from tests.conftest import add_detections
+
+    ids = add_detections(db, 10)                       # two per year, 2018 to 2022
+    verdicts.set_second_opinion(db, "verified")
+    verdicts.record(db, ids[0], "ana", "verified")                  # 2018: waits
+    verdicts.record(db, ids[5], "ana", "verified")                  # 2018: disputed
+    verdicts.record(db, ids[5], "bo", "false_positive", reason="cloud")
+    table = trend_table(db).set_index("period")
+    row = table.loc["2018"]
+    assert (row["needs_second_opinion"], row["disputed"], row["pending"]) == (1, 1, 0)
+    statuses = ["verified", "false_positive", "unsure", "pending", "needs_second_opinion", "disputed"]
+    assert (table[statuses].sum(axis=1) == table["detections"]).all()
+    sites.build(db)
+    frame = sites.sites_frame(db)
+    waiting = frame[frame["needs_second_opinion"] > 0]
+    assert len(waiting) == 1 and waiting["status"].iloc[0] == "needs_second_opinion"
+    assert (frame[statuses].sum(axis=1) == frame["detections"] - frame["periodless"]).all() or \
+        (frame[statuses].sum(axis=1) == frame["detections"]).all()

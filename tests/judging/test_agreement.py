@@ -58,7 +58,8 @@ def test_json_shape_and_an_empty_database(judged, db, capsys, tmp_path):
     path = judged.conn.execute("pragma database_list").fetchone()[2]
     assert main(["agreement", "--format", "json", "--db", path]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["overall"]) == {"detections", "percent_agreement", "kappa", "kappa_low", "kappa_high"}
+    assert set(out["overall"]) == {"detections", "percent_agreement", "kappa", "kappa_low", "kappa_high",
+                                   "too_few"}
     assert [set(p) for p in out["pairs"]] == [{"reviewer_a", "reviewer_b", "detections",
                                                "percent_agreement", "kappa"}] * 3
     empty = str(tmp_path / "empty.db")
@@ -74,3 +75,17 @@ def test_who_stood_and_which_reasons_are_disputed(judged):
     assert record["ana"]["stood"] == sum(a == b for a, b in zip(ANA, BEN))
     (reason,) = agreement.disputed_reasons(judged)
     assert reason == {"reason": "other", "second_looks": 4, "disputed": 0}
+
+
+def test_too_few_detections_judged_twice_is_said_and_the_interval_holds_the_estimate(db):
+    from review.judging import agreement as agreement_module
+
+    ids = add_detections(db, 6)
+    for n, i in enumerate(ids):
+        verdicts.record(db, i, "ana", "verified")
+        verdicts.record(db, i, "bo", "verified" if n < 5 else "unsure")
+    result = agreement_module.agreement(db, bootstrap=500)
+    assert result.detections == 6
+    assert "only 6 detections judged by two reviewers: too few" in result.too_few
+    assert result.kappa_low <= result.kappa <= result.kappa_high
+    assert result.to_json()["overall"]["too_few"] == result.too_few

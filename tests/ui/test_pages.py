@@ -333,6 +333,21 @@ def test_map_page_lists_detections_and_opens_one_in_review(db_path, tmp_path):
     assert review.subheader[0].value.startswith("Detection #2")
 
 
+def test_map_colours_follow_a_second_opinion_switch_with_no_new_verdict(db_path, tmp_path):
+    """Switching second opinions on re-derives statuses without a verdict: the map (its
+    cached drawing and legend) must show them waiting, not the colours from before."""
+    db = connect(db_path)
+    import_file(db, _detections_file(tmp_path))
+    verdicts.record(db, 2, "ana", "verified")
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/3_Map.py").run()
+    legend = lambda: next(h.proto.body for h in at.get("html") if "map-legend" in h.proto.body)
+    assert "verified (1)" in legend()
+    verdicts.set_second_opinion(db, "verified")
+    at.run()
+    assert "verified (1)" not in legend() and "needs a second opinion (1)" in legend()
+
+
 TRENDS, EXPORT = str(REPO / "app_pages" / "4_Trends.py"), str(REPO / "app_pages" / "5_Export.py")
 
 
