@@ -26,6 +26,8 @@ def add_export(sub) -> argparse.ArgumentParser:
                         help="detections (default), or sites: dissolved footprints with their "
                              "history per period; --status is then the site's status")
     export.add_argument("--site", type=int, help="only this site (its detections, or the site)")
+    export.add_argument("--leave-out-unseen", action="store_true",
+                        help="leave out verified detections whose verdicts saw no imagery")
     add_db(export)
     return export
 
@@ -111,8 +113,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         count = export_sites(open_db(args), args.out, filters)
         print(f"{count} sites written to {args.out}")
         return 0
-    count = export(open_db(args), args.out, filters, by=os_user())
+    from ..publishing.export import features, unseen_verified
+
+    db = open_db(args)
+    unseen = unseen_verified(features(db, filters))
+    count = export(db, args.out, filters, by=os_user(), leave_out_unseen=args.leave_out_unseen)
     print(f"{count} detections written to {args.out}")
+    if unseen:
+        print(f"note: {len(unseen)} verified detection{'s' if len(unseen) != 1 else ''} rest on "
+              f"verdicts given with no imagery on screen (#{', #'.join(map(str, unseen[:10]))}"
+              f"{', ...' if len(unseen) > 10 else ''}); "
+              + ("left out" if args.leave_out_unseen else "--leave-out-unseen leaves them out"),
+              file=sys.stderr)
     return 0
 
 

@@ -47,6 +47,16 @@ class Imagery:
         return f"{self.source or 'unknown source'}, {dates}"
 
 
+# What a verdict records when the reviewer had no imagery on screen (the Review page says so).
+NO_IMAGERY = Imagery(source="no imagery was shown")
+
+
+def unseen(row: dict) -> bool:
+    """Whether a verdict was given with no imagery on screen (as recorded by the dashboard)."""
+    return (row.get("before_source") == NO_IMAGERY.source
+            and row.get("after_source") == NO_IMAGERY.source)
+
+
 def standing(history: list, verdict_of=lambda item: item):
     """The latest decision not taken back by an undo, or None."""
     stack = decisions(history, verdict_of)
@@ -72,8 +82,10 @@ def status_from_history(history: list, mode: str = "off") -> str:
     off: the latest standing decision. verified / all: a first 'verified' (with all, also a
     'false_positive') waits for a second opinion; a decision by a different reviewer then
     confirms it (same verdict) or disputes it; the same reviewer deciding again only
-    replaces their own first look. A dispute is settled only by a final decision (an
-    editor's), which always stands.
+    replaces their own first look. A 'verified' given with no imagery on screen (`unseen`:
+    rows with before_source and after_source) confirms nothing: the detection waits for
+    someone who saw it. A dispute is settled only by a final decision (an editor's), which
+    always stands.
     """
     rows = [{"verdict": h} if isinstance(h, str) else h for h in history]
     stack = decisions(rows, lambda r: r["verdict"])
@@ -88,6 +100,8 @@ def status_from_history(history: list, mode: str = "off") -> str:
         elif status == "needs_second_opinion":
             if row.get("reviewer") == first.get("reviewer"):
                 status, first = ("needs_second_opinion", row) if verdict in needs_second else (verdict, None)
+            elif verdict == first["verdict"] == "verified" and unseen(row):
+                continue            # no evidence seen: it cannot confirm
             else:
                 status, first = (verdict if verdict == first["verdict"] else "disputed"), None
         elif status == "disputed":
@@ -175,9 +189,10 @@ def _append(db, detection_id, reviewer, verdict, reason, note, before, after, vi
 
 
 def _update_status(db, detection_id: int, mode: str) -> str:
-    rows = db.execute("select verdict, reviewer, final from verdicts where detection_id = ? "
-                      "order by id", [detection_id]).fetchall()
-    status = status_from_history([{"verdict": v, "reviewer": r, "final": f} for v, r, f in rows], mode)
+    rows = db.execute("select verdict, reviewer, final, before_source, after_source from verdicts "
+                      "where detection_id = ? order by id", [detection_id]).fetchall()
+    status = status_from_history([{"verdict": v, "reviewer": r, "final": f, "before_source": b,
+                                   "after_source": a} for v, r, f, b, a in rows], mode)
     db.execute("update detections set status = ? where id = ?", [status, detection_id])
     return status
 

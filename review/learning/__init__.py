@@ -12,15 +12,14 @@ One job per module, each importing only those listed before it:
     crossval   cross-validation of the whole training procedure by site
     evaluate   a model on held-out verdicts, rescoring the queue, the embedding the Models
                page draws
+    worker     training and evaluation in a process of their own, with progress sent back,
+               so the dashboard's process keeps its TensorFlow settings and seeds
 
 The layers of the models it builds live in detection.pairnet, since detection must load
 them to score. TensorFlow, Keras and scikit-learn are imported inside the functions that
-need them, so the CLI and the dashboard import these modules without paying for them.
+need them, so the CLI and the dashboard import these modules without paying for them;
+importing them changes nothing process-wide (training sets TF_DETERMINISTIC_OPS, op
+determinism and the seeds only while it runs: fitting.deterministic).
 
 May import: the root modules, detection, judging and review_imagery.
 """
-import os
-
-# Training and scoring with these models are deterministic when TensorFlow reads this at
-# its start; set whenever a learning module is imported, before any can import TensorFlow.
-os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")

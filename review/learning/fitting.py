@@ -1,5 +1,6 @@
 """Fitting: the kinds of change model trained on scaled pairs, seeded and deterministic on
-the CPU, and the choice between them.
+the CPU (`deterministic` puts back every global it set when training ends), and the choice
+between them.
 
 Several kinds of model are trained (detection.pairnet), and the first kind listed (the
 change-statistics model by default) is kept unless another is clearly better on validation
@@ -10,7 +11,11 @@ imported inside the functions that train, never at import.
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -26,21 +31,82 @@ FEATURE_STEPS = 300
 CENTRES = (16,)
 
 
-def deterministic(seed: int):
-    """Seed Python, NumPy and TensorFlow, make TensorFlow's operations deterministic and
-    keep training on the CPU; returns keras."""
+DETERMINISM_VARIABLE = "TF_DETERMINISTIC_OPS"
+
+
+@contextmanager
+def deterministic(seed: int) -> Iterator:
+    """While the block runs: Python, NumPy, TensorFlow and Keras seeded with `seed` and
+    TensorFlow's operations deterministic (TF_DETERMINISTIC_OPS set too); yields keras.
+
+    Everything it changed is put back when the block ends: the random states as they were,
+    op determinism and the variable as before, so a process that trains and then detects
+    (a test, a notebook) detects as it did. The Models page trains in a process of its
+    own anyway (worker)."""
     from ..detection.tensorflow_runtime import tensorflow
 
     tf = tensorflow()
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except (RuntimeError, ValueError):
-        pass                        # devices already initialised: tf.device below decides
     import keras
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    return keras
+    saved = _random_state(tf)
+    variable = os.environ.get(DETERMINISM_VARIABLE)
+    os.environ[DETERMINISM_VARIABLE] = "1"
+    try:
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+        yield keras
+    finally:
+        _restore_random_state(tf, saved)
+        if variable is None:
+            os.environ.pop(DETERMINISM_VARIABLE, None)
+        else:
+            os.environ[DETERMINISM_VARIABLE] = variable
+
+
+def _random_state(tf) -> dict:
+    """What keras.utils.set_random_seed and enable_op_determinism change, to put back."""
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import config
+
+    operation_seeds = getattr(context.context(), "_rng", None)
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "tf_seed": context.global_seed(),
+            "tf_operation_seeds": operation_seeds.getstate() if operation_seeds else None,
+            "keras": {name: global_state.get_global_attribute(name)
+                      for name in (GLOBAL_RANDOM_SEED, GLOBAL_SEED_GENERATOR)},
+            "op_determinism": config.is_op_determinism_enabled()}
+
+
+def _restore_random_state(tf, saved: dict) -> None:
+    from keras.src.backend.common import global_state
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import config
+
+    random.setstate(saved["python"])
+    np.random.set_state(saved["numpy"])
+    tf.random.set_seed(saved["tf_seed"])
+    if saved["tf_operation_seeds"] is not None:
+        context.context()._rng.setstate(saved["tf_operation_seeds"])
+    for name, value in saved["keras"].items():
+        global_state.set_global_attribute(name, value)
+    if not saved["op_determinism"]:
+        config.disable_op_determinism()
+
+
+def cpu_only() -> None:
+    """Keep this process's TensorFlow off any GPU, when it has not started on one yet
+    (training's own process: the CLI's, or the Models page's worker); otherwise
+    `tf.device("/CPU:0")` in `train_candidate` decides. Process-wide, so never called
+    from the dashboard's own process."""
+    from ..detection.tensorflow_runtime import tensorflow
+
+    try:
+        tensorflow().config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):
+        pass
 
 
 def scaled(card_like_bands, pairs: np.ndarray) -> np.ndarray:
@@ -123,10 +189,9 @@ def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv:
     from ..detection import pairnet
     from ..detection.tensorflow_runtime import tensorflow
 
-    keras = deterministic(seed)
     tf = tensorflow()
     patch = x.shape[1]
-    with tf.device("/CPU:0"):
+    with deterministic(seed) as keras, tf.device("/CPU:0"):
         if kind == "features":
             layer = pairnet.PairFeatures(bands, centres=CENTRES)
             view = (pairnet.detector_embedding(bands, patch, detector[1], detector[0].bands)

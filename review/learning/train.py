@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import files
 from ..progress import Progress
-from .fitting import CENTRES, KINDS, base_for, detector_for, fit, refit_on_all
+from .fitting import CENTRES, KINDS, base_for, cpu_only, detector_for, fit, refit_on_all
 from .metrics import PRECISION_TARGET, metrics_with_intervals, threshold_for_precision
 from .pairs import BANDS, PATCH, TrainingError, training_set
 from .splits import SITE_DISTANCE_M
@@ -105,7 +105,10 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
     With `refit` (the default) the kept kind is then trained again on every reviewed
     detection, validation ones included, for as many epochs as the held-out model used;
     without it the model written is the one the validation figures describe, so
-    `evaluate` can still score it on the validation detections."""
+    `evaluate` can still score it on the validation detections.
+
+    TensorFlow in the calling process is kept off any GPU it has not started on
+    (`cpu_only`): the CLI and the Models page (worker) call it in a process of their own."""
     started = time.perf_counter()
     out = Path(out)
     if out.suffix != ".keras":
@@ -124,6 +127,7 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
         return lambda done, total, what: progress(
             int(1000 * (offset + share * done / max(total or 1, 1))), 1000, what)
 
+    cpu_only()
     base_model = base_for(base, BANDS) if "trunk" in kinds else None
     skipped = {}
     if "trunk" in kinds and base_model is None:

@@ -26,7 +26,7 @@ from ..errors import ReviewError
 from ..judging import transparency_log
 from ..judging.queue import Filters, matching
 from ..judging.transparency_log import Snapshot
-from ..judging.verdicts import standing
+from ..judging.verdicts import NO_IMAGERY, decisions, standing
 
 FORMATS = ("geojson", "gpkg", "csv", "kml", "kmz")
 SPLITS = (("train", 0.7), ("val", 0.85), ("test", 1.0))
@@ -90,14 +90,33 @@ def features(db, filters: Filters, log: Snapshot | None = None) -> list[dict]:
     return out
 
 
+def unseen_verified(found: list[dict]) -> list[int]:
+    """Ids of the verified detections whose standing 'verified' verdicts were all given with
+    no imagery on screen: a claim nobody checked by eye."""
+    unseen = []
+    for feature in found:
+        properties = feature["properties"]
+        standing_verified = [v for v in decisions(properties["verdicts"], lambda v: v["verdict"])
+                             if v["verdict"] == "verified"]
+        if properties["status"] == "verified" and standing_verified and all(
+                (v["before"] or {}).get("source") == NO_IMAGERY.source
+                and (v["after"] or {}).get("source") == NO_IMAGERY.source for v in standing_verified):
+            unseen.append(properties["id"])
+    return unseen
+
+
 def export(db, path: str | Path, filters: Filters, fmt: str | None = None,
-           by: str | None = None) -> int:
+           by: str | None = None, leave_out_unseen: bool = False) -> int:
     """Write the matching detections; returns how many. Format from the suffix by default.
-    Signs the verdict log first (a kept checkpoint, by `by`) and proves every verdict in it."""
+    Signs the verdict log first (a kept checkpoint, by `by`) and proves every verdict in it.
+    `leave_out_unseen` drops verified detections no one saw imagery of (unseen_verified)."""
     path = Path(path)
     fmt = fmt or _format(path, FORMATS)
     log = transparency_log.snapshot(db, by)
     found = features(db, filters, log)
+    if leave_out_unseen:
+        dropped = set(unseen_verified(found))
+        found = [f for f in found if f["properties"]["id"] not in dropped]
     with files.replacing(path, make_folder=False) as partial:
         if fmt in ("kml", "kmz"):
             from .kml import write_kml
@@ -180,12 +199,13 @@ def _flat_sites(found: list[dict]):
                             crs="EPSG:4326")
 
 
-def export_bytes(db, name: str, filters: Filters, by: str | None = None) -> tuple[bytes, int]:
+def export_bytes(db, name: str, filters: Filters, by: str | None = None,
+                 leave_out_unseen: bool = False) -> tuple[bytes, int]:
     """The export of the matching detections as a file's bytes (format from the name's
     suffix), and how many detections it holds."""
     with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
         path = Path(folder) / Path(name).name
-        written = export(db, path, filters, by=by)
+        written = export(db, path, filters, by=by, leave_out_unseen=leave_out_unseen)
         return path.read_bytes(), written
 
 

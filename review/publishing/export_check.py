@@ -93,7 +93,9 @@ def check_export(path: str | Path, key: str | None = None) -> ExportCheck:
 
 def _status_problem(properties: dict) -> str | None:
     """The status must follow from the verdicts shown, under one of the second-opinion modes."""
-    history = [{"verdict": v.get("verdict"), "reviewer": v.get("reviewer"), "final": v.get("final")}
+    history = [{"verdict": v.get("verdict"), "reviewer": v.get("reviewer"), "final": v.get("final"),
+                "before_source": (v.get("before") or {}).get("source"),
+                "after_source": (v.get("after") or {}).get("source")}
                for v in properties.get("verdicts") or []]
     possible = {status_from_history(history, mode) for mode in SECOND_OPINION_VERDICTS}
     status = properties.get("status")

@@ -27,17 +27,26 @@ def _exports(db, filters: queue.Filters) -> None:
     count = queue.count(db, filters)
     st.write(f"{count:,} detections match the filters.")
     choice = st.radio("Format", list(FORMATS), horizontal=True, key="x_format")
+    leave_out = st.checkbox("Leave out verified detections whose verdicts saw no imagery",
+                            key="x_leave_out_unseen")
     if st.button("Prepare the file", type="primary", disabled=count == 0, key="x_prepare"):
         name = FORMATS[choice]
         try:
             common.require(db, "export")
-            content, written = export.export_bytes(db, name, filters, by=common.user(db).name)
+            unseen = export.unseen_verified(export.features(db, filters))
+            content, written = export.export_bytes(db, name, filters, by=common.user(db).name,
+                                                   leave_out_unseen=leave_out)
         except ReviewError as exc:
             st.error(str(exc))
             return
-        st.session_state["export_file"] = (name, content, written)
+        st.session_state["export_file"] = (name, content, written, len(unseen), leave_out)
     if "export_file" in st.session_state:
-        name, content, written = st.session_state["export_file"]
+        name, content, written, unseen, left_out = st.session_state["export_file"]
+        if unseen:
+            st.warning(f"{unseen:,} verified detection{'s' if unseen != 1 else ''} rest on verdicts "
+                       "given with no imagery on screen: "
+                       + ("left out of this file." if left_out else
+                          "they are in this file; tick the box above to leave them out."))
         st.download_button(f"Download {name} ({written:,} detections)", content, name, key="x_download")
     _publication(db)
     st.subheader("Training samples")

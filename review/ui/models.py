@@ -1,7 +1,11 @@
 """Models: training a change classifier on this database's verdicts, how well a trained
 one does on them (ROC and precision-recall curves beside the published model's on the
 same detections), ordering the queue by it (rescoring pending detections), and what it
-sees (an embedding of reviewed and pending detections; a click opens one in Review)."""
+sees (an embedding of reviewed and pending detections; a click opens one in Review).
+
+Training and evaluation run in a process of their own (learning.worker), with a progress
+bar: the dashboard's own TensorFlow settings and seeds, which every session's detections
+use, stay as they were."""
 from __future__ import annotations
 
 import time
@@ -13,7 +17,7 @@ from .. import settings
 from ..analysis.map_layers import hex_colour
 from ..detection.models import local_cards
 from ..errors import ReviewError
-from ..learning import evaluate, fitting, pairs, splits, train
+from ..learning import evaluate, fitting, pairs, splits, train, worker
 from . import common
 
 PUBLISHED = "44px_v2.6_rgb_ir"
@@ -44,7 +48,7 @@ def page() -> None:
     _card(card)
     st.subheader("On this database's verdicts")
     if st.button("Evaluate", type="primary", key="m_evaluate"):
-        _evaluate(db, card, path)
+        _evaluate(card, path)
     # Results stay on the page while the other buttons are used.
     held = st.session_state.get("m_evaluation")
     if held and held[0] == str(path):
@@ -109,14 +113,13 @@ def _train_form(db, first: bool) -> None:
 
 
 def _train(db, name: str, kinds: tuple, seed: int) -> None:
-    bar = st.progress(0.0, text="Cutting chips…")
+    bar = st.progress(0.0, text="Starting the training process…")
     try:
         common.require(db, "train")
         out = train.output_path(settings.model_cache_dir(), name)
-        report = train.train(db, out, kinds=kinds, seed=seed,
-                             progress=common.moves(bar, lambda done, total, what:
-                                                   f"{what[:1].upper()}{what[1:]}…"),
-                             database_name=str(settings.db_path()))
+        report = worker.train(settings.db_path(), out, kinds=kinds, seed=seed,
+                              progress=common.moves(bar, lambda done, total, what:
+                                                    f"{what[:1].upper()}{what[1:]}…"))
     except ReviewError as exc:
         common.show_error(exc)
         return
@@ -174,21 +177,21 @@ def _card(card) -> None:
                    f"{info['detector_unused']}.")
 
 
-def _evaluate(db, card, path) -> None:
+def _evaluate(card, path) -> None:
+    bar = st.progress(0.0, text="Starting the evaluation process…")
     try:
-        with st.spinner("Scoring the reviewed detections…"):
-            mine = evaluate.evaluate(db, common.model(str(path)))
+        mine, published, why_not = worker.evaluate(
+            settings.db_path(), str(path), compare_with=PUBLISHED,
+            progress=common.moves(bar, lambda done, total, what: f"{what[:1].upper()}{what[1:]}…"))
     except ReviewError as exc:
-        st.error(str(exc))
+        common.show_error(exc)
         return
+    finally:
+        bar.empty()
     results = [(card.id, mine)]
-    warning = None
-    try:
-        published = evaluate.evaluate(db, common.model(PUBLISHED), ids=[int(i) for i in mine.ids],
-                                      exclude_trained=False)
+    if published is not None:
         results.append((f"{PUBLISHED} (published, after image only)", published))
-    except ReviewError as exc:
-        warning = f"The published model could not be compared: {exc}"
+    warning = f"The published model could not be compared: {why_not}" if why_not else None
     st.session_state["m_evaluation"] = (str(path), results, warning)
 
 

@@ -19,7 +19,7 @@ from .. import settings
 from ..errors import ReviewError
 from ..judging import queue, verdicts
 from ..judging.queue import ORDERS
-from ..judging.verdicts import REASONS, Imagery
+from ..judging.verdicts import REASONS
 from ..learning import evaluate
 from ..review_imagery import chip_cache, lookahead, preparation, wayback
 from . import common, field_reports
@@ -29,7 +29,7 @@ IMAGERY_KINDS = ("Prepared imagery (stored scenes, Sentinel-2, Wayback)",
                  "Esri Wayback (dated, high resolution)")
 VIEWS = {"true": "True colour", "false": "False colour"}
 DISPUTED = "disputed"          # the editor's queue: disputes settled by a final decision
-NOTHING_SHOWN = Imagery(source="no imagery was shown")
+NOTHING_SHOWN = verdicts.NO_IMAGERY
 LOOKAHEAD = 8                  # detections of the queue prepared ahead of the reviewer
 KEEP_ALIVE_S = 3               # how often the timed fragment looks in
 RENEW_EVERY_S = 30             # how often it renews the claim (claims last CLAIM_SECONDS)

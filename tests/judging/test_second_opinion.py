@@ -106,3 +106,22 @@ def test_export_refuses_an_unknown_status(db, tmp_path, capsys):
     assert main(["export", str(tmp_path / "x.geojson"), "--status", "confirmed", "--db", path]) == 2
     assert "use one of pending, verified" in capsys.readouterr().err
     assert not (tmp_path / "x.geojson").exists()
+
+
+def test_a_verified_given_with_no_imagery_on_screen_confirms_nothing(db):
+    """Two reviewers pressing 'verified' on a detection neither saw do not make it verified:
+    it waits for someone who had imagery on screen."""
+    from review.judging.verdicts import NO_IMAGERY, Imagery
+
+    ids = add_detections(db, 2)
+    verdicts.set_second_opinion(db, "verified")
+    seen = Imagery("sentinel-2", "2023-01-01", "2023-12-31")
+    for detection in ids:
+        verdicts.record(db, detection, "ana", "verified", before=NO_IMAGERY, after=NO_IMAGERY)
+    verdicts.record(db, ids[0], "bo", "verified", before=NO_IMAGERY, after=NO_IMAGERY)
+    verdicts.record(db, ids[1], "bo", "verified", before=seen, after=seen)
+    assert db["detections"].get(ids[0])["status"] == "needs_second_opinion"
+    assert db["detections"].get(ids[1])["status"] == "verified"
+    assert db["verdicts"].get(3)["before_source"] == "no imagery was shown"      # recorded as such
+    verdicts.record(db, ids[0], "cy", "verified", after=seen)
+    assert db["detections"].get(ids[0])["status"] == "verified"

@@ -173,3 +173,22 @@ def test_geopackage_keeps_the_checkpoint_and_csv_rows_keep_each_proof(db, tmp_pa
 
     history = json.loads(pd.read_csv(tmp_path / "a.csv").sort_values("id")["verdicts"].iloc[0])
     assert history[0]["log_index"] == 0 and json.loads(history[0]["log_entry"])["note"] == "pit"
+
+
+def test_export_warns_about_and_can_leave_out_verified_detections_nobody_saw(db, tmp_path, capsys):
+    from review.judging.verdicts import NO_IMAGERY
+
+    ids = add_detections(db, 3)
+    seen = Imagery("sentinel-2", "2023-06-01", "2023-08-31")
+    verdicts.record(db, ids[0], "ana", "verified", before=NO_IMAGERY, after=NO_IMAGERY)
+    verdicts.record(db, ids[1], "ana", "verified", before=seen, after=seen)
+    path = str(tmp_path / "review.db")
+    assert main(["export", str(tmp_path / "all.geojson"), "--db", path]) == 0
+    out = capsys.readouterr()
+    assert "2 detections written" in out.out
+    assert f"1 verified detection rest on verdicts given with no imagery on screen (#{ids[0]})" in out.err
+    assert main(["export", str(tmp_path / "seen.geojson"), "--leave-out-unseen", "--db", path]) == 0
+    assert "1 detections written" in capsys.readouterr().out
+    data = json.loads((tmp_path / "seen.geojson").read_text())
+    assert [f["id"] for f in data["features"]] == [ids[1]]
+    assert main(["verify-export", str(tmp_path / "seen.geojson")]) == 0

@@ -65,6 +65,12 @@ def test_a_model_trained_on_everything_says_why_it_cannot_be_evaluated_here(tmp_
     assert "without the refit" in page.error[0].value
 
 
+def _determinism_and_seeds() -> dict:
+    from tests.learning.test_worker import process_globals
+
+    return {k: v for k, v in process_globals().items() if "state" not in k}
+
+
 def _form_button(page):
     return next(b for b in page.button if b.label == "Train")
 
@@ -95,6 +101,7 @@ def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
     page = _page().run()
     assert not page.exception
     assert "verified and" in page.caption[0].value and not _form_button(page).disabled
+    dashboard = _determinism_and_seeds()
     page.text_input[0].set_value("from-the-page")
     page.multiselect[0].set_value(["features"])
     _form_button(page).click().run()
@@ -104,6 +111,8 @@ def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
     card = json.loads((tmp_path / "models" / "from-the-page.json").read_text())
     assert card["training_set"]["size"] == 103 and card["kind"] == "features"
     assert page.selectbox(key="m_model").value == "from-the-page (from-the-page.keras)"
+    # Trained in a process of its own: the dashboard's process detects as it did.
+    assert _determinism_and_seeds() == dashboard
     page.button(key="m_rescore").click().run()
     assert not page.exception and not page.error
     assert "8 of 8 pending detections scored by from-the-page" in page.success[0].value
