@@ -120,7 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     count = export(db, args.out, filters, by=os_user(), leave_out_unseen=args.leave_out_unseen)
     print(f"{count} detections written to {args.out}")
     if unseen:
-        print(f"note: {len(unseen)} verified detection{'s' if len(unseen) != 1 else ''} rest on "
+        print(f"note: {len(unseen)} verified detection{'s rest' if len(unseen) != 1 else ' rests'} on "
               f"verdicts given with no imagery on screen (#{', #'.join(map(str, unseen[:10]))}"
               f"{', ...' if len(unseen) > 10 else ''}); "
               + ("left out" if args.leave_out_unseen else "--leave-out-unseen leaves them out"),

@@ -43,8 +43,8 @@ def _exports(db, filters: queue.Filters) -> None:
     if "export_file" in st.session_state:
         name, content, written, unseen, left_out = st.session_state["export_file"]
         if unseen:
-            st.warning(f"{unseen:,} verified detection{'s' if unseen != 1 else ''} rest on verdicts "
-                       "given with no imagery on screen: "
+            st.warning(f"{unseen:,} verified detection{'s rest' if unseen != 1 else ' rests'} on "
+                       "verdicts given with no imagery on screen: "
                        + ("left out of this file." if left_out else
                           "they are in this file; tick the box above to leave them out."))
         st.download_button(f"Download {name} ({written:,} detections)", content, name, key="x_download")
@@ -74,8 +74,10 @@ def _publication(db) -> None:
         st.caption("Put both beside the story. A reader checks the GeoJSON with `python -m "
                    "review verify-export FILE --key KEY`; anyone holding the database checks "
                    "that its log still holds with `verify-log --checkpoint FILE --key KEY`.")
-        st.code(kept.note, language=None)
-        st.code(kept.key, language=None)
+        st.caption("The signed checkpoint (C2SP signed note):")
+        st.code(kept.note, language=None, wrap_lines=True)
+        st.caption("The verifier key:")
+        st.code(kept.key, language=None, wrap_lines=True)
 
 
 def _evidence(db) -> None:

@@ -186,7 +186,7 @@ def test_export_warns_about_and_can_leave_out_verified_detections_nobody_saw(db,
     assert main(["export", str(tmp_path / "all.geojson"), "--db", path]) == 0
     out = capsys.readouterr()
     assert "2 detections written" in out.out
-    assert f"1 verified detection rest on verdicts given with no imagery on screen (#{ids[0]})" in out.err
+    assert f"1 verified detection rests on verdicts given with no imagery on screen (#{ids[0]})" in out.err
     assert main(["export", str(tmp_path / "seen.geojson"), "--leave-out-unseen", "--db", path]) == 0
     assert "1 detections written" in capsys.readouterr().out
     data = json.loads((tmp_path / "seen.geojson").read_text())
