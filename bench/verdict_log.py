@@ -1,5 +1,5 @@
 """What the signed verdict log costs: `log checkpoint` and `verify-log` on 100,000 verdicts,
-and how much the proofs add to an export.
+how much the proofs add to an export, and how long `verify-export` takes to check it.
 
     .venv/bin/python -m bench.verdict_log [--verdicts 100000] [--detections 50000]
 
@@ -102,6 +102,7 @@ def main() -> int:
         export_s, _ = timed(["export", str(folder / "all.geojson"), "--status", "all", "--db",
                              str(path)], env)
         with_proofs = (folder / "all.geojson").stat().st_size
+        verify_export_s, _ = timed(["verify-export", str(folder / "all.geojson")], env)
         plain = len(json.dumps({"type": "FeatureCollection",
                                 "features": features(db, Filters(status=None))}).encode())
         result = {"verdicts": options.verdicts, "detections": options.detections,
@@ -111,6 +112,7 @@ def main() -> int:
                   "checkpoint_in_process_s": round(snapshot_s, 2),
                   "verify_in_process_s": round(check_s, 2),
                   "export_cli_s": round(export_s, 1),
+                  "verify_export_cli_s": round(verify_export_s, 1),
                   "export_bytes_with_proofs": with_proofs, "export_bytes_without_proofs": plain,
                   "proofs_share": round(1 - plain / with_proofs, 3)}
         print(json.dumps(result))
