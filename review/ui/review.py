@@ -446,6 +446,7 @@ def _skip() -> None:
         return
     db = common.connection()
     try:
+        common.require(db, "verdict")
         queue.skip(db, common.reviewer_name(db), detection_id,
                    holder=None if state.get("held") else common.holder())
     except ReviewError as exc:
@@ -465,6 +466,9 @@ def _undo() -> None:
         return
     try:
         common.require(db, "verdict")
+        taken = verdicts.undoable(db, detection_id)
+        if taken is not None and taken.get("final"):
+            common.require(db, "final")         # as on the command line: a final decision
         verdicts.undo(db, detection_id, reviewer)
     except ReviewError as exc:
         state["flash_error"] = str(exc)
