@@ -246,17 +246,33 @@ def prepare_queue(db, filters: Filters, order: str = "score", limit: int | None 
 
 def _plain(reason: str) -> str:
     """A failure's reason without the library's own detail (errno, connection pools)."""
-    return re.split(r" \((?:HTTP|Max retries|Connection|<|[A-Za-z]+Error)|: \[Errno|: <urlopen",
+    return re.split(r" \((?:HTTP|Max retries|Connection|<|\[Errno|[A-Za-z]+Error)|: \[Errno|: <urlopen",
                     reason, maxsplit=1)[0].strip()
+
+
+_UNREACHABLE = re.compile(r"could not (?:be )?reach|could not be reached|no internet|Errno|timed out",
+                          re.IGNORECASE)
+
+
+def _phrase(source: str, reason: str) -> str:
+    """One source's failure as a clause of a sentence."""
+    if source == "scenes":
+        return "no stored scene covers it"
+    if _UNREACHABLE.search(reason):
+        return f"{chip_cache.SOURCE_NAMES[source]} cannot be reached from this machine"
+    text = _plain(reason).split(". ")[0].rstrip(".")
+    return f"{chip_cache.SOURCE_NAMES[source]}: {text[:1].lower()}{text[1:]}"
 
 
 def unavailable(cache: chip_cache.Cache, detection: dict,
                 sources: tuple[str, ...] | None = None) -> str:
     """Why a detection has no prepared imagery, in plain words."""
     notes = cache.failures(detection)
-    parts = [f"{chip_cache.SOURCE_NAMES[s]}: {_plain(notes[s]['reason'])}"
-             for s in (sources or chip_sources()) if s in notes]
+    parts = [_phrase(s, notes[s]["reason"]) for s in (sources or chip_sources()) if s in notes]
     if not parts:
         return "Imagery for this detection is being prepared."
-    return ("No imagery could be prepared for this detection (" + "; ".join(parts) +
-            "). It will be tried again later; you can still decide on what you know.")
+    if any("cannot be reached" in p for p in parts):
+        parts.append("there may be no internet, or the network blocks it")
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return (f"No imagery of this place could be prepared ({listed}); it is tried again later, "
+            "and you can still decide on what you know.")

@@ -41,7 +41,7 @@ def test_prepare_imagery_makes_before_and_after_chips_and_resumes(tmp_path, stac
     assert cache.lookup(elsewhere) is None
     assert "no sentinel-2-l2a scenes" in cache.failure(elsewhere, "sentinel-2")["reason"]
     message = preparation.unavailable(cache, elsewhere)
-    assert "It will be tried again later" in message and "Sentinel-2 composites" in message
+    assert "it is tried again later" in message and "Sentinel-2 composites: no sentinel-2-l2a scenes" in message
     # A second run takes what is cached and does not ask the catalogue again for it.
     asked = len(stac.requests)
     assert cli.main(["prepare-imagery", "--db", str(db_path), "--quiet"]) == 0
@@ -106,7 +106,7 @@ def test_a_slow_or_garbled_catalogue_is_a_reason_not_a_hang(tmp_path, stac, faul
     assert time.monotonic() - started < 15
     reason = chip_cache.cache_for(db).failure(site, "sentinel-2")["reason"]
     assert ("did not answer properly" if fault == "slow" else "not a STAC catalogue") in reason
-    assert "It will be tried again later" in preparation.unavailable(chip_cache.cache_for(db), site)
+    assert "it is tried again later" in preparation.unavailable(chip_cache.cache_for(db), site)
 
 
 def _chip(colour: str, year: str):
@@ -173,3 +173,18 @@ def test_a_scene_missing_a_sliver_of_the_footprint_still_shows_it(db):
         db["scenes"].insert({"path": __file__, "name": name, "west": -57.1, "south": -5.1,
                              "east": east, "north": -4.9})
     assert [s["name"] for s in chips.scenes_covering(db, detection)] == ["sliver"]
+
+
+def test_no_imagery_anywhere_is_one_plain_sentence(db, monkeypatch):
+    """Offline, with no stored scene: one sentence that says why, no errno, no library text."""
+    from tests.conftest import add_detections, assert_plain
+
+    monkeypatch.setenv("REVIEW_STAC_URL", "http://nonexistent.invalid/")
+    monkeypatch.setenv("REVIEW_WAYBACK_CONFIG_URL", "http://nonexistent.invalid/wayback.json")
+    (detection_id,) = add_detections(db, 1)
+    detection = db["detections"].get(detection_id)
+    assert preparation.prepare(db, detection) is None
+    message = preparation.unavailable(chip_cache.cache_for(db), detection)
+    assert_plain(message)
+    assert message.count(". ") == 0 and message.endswith("know.")
+    assert "no stored scene covers it" in message and "cannot be reached from this machine" in message

@@ -93,7 +93,7 @@ def test_prepared_imagery_is_shown_without_a_click_and_recorded(tmp_path, monkey
     at.button(key="verdict_verified").click().run()
     # The detection outside any imagery: a plain sentence, and the reviewer can decide.
     assert not at.get("image")
-    assert any("No imagery could be prepared for this detection" in i.value and
+    assert any("No imagery of this place could be prepared" in i.value and
                "tried again later" in i.value for i in at.info)
     at.button(key="verdict_unsure").click().run()
     first, second = connect(db_path)["verdicts"].rows

@@ -209,7 +209,7 @@ def test_verdicts_by_key_are_found_after_a_reload_with_their_imagery(streamlit_s
                 expect(page.locator('[data-testid="stMain"] img')).to_have_count(2)
                 expect(page.get_by_text("Before: Sentinel-2 test pair (true colour)")).to_be_visible()
             else:
-                expect(page.get_by_text("No imagery could be prepared for this detection")).to_be_visible()
+                expect(page.get_by_text("No imagery of this place could be prepared")).to_be_visible()
             judged.append(int(current.split("#")[1]))
             _press(page, key)
         page.reload()
