@@ -271,8 +271,8 @@ def unavailable(cache: chip_cache.Cache, detection: dict,
     parts = [_phrase(s, notes[s]["reason"]) for s in (sources or chip_sources()) if s in notes]
     if not parts:
         return "Imagery for this detection is being prepared."
-    if any("cannot be reached" in p for p in parts):
-        parts.append("there may be no internet, or the network blocks it")
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    if any("cannot be reached" in p for p in parts):
+        listed += "; there may be no internet, or the network blocks it"
     return (f"No imagery of this place could be prepared ({listed}); it is tried again later, "
             "and you can still decide on what you know.")
