@@ -102,7 +102,7 @@ def add_report(sub) -> argparse.ArgumentParser:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..judging.queue import Filters
-    from ..publishing.export import export
+    from ..publishing.export import write
 
     filters = Filters(status=status(args.status), sources=args.source,
                       period_from=args.period_from, period_to=args.period_to,
@@ -113,11 +113,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         count = export_sites(open_db(args), args.out, filters)
         print(f"{count} sites written to {args.out}")
         return 0
-    from ..publishing.export import features, unseen_verified
-
-    db = open_db(args)
-    unseen = unseen_verified(features(db, filters))
-    count = export(db, args.out, filters, by=os_user(), leave_out_unseen=args.leave_out_unseen)
+    count, unseen = write(open_db(args), args.out, filters, by=os_user(),
+                          leave_out_unseen=args.leave_out_unseen)
     print(f"{count} detections written to {args.out}")
     if unseen:
         print(f"note: {len(unseen)} verified detection{'s rest' if len(unseen) != 1 else ' rests'} on "

@@ -18,6 +18,7 @@ import io
 import json
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import shapely
 
@@ -105,17 +106,31 @@ def unseen_verified(found: list[dict]) -> list[int]:
     return unseen
 
 
+class Written(NamedTuple):
+    """What an export wrote: how many detections, and the verified ones nobody saw imagery
+    of (unseen_verified) among those that matched, whether left out or written."""
+    count: int
+    unseen: list[int]
+
+
 def export(db, path: str | Path, filters: Filters, fmt: str | None = None,
            by: str | None = None, leave_out_unseen: bool = False) -> int:
-    """Write the matching detections; returns how many. Format from the suffix by default.
-    Signs the verdict log first (a kept checkpoint, by `by`) and proves every verdict in it.
+    """Write the matching detections; returns how many (see write)."""
+    return write(db, path, filters, fmt, by, leave_out_unseen).count
+
+
+def write(db, path: str | Path, filters: Filters, fmt: str | None = None,
+          by: str | None = None, leave_out_unseen: bool = False) -> Written:
+    """Write the matching detections, format from the suffix by default. Signs the verdict
+    log first (a kept checkpoint, by `by`) and proves every verdict in it.
     `leave_out_unseen` drops verified detections no one saw imagery of (unseen_verified)."""
     path = Path(path)
     fmt = fmt or _format(path, FORMATS)
     log = transparency_log.snapshot(db, by)
     found = features(db, filters, log)
+    unseen = unseen_verified(found)
     if leave_out_unseen:
-        dropped = set(unseen_verified(found))
+        dropped = set(unseen)
         found = [f for f in found if f["properties"]["id"] not in dropped]
     with files.replacing(path, make_folder=False) as partial:
         if fmt in ("kml", "kmz"):
@@ -124,7 +139,7 @@ def export(db, path: str | Path, filters: Filters, fmt: str | None = None,
             write_kml(db, found, partial, with_chips=fmt == "kmz")
         else:
             _write(found, partial, fmt, "detections", _flat_frame, log_header(log))
-    return len(found)
+    return Written(len(found), unseen)
 
 
 def log_header(log: Snapshot) -> dict:
@@ -203,9 +218,16 @@ def export_bytes(db, name: str, filters: Filters, by: str | None = None,
                  leave_out_unseen: bool = False) -> tuple[bytes, int]:
     """The export of the matching detections as a file's bytes (format from the name's
     suffix), and how many detections it holds."""
+    content, written = file_bytes(db, name, filters, by, leave_out_unseen)
+    return content, written.count
+
+
+def file_bytes(db, name: str, filters: Filters, by: str | None = None,
+               leave_out_unseen: bool = False) -> tuple[bytes, Written]:
+    """export_bytes, with what the file holds (Written: count, unseen)."""
     with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
         path = Path(folder) / Path(name).name
-        written = export(db, path, filters, by=by, leave_out_unseen=leave_out_unseen)
+        written = write(db, path, filters, by=by, leave_out_unseen=leave_out_unseen)
         return path.read_bytes(), written
 
 

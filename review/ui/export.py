@@ -33,9 +33,9 @@ def _exports(db, filters: queue.Filters) -> None:
         name = FORMATS[choice]
         try:
             common.require(db, "export")
-            unseen = export.unseen_verified(export.features(db, filters))
-            content, written = export.export_bytes(db, name, filters, by=common.user(db).name,
-                                                   leave_out_unseen=leave_out)
+            content, (written, unseen) = export.file_bytes(db, name, filters,
+                                                           by=common.user(db).name,
+                                                           leave_out_unseen=leave_out)
         except ReviewError as exc:
             st.error(str(exc))
             return
