@@ -243,9 +243,57 @@ def _v16(db: sqlite_utils.Database) -> None:
         db.execute("insert into identity values (?, ?)", [uuid.uuid4().hex, now()])
 
 
+def _v17(db: sqlite_utils.Database) -> None:
+    # Area assessment (review.analysis.assessment): a design over a region, its strata and
+    # the sample units drawn in them, in the order drawn. Units' labels are records of the
+    # verdict log like verdicts (one chain, one Merkle tree), so the verdicts table is
+    # rebuilt with `unit_id` and a detection_id that may be empty: a row is about exactly
+    # one of the two. Every existing row is copied as it is (same ids, same hashes).
+    db.execute("""CREATE TABLE IF NOT EXISTS assessments (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, region TEXT NOT NULL,
+        period TEXT NOT NULL, period_start TEXT NOT NULL, period_end TEXT NOT NULL,
+        sources TEXT, near_m REAL, seed INTEGER NOT NULL, sizing TEXT, utm_epsg INTEGER,
+        created_at TEXT NOT NULL, created_by TEXT)""")
+    db.execute("""CREATE TABLE IF NOT EXISTS assessment_strata (
+        assessment_id INTEGER NOT NULL REFERENCES assessments(id), position INTEGER NOT NULL,
+        name TEXT NOT NULL, area_ha REAL NOT NULL, n INTEGER NOT NULL, mapped INTEGER NOT NULL,
+        detections INTEGER, geometry TEXT, PRIMARY KEY (assessment_id, name))""")
+    db.execute("""CREATE TABLE IF NOT EXISTS assessment_units (
+        id INTEGER PRIMARY KEY, assessment_id INTEGER NOT NULL REFERENCES assessments(id),
+        stratum TEXT NOT NULL, position INTEGER NOT NULL, lon REAL NOT NULL, lat REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending')""")
+    db.execute("CREATE INDEX IF NOT EXISTS assessment_units_order ON assessment_units"
+               "(assessment_id, position, stratum)")
+    db.execute("""CREATE TABLE IF NOT EXISTS unit_claims (
+        unit_id INTEGER PRIMARY KEY, reviewer TEXT NOT NULL, holder TEXT NOT NULL,
+        claimed_at REAL NOT NULL)""")
+    columns = db.execute("PRAGMA table_info(verdicts)").fetchall()
+    names = [c[1] for c in columns]
+    if "unit_id" in names:
+        return
+    definitions = [f'"{name}" {kind}' + (" PRIMARY KEY" if pk else "")
+                   + (" NOT NULL" if not_null and name != "detection_id" else "")
+                   for _, name, kind, not_null, _, pk in columns]
+    definitions += ['"unit_id" INTEGER REFERENCES assessment_units(id)',
+                    "FOREIGN KEY (detection_id) REFERENCES detections(id)",
+                    "CHECK ((detection_id IS NULL) != (unit_id IS NULL))"]
+    db.execute(f"CREATE TABLE verdicts_v17 ({', '.join(definitions)})")
+    listed = ", ".join(f'"{n}"' for n in names)
+    db.execute(f"INSERT INTO verdicts_v17 ({listed}) SELECT {listed} FROM verdicts ORDER BY id")
+    db.execute("DROP TABLE verdicts")          # its triggers and indexes go with it
+    db.execute("ALTER TABLE verdicts_v17 RENAME TO verdicts")
+    for index in ("detection_id", "reviewer", "unit_id"):
+        db.execute(f"CREATE INDEX IF NOT EXISTS idx_verdicts_{index} ON verdicts({index})")
+    for action, advice in (("UPDATE", "changed; record a new verdict"),
+                           ("DELETE", "deleted; record an undo")):
+        db.execute(f"CREATE TRIGGER verdicts_append_only_{action.lower()} BEFORE {action} ON verdicts "
+                   f"BEGIN SELECT RAISE(ABORT, 'verdicts are append-only: a verdict cannot be "
+                   f"{advice}'); END")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
                                                               _v9, _v10, _v11, _v12, _v13, _v14,
-                                                              _v15, _v16]
+                                                              _v15, _v16, _v17]
 
 
 @contextmanager

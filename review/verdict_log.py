@@ -17,7 +17,7 @@ GENESIS = "0" * 64
 # The columns a verdict's hash covers. Add new columns at the end; never remove one.
 HASHED = ("id", "detection_id", "reviewer", "verdict", "reason", "note",
           "before_source", "before_start", "before_end", "after_source", "after_start",
-          "after_end", "model_id", "threshold", "created_at", "via", "final", "override")
+          "after_end", "model_id", "threshold", "created_at", "via", "final", "override", "unit_id")
 
 
 def canonical(row: dict) -> str:

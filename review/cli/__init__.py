@@ -18,17 +18,18 @@ import sys
 
 from .. import __version__
 from ..errors import ReviewError
-from . import analysis, detection, judging, learning, publishing, review_imagery
+from . import analysis, assessment, detection, judging, learning, publishing, review_imagery
 
 EXIT_ERROR = 2
 
 # Every subcommand by name, from the module of its wing.
 COMMANDS = {**detection.COMMANDS, **judging.COMMANDS, **review_imagery.COMMANDS,
-            **analysis.COMMANDS, **publishing.COMMANDS, **learning.COMMANDS}
+            **analysis.COMMANDS, **assessment.COMMANDS,
+            **publishing.COMMANDS, **learning.COMMANDS}
 
 # The order `--help` lists them in.
 ORDER = ("detect", "fetch", "import", "queue", "verdict", "trends", "export", "training-samples",
-         "sample", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
+         "sample", "assess", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
          "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery")
 
 

@@ -34,7 +34,7 @@ ROLES = ("reviewer", "editor", "admin")
 ACTIONS = {
     "reviewer": {"verdict", "evidence", "report"},
     "editor": {"import", "detect", "fetch", "prepare_imagery", "sample", "export", "sites",
-               "train", "final"},
+               "train", "final", "assess"},
     "admin": {"users"},
 }
 LOCAL_USER = "local"            # the one user of the embedded default, with no accounts

@@ -208,6 +208,9 @@ def set_second_opinion(db: sqlite_utils.Database, mode: str, by: str | None = No
         before = dict(db.execute("select id, status from detections where id in "
                                  "(select detection_id from verdicts)").fetchall())
         changed = sum(_update_status(db, i, mode) != status for i, status in before.items())
+        from .unit_labels import restatus      # labels of assessment units follow the same rules
+
+        restatus(db, mode)
     return {"mode": mode, "waiting_before": waiting, "changed": changed}
 
 
@@ -229,5 +232,6 @@ def latest(db: sqlite_utils.Database) -> dict[int, tuple[str, str, str | None]]:
     """The last record (undo included) per reviewed detection: (reviewer, verdict, note)."""
     rows = db.execute(
         "select v.detection_id, v.reviewer, v.verdict, v.note from verdicts v join "
-        "(select detection_id, max(id) as id from verdicts group by detection_id) m on v.id = m.id")
+        "(select detection_id, max(id) as id from verdicts where detection_id is not null "
+        "group by detection_id) m on v.id = m.id")
     return {row[0]: tuple(row[1:]) for row in rows}

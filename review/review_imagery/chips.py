@@ -28,6 +28,10 @@ VIEWS = {"true": "true colour", "false": "false colour (SWIR, NIR, red)"}
 MARGIN = 1.0               # the footprint's size added on every side: 3x its extent
 MIN_SIDE_PX = 384          # chips are enlarged (smoothly) to at least this many pixels wide
 OUTLINE = (255, 214, 0)
+# A point (an area-assessment unit) is shown with this much ground on every side, and
+# marked by a crosshair whose centre is left open, so the pixel judged stays visible.
+POINT_PAD_DEG = 0.005
+CROSSHAIR_GAP_PX, CROSSHAIR_ARM_PX = 7, 18
 _CACHE_PREFIX = re.compile(r"^[0-9a-f]{16}_")
 
 
@@ -137,6 +141,8 @@ def _window(tile: Tile, bounds_lonlat) -> Window:
 
 def chip_bounds(geometry: shapely.Geometry, margin: float = MARGIN) -> tuple[float, float, float, float]:
     west, south, east, north = geometry.bounds
+    if geometry.geom_type == "Point":
+        return west - POINT_PAD_DEG, south - POINT_PAD_DEG, east + POINT_PAD_DEG, north + POINT_PAD_DEG
     pad_x, pad_y = (east - west) * margin, (north - south) * margin
     pad = max(pad_x, pad_y, 0.001)
     return west - pad, south - pad, east + pad, north + pad
@@ -219,11 +225,24 @@ def dehaze(image: Image.Image, omega: float = 0.9, patch: int = 15,
     return Image.fromarray((clear * 255).astype(np.uint8), mode="RGB")
 
 
+def crosshair(draw: ImageDraw.ImageDraw, x: float, y: float, width: int = 3) -> None:
+    """Mark a point with four arms around an open centre (dark edge, bright core)."""
+    gap, arm = CROSSHAIR_GAP_PX, CROSSHAIR_ARM_PX
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        segment = [(x + dx * gap, y + dy * gap), (x + dx * (gap + arm), y + dy * (gap + arm))]
+        draw.line(segment, fill=(0, 0, 0), width=width + 2)
+        draw.line(segment, fill=OUTLINE, width=width)
+
+
 def _outline(image: Image.Image, geometry: shapely.Geometry, tile: Tile, window: Window,
              factor: float) -> None:
     to_tile = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True)
     inverse = ~tile.transform
     draw = ImageDraw.Draw(image)
+    if geometry.geom_type == "Point":
+        col, row = inverse * to_tile.transform(geometry.x, geometry.y)
+        crosshair(draw, (col - window.col_off) * factor, (row - window.row_off) * factor)
+        return
     polygons = geometry.geoms if hasattr(geometry, "geoms") else [geometry]
     for polygon in polygons:
         xs, ys = polygon.exterior.xy

@@ -75,3 +75,20 @@ def _run() -> None:
                 event = _done_events.pop(detection["id"], None)
             if event is not None:
                 event.set()
+
+
+def on_screen(db, detection: dict) -> tuple[chip_cache.Prepared | None, str | None]:
+    """The prepared chips of the place on screen and, if stored imagery failed, why: stored
+    scenes (local, quick) are rendered at once, anything fetched is asked of the worker."""
+    cache = chip_cache.cache_for(db)
+    prepared, error = cache.lookup(detection), None
+    if prepared is None and "scenes" in preparation.chip_sources():
+        try:
+            prepared = preparation.prepare(db, detection, sources=("scenes",), cache=cache)
+        except ReviewError as exc:
+            error = f"Stored imagery could not be shown: {exc}"
+    if prepared is None or prepared.source != "scenes":
+        remote = tuple(s for s in preparation.chip_sources() if s != "scenes")
+        if prepared is None and any(cache.due(detection, s) for s in remote):
+            want([detection], cache, first=True)
+    return prepared, error

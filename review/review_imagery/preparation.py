@@ -8,6 +8,7 @@ scenes, and a tile uploaded as the 'before' view is stored the same way.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -69,6 +70,17 @@ def before_after(db, detection: dict, source: Source | None = None,
 
 def footprint(detection: dict) -> shapely.Geometry:
     return shapely.from_geojson(detection["geometry"])
+
+
+def unit_place(unit: dict) -> dict:
+    """An area-assessment unit as the imagery machinery sees a place: a point (drawn as a
+    crosshair, never a detection's outline), the ground around it and the design's period.
+    Its id is negative, so its prepared chips and their claims never mix with a detection's."""
+    lon, lat, pad = float(unit["lon"]), float(unit["lat"]), chips.POINT_PAD_DEG
+    return {"id": -int(unit["id"]), "geometry": json.dumps({"type": "Point", "coordinates": [lon, lat]}),
+            "lon": lon, "lat": lat, "west": lon - pad, "east": lon + pad, "south": lat - pad,
+            "north": lat + pad, "period_start": unit["period_start"],
+            "period_end": unit["period_end"], "scene_id": None}
 
 
 def scene_views(db, detection: dict) -> list[Chip]:

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from .. import settings
 from ..errors import ReviewError
 from ..judging.verdicts import Imagery
-from .chips import OUTLINE, Chip, chip_bounds
+from .chips import OUTLINE, Chip, chip_bounds, crosshair
 
 TILE = 256
 SOURCE_NAME = "Esri World Imagery Wayback"
@@ -118,6 +118,11 @@ def chip(release: Release, geometry: shapely.Geometry, target_px: int = 512,
     left, top = (fx0 - tx0) * TILE, (fy0 - ty0) * TILE
     image = mosaic.crop((int(left), int(top), int((fx1 - tx0) * TILE), int((fy1 - ty0) * TILE)))
     draw = ImageDraw.Draw(image)
+    if geometry.geom_type == "Point":          # an assessment unit: a crosshair, no outline
+        x, y = _tile_xy(geometry.x, geometry.y, z)
+        crosshair(draw, (x - tx0) * TILE - int(left), (y - ty0) * TILE - int(top))
+        return Chip(image=image, imagery=Imagery(source=f"{SOURCE_NAME} release {release.date}",
+                                                 start=release.date, end=release.date))
     for polygon in getattr(geometry, "geoms", [geometry]):
         points = []
         for lon, lat in polygon.exterior.coords:

@@ -21,7 +21,7 @@ from ..detection import uploads
 from ..detection.models import LoadedModel, cached_model
 from ..detection.tensorflow_runtime import device_description
 from ..errors import ReviewError
-from ..judging import queue, users
+from ..judging import queue, unit_labels, users
 from ..judging.verdicts import STATUSES
 from ..progress import Progress, fraction
 
@@ -34,6 +34,7 @@ PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
          ("app_pages/3_Map.py", "Map", ":material/map:", None),
          ("app_pages/6_Sites.py", "Sites", ":material/hub:", None),
          ("app_pages/4_Trends.py", "Trends", ":material/monitoring:", None),
+         ("app_pages/4_Assessment.py", "Assessment", ":material/target:", None),
          ("app_pages/7_Field_reports.py", "Field reports", ":material/photo_camera:", "report"),
          ("app_pages/5_Export.py", "Export", ":material/download:", None),
          ("app_pages/8_Models.py", "Models", ":material/model_training:", None),
@@ -99,8 +100,9 @@ def page(title: str, heading: bool = True, action: str | None = None) -> sqlite_
         st.error(str(exc))
         return None
     if title != "Review" and st.session_state.pop("_review_claim", None):
-        # Leaving the Review page lets go of the detection this session held there.
+        # Leaving the Review page lets go of the detection (or point) this session held there.
         queue.release(db, holder())
+        unit_labels.release(db, holder())
     current = user(db)
     if current is None:
         if users.accounts_configured(db):

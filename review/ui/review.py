@@ -22,7 +22,7 @@ from ..judging.queue import ORDERS
 from ..judging.verdicts import REASONS
 from ..learning import evaluate
 from ..review_imagery import chip_cache, lookahead, preparation, wayback
-from . import common, field_reports
+from . import common, field_reports, labelling
 from . import sites as sites_ui
 
 IMAGERY_KINDS = ("Prepared imagery (stored scenes, Sentinel-2, Wayback)",
@@ -47,9 +47,15 @@ def page() -> None:
     orders = dict(ORDERS)
     if editor:
         orders[DISPUTED] = "disputed, for an editor's final decision"
+    orders.update(labelling.orders(db))
     with st.sidebar:
         order = st.selectbox("Order", list(orders), format_func=orders.get, key="order")
-        st.radio("Before/after imagery", IMAGERY_KINDS, key="imagery_kind")
+        design_id = labelling.design_of(order)
+        if design_id is None:
+            st.radio("Before/after imagery", IMAGERY_KINDS, key="imagery_kind")
+    if design_id is not None:
+        _assessment_queue(db, design_id)
+        return
     filters = common.filters_sidebar(db)
     if order == DISPUTED:
         filters = replace(filters, status=DISPUTED)
@@ -73,6 +79,18 @@ def page() -> None:
             st.error(f"{linked!r} is not a detection number.")
     _pane(filters, "score" if order == DISPUTED else order, order == DISPUTED)
     _keep_alive()
+
+
+def _assessment_queue(db, design_id: int) -> None:
+    """Label an assessment's points instead of detections (no filters: the sample is the sample)."""
+    reviewer = common.reviewer_name(db)
+    queue.release(db, common.holder())          # no detection stays held meanwhile
+    st.session_state["current_id"] = None
+    if not reviewer:
+        st.title("Review")
+        st.info("Enter your name in the sidebar to start labelling.")
+        return
+    labelling.pane(design_id)
 
 
 def _hand_over_claim(db, reviewer: str) -> None:
@@ -284,19 +302,10 @@ def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
 
 
 def _prepared(db, detection: dict):
-    """The detection's prepared chips; stored scenes (local, quick) are rendered at once,
-    anything fetched is left to the background worker."""
-    cache = chip_cache.cache_for(db)
-    prepared = cache.lookup(detection)
-    if prepared is None and "scenes" in preparation.chip_sources():
-        try:
-            prepared = preparation.prepare(db, detection, sources=("scenes",), cache=cache)
-        except ReviewError as exc:
-            st.error(f"Stored imagery could not be shown: {exc}")
-    if prepared is None or prepared.source != "scenes":
-        remote = tuple(s for s in preparation.chip_sources() if s != "scenes")
-        if prepared is None and any(cache.due(detection, s) for s in remote):
-            lookahead.want([detection], cache, first=True)
+    """The detection's prepared chips (stored scenes at once, the rest in the background)."""
+    prepared, error = lookahead.on_screen(db, detection)
+    if error:
+        st.error(error)
     return prepared
 
 

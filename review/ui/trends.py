@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..analysis import sampling
+from ..analysis import area_results, sampling
 from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, has_quarters,
                                precision_by_period, read_regions, set_hidden, source_table,
                                totals_by_period, trend_inputs, trend_table)
@@ -55,6 +55,7 @@ def page() -> None:
         with st.expander("Each source on its own"):
             st.caption(SOURCE_METHOD)
             st.dataframe(per_source, hide_index=True)
+    _assessment_section(db)
     _hidden_section(db)
     _sample_section(db)
     sites_ui.trends_link()
@@ -112,6 +113,46 @@ def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:
     _show(precision, "chart_precision", reviewed.empty,
           "No precision yet: no detection in these periods has been marked verified or false "
           "positive. Review some on the Review page (unsure ones do not count).")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _assessment_rows(_db, version: tuple) -> list[dict]:
+    return area_results.trend_rows(_db)
+
+
+def _assessment_section(db) -> None:
+    """Estimated mined area (with both intervals) beside the mapped and verified area, for
+    the periods that have an assessment."""
+    version = db.execute("select (select count(*) from assessments), (select max(id) from verdicts), "
+                         "(select count(*) from detections)").fetchone()
+    path = db.execute("pragma database_list").fetchone()[2]
+    rows = _assessment_rows(db, (path, *version))
+    if not rows:
+        return
+    st.subheader("Estimated mined area, counting what the detector missed")
+    table = pd.DataFrame(rows)
+    labels = [f"{r['period']} · {r['assessment']}" for r in rows]
+    figure = go.Figure()
+    figure.add_bar(x=labels, y=table["mapped_area_ha"], name="mapped (detections)",
+                   marker_color="#bdbdbd", hovertemplate="%{x}: %{y:,.1f} ha mapped<extra></extra>")
+    figure.add_bar(x=labels, y=table["verified_area_ha"], name="verified", marker_color=COLOURS["verified"],
+                   hovertemplate="%{x}: %{y:,.1f} ha verified<extra></extra>")
+    estimated = table["estimated_area_ha"].astype(float)
+    figure.add_scatter(
+        x=labels, y=estimated, mode="markers", name="estimated, robust 95% interval",
+        marker={"size": 12, "color": "#111", "symbol": "diamond"},
+        error_y={"type": "data", "symmetric": False,
+                 "array": (table["robust_high_ha"].astype(float) - estimated).tolist(),
+                 "arrayminus": (estimated - table["robust_low_ha"].astype(float)).tolist()},
+        hovertemplate="%{x}: %{y:,.1f} ha estimated<extra></extra>")
+    figure.update_layout(title="Mined area: estimated from labelled random points, beside the map (ha)",
+                         barmode="group", yaxis_title="hectares", yaxis_rangemode="tozero",
+                         xaxis_type="category", height=360)
+    st.plotly_chart(figure, config=CHART_CONFIG, key="chart_assessment")
+    st.caption(area_results.METHOD + " Progress and details: the Assessment page.")
+    st.dataframe(table, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in table.columns if c.endswith("_ha")} | {
+        c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c.endswith("accuracy")})
 
 
 def _show(figure: go.Figure, key: str, empty: bool, why: str) -> None:

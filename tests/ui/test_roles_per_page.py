@@ -25,8 +25,8 @@ import shapely
 from streamlit.testing.v1 import AppTest
 
 from review import settings
-from review.analysis import sites
-from review.judging import queue, users, verdicts
+from review.analysis import assessment, sites
+from review.judging import queue, unit_labels, users, verdicts
 from review.store import connect
 
 from tests.conftest import REPO, add_detections, import_squares
@@ -42,8 +42,10 @@ LOWER = {"reviewer": SIGNED_OUT, "editor": "reviewer", "admin": "editor"}
 HOME, DETECT, REVIEW, MAP = "app.py", "app_pages/1_Detect.py", "app_pages/2_Review.py", "app_pages/3_Map.py"
 TRENDS, EXPORT, AGREEMENT, SITES = ("app_pages/4_Trends.py", "app_pages/5_Export.py",
                                     "app_pages/6_Agreement.py", "app_pages/6_Sites.py")
+ASSESSMENT = "app_pages/4_Assessment.py"
 REPORTS, MODELS, ACCOUNTS = "app_pages/7_Field_reports.py", "app_pages/8_Models.py", "app_pages/9_Accounts.py"
-ALL_PAGES = (HOME, DETECT, REVIEW, MAP, TRENDS, EXPORT, AGREEMENT, SITES, REPORTS, MODELS, ACCOUNTS)
+ALL_PAGES = (HOME, DETECT, REVIEW, MAP, TRENDS, ASSESSMENT, EXPORT, AGREEMENT, SITES, REPORTS,
+             MODELS, ACCOUNTS)
 
 SIGN_IN = "Sign in"
 DETECT_REFUSAL = "Detect is for editors"
@@ -100,6 +102,21 @@ def _enough_to_train(db) -> None:
         verdicts.record(db, add_detections(db, 1, source=f"t{number}")[0], "ana",
                         "verified" if number < 10 else "false_positive",
                         reason=None if number < 10 else "riverbank")
+
+
+REGION = shapely.box(-60.05, -5.05, -57.9, -4.9)        # around the imported squares
+
+
+def _region_geojson() -> bytes:
+    return json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(REGION))}]}).encode()
+
+
+def _a_design(db) -> None:
+    """An area assessment over the squares, with its points to label (design 1)."""
+    strata = assessment.make_strata(db, REGION, assessment.parse_period("2023"),
+                                    *assessment.parse_strata(None))
+    assessment.create(db, "squares 2023", strata, [2, 2, 2], "Sizes as given.")
 
 
 def _geojson() -> bytes:
@@ -173,6 +190,14 @@ ACTIONS = [
            told_at_address="An editor builds them"),
     Action(SITES, "rebuild sites", "editor", ("button", "key", "sb_build"), prepare=_sites_built),
     # Trends
+    Action(REVIEW, "label an assessment point", "reviewer", ("button", "key", "unit_mining"),
+           told=SIGN_IN, prepare=_a_design, state={"order": "assess:1"}),
+    Action(REVIEW, "undo one's label", "reviewer", ("button", "key", "unit_undo"), told=SIGN_IN,
+           prepare=lambda db: (_a_design(db), unit_labels.record(db, 1, "ana", "mining")),
+           state={"order": "assess:1"}),
+    Action(ASSESSMENT, "create an assessment design", "editor", ("button", "label", "Draw the points"),
+           fills=(("text_input", "as_name", "crafted"), ("text_input", "as_period", "2023"),
+                  ("file_uploader", "as_region", ("aoi.geojson", _region_geojson(), "application/geo+json")))),
     Action(TRENDS, "leave an import out of Trends", "editor", ("checkbox", "prefix", "t_show_")),
     Action(TRENDS, "draw a random sample", "editor", ("button", "label", "Draw sample"),
            fills=(("text_input", "s_name", "crafted"),)),
@@ -283,9 +308,10 @@ def _stored(path: Path) -> dict:
             if table in VOLATILE:
                 continue
             columns = [r[1] for r in db.execute(f"pragma table_info('{table}')")]
-            keep = [c for c in columns if table != "claims" or c in CLAIM_COLUMNS]
+            keep = [c for c in columns if table not in ("claims", "unit_claims")
+                    or c in (*CLAIM_COLUMNS, "unit_id")]
             rows = db.execute(f"select {', '.join(keep)} from '{table}'").fetchall()
-            if table == "claims":
+            if table in ("claims", "unit_claims"):
                 # This test's own sessions claim what their (redrawn) queue shows; nobody
                 # else's claim may be taken.
                 rows = [r for r in rows if not r[2].startswith("session-")]
