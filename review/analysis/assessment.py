@@ -291,6 +291,18 @@ def stratum_rng(seed: int, position: int) -> np.random.Generator:
     return np.random.default_rng([seed, position])
 
 
+BLOCK = 256
+
+
+def stratum_points(geometry: shapely.Geometry, n: int, seed: int, position: int) -> np.ndarray:
+    """A stratum's first n points of its seeded sequence, drawn in blocks of BLOCK, each
+    from its own stream: the same seed gives the same points, and a larger n only adds
+    points after them (a design enlarged later keeps its units and their order)."""
+    blocks = [uniform_points(geometry, BLOCK, np.random.default_rng([seed, position, b]))
+              for b in range(-(-n // BLOCK))]
+    return np.concatenate(blocks)[:n] if blocks else np.empty((0, 2))
+
+
 @dataclass
 class Design:
     id: int
@@ -355,7 +367,7 @@ def create(db, name: str, strata: Strata, sizes: list[int], sizing: str, seed: i
         raise AssessmentError("a design needs a name")
     rows = []
     for position, (stratum, n) in enumerate(zip(strata.strata, sizes), start=1):
-        points = uniform_points(stratum.geometry, n, stratum_rng(seed, position))
+        points = stratum_points(stratum.geometry, n, seed, position)
         if len(points):
             lon, lat = Transformer.from_crs(EQUAL_AREA, "EPSG:4326", always_xy=True).transform(
                 points[:, 0], points[:, 1])
