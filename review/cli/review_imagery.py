@@ -30,6 +30,9 @@ def add_prepare_imagery(sub) -> argparse.ArgumentParser:
                          "be left out (YYYY-MM-DD)")
     prepare.add_argument("--order", default="score", help="score | threshold | newest")
     prepare.add_argument("--retry", action="store_true", help="retry failed sources now, not in an hour")
+    prepare.add_argument("--assessment", metavar="NAME",
+                         help="the points of this area assessment still to label, in review order, "
+                              "instead of detections")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     add_db(prepare)
     return prepare
@@ -73,11 +76,29 @@ def cmd_prepare_imagery(args: argparse.Namespace) -> int:
     start, _, end = (args.period or "").partition("/")
     filters = Filters(sources=args.source, period_from=start or None, period_to=end or None)
     db = open_db(args)
+    if args.assessment:
+        return _prepare_points(db, args)
     with progress_bar("preparing imagery", args.quiet, unit="detection", show=None,
                       leave=True, lazy=True) as progress:
         done = prepare_queue(db, filters, order=args.order, limit=args.limit, retry=args.retry,
                              progress=progress)
     print(done.summary())
+    return 0
+
+
+def _prepare_points(db, args: argparse.Namespace) -> int:
+    from ..analysis import assessment
+    from ..judging import unit_labels
+    from ..review_imagery.preparation import prepare_places, unit_place
+
+    design = assessment.get(db, args.assessment)
+    waiting = [unit_labels.unit(db, u["unit_id"]) for u in assessment.units(db, design)
+               if u["status"] in ("pending", "needs_second_opinion")]
+    total = min(len(waiting), args.limit) if args.limit is not None else len(waiting)
+    with progress_bar("preparing imagery", args.quiet, unit="point", show=None, leave=True,
+                      lazy=True) as progress:
+        done = prepare_places(db, (unit_place(u) for u in waiting), total, args.retry, progress)
+    print(done.summary().replace("detections", "points"))
     return 0
 
 

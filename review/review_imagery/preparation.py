@@ -233,18 +233,25 @@ def prepare_queue(db, filters: Filters, order: str = "score", limit: int | None 
     queue `order` (at most `limit`): each is taken from the chip cache when its best source
     is there, else prepared (`prepare`); sources that failed are tried again now with
     `retry`, else when due. `progress(done, total, "")` at the start and after each one."""
-    sources = chip_sources()
-    cache = chip_cache.cache_for(db)
     total = count(db, filters)
     total = min(total, limit) if limit is not None else total
+    return prepare_places(db, matching(db, filters, order), total, retry, progress)
+
+
+def prepare_places(db, places, total: int, retry: bool = False,
+                   progress: Progress | None = None) -> QueuePreparation:
+    """Prepare chips for the first `total` places (detections, or assessment points as
+    `unit_place` gives them), each from the chip cache when its best source is there."""
+    sources = chip_sources()
+    cache = chip_cache.cache_for(db)
     done = QueuePreparation(total)
     if progress:
         progress(0, total, "")
-    for number, detection in enumerate(matching(db, filters, order)):
+    for number, place in enumerate(places):
         if number >= total:
             break
-        had = cache.lookup(detection, sources)
-        got = prepare(db, detection, sources=sources, retry_seconds=0 if retry else None, cache=cache)
+        had = cache.lookup(place, sources)
+        got = prepare(db, place, sources=sources, retry_seconds=0 if retry else None, cache=cache)
         if had is not None and got is not None and got.source == had.source:
             done.cached += 1
         elif got is not None:
