@@ -20,13 +20,10 @@ from .. import verdict_log
 from ..errors import ReviewError
 from ..store import now, transaction
 from . import project_settings
-from .verdicts import UNDO, Imagery, decisions, status_from_history
+from .verdicts import UNDO, Imagery, decisions, point_status
 
 LABELS = {"mining": "mining", "not_mining": "not mining", "unsure": "can't tell"}
 SETTLED = tuple(LABELS)
-# Labels read as verdicts so the second-opinion rules are the very same.
-_AS_VERDICT = {"mining": "verified", "not_mining": "false_positive", "unsure": "unsure"}
-_FROM_VERDICT = {v: k for k, v in _AS_VERDICT.items()}
 CLAIM_SECONDS = 120
 
 
@@ -49,13 +46,6 @@ def unit(db, unit_id: int, design_id: int | None = None) -> dict:
 
 def history(db, unit_id: int) -> list[dict]:
     return list(db["verdicts"].rows_where("unit_id = ?", [unit_id], order_by="id"))
-
-
-def status_of(rows: list[dict], mode: str) -> str:
-    """A unit's status from its label records (rows with verdict, reviewer, final, ...)."""
-    as_verdicts = [{**r, "verdict": _AS_VERDICT.get(r["verdict"], r["verdict"])} for r in rows]
-    status = status_from_history(as_verdicts, mode)
-    return _FROM_VERDICT.get(status, status)
 
 
 def _check(label: str, reviewer: str) -> None:
@@ -122,17 +112,9 @@ def _append(db, unit_id, reviewer, label, note, before, after, via, final) -> in
 
 
 def _update_status(db, unit_id: int, mode: str) -> str:
-    status = status_of(history(db, unit_id), mode)
+    status = point_status(history(db, unit_id), mode)
     db.execute("update assessment_units set status = ? where id = ?", [status, unit_id])
     return status
-
-
-def restatus(db, mode: str) -> int:
-    """Re-derive every labelled unit's status under a second-opinion mode (inside the
-    caller's transaction); how many changed."""
-    rows = db.execute("select id, status from assessment_units where id in "
-                      "(select unit_id from verdicts where unit_id is not null)").fetchall()
-    return sum(_update_status(db, i, mode) != status for i, status in rows)
 
 
 # ------------------------------------------------------------------ labels made elsewhere

@@ -208,10 +208,32 @@ def set_second_opinion(db: sqlite_utils.Database, mode: str, by: str | None = No
         before = dict(db.execute("select id, status from detections where id in "
                                  "(select detection_id from verdicts)").fetchall())
         changed = sum(_update_status(db, i, mode) != status for i, status in before.items())
-        from .unit_labels import restatus      # labels of assessment units follow the same rules
-
-        restatus(db, mode)
+        _restatus_points(db, mode)
     return {"mode": mode, "waiting_before": waiting, "changed": changed}
+
+
+# Labels of area-assessment points (review.judging.unit_labels) are read as verdicts, so the
+# second-opinion rules are the very same: mining plays verified, not_mining false positive.
+LABEL_AS_VERDICT = {"mining": "verified", "not_mining": "false_positive", "unsure": "unsure"}
+VERDICT_AS_LABEL = {v: k for k, v in LABEL_AS_VERDICT.items()}
+
+
+def point_status(rows: list[dict], mode: str) -> str:
+    """A point's status from its label records, under a second-opinion mode."""
+    status = status_from_history(
+        [{**r, "verdict": LABEL_AS_VERDICT.get(r["verdict"], r["verdict"])} for r in rows], mode)
+    return VERDICT_AS_LABEL.get(status, status)
+
+
+def _restatus_points(db, mode: str) -> None:
+    cursor = db.execute("select * from verdicts where unit_id is not null order by unit_id, id")
+    names = [d[0] for d in cursor.description]
+    by_point: dict[int, list[dict]] = {}
+    for values in cursor:
+        row = dict(zip(names, values))
+        by_point.setdefault(row["unit_id"], []).append(row)
+    for unit_id, rows in by_point.items():
+        db.execute("update assessment_units set status = ? where id = ?", [point_status(rows, mode), unit_id])
 
 
 def history(db: sqlite_utils.Database, detection_id: int) -> list[dict]:
