@@ -24,7 +24,14 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
 
 @dataclass
 class SampleEstimate:
-    """Verified area of a stratum estimated from a simple random sample of its detections."""
+    """Verified area of a stratum estimated from a simple random sample of its detections.
+
+    For a drawn sample (review.analysis.sampling) `drawn` is how many members were drawn
+    and `used` how many of them, the first in drawn order, the estimate rests on: a prefix
+    of a random order is itself a simple random sample, a subset picked by what people
+    happened to review is not. `left_out` members were decided beyond that prefix and are
+    not used; `stopped_at` says which member ends the prefix and why. Without `drawn` the
+    caller vouches that the `sample_size` reviewed were drawn at random."""
 
     stratum_detections: int
     stratum_area_ha: float
@@ -33,11 +40,33 @@ class SampleEstimate:
     low_ha: float
     high_ha: float
     ratio: float                     # verified share of area in the sample
+    drawn: int | None = None         # members drawn; None: not a stored sample
+    used: int | None = None          # the first `used` members in drawn order, all decided
+    left_out: int = 0                # members decided beyond that prefix, not used
+    stopped_at: str | None = None    # the member that ends the prefix, in words
 
     def summary(self) -> str:
-        return (f"{self.verified_area_ha:,.1f} ha verified (95% CI {self.low_ha:,.1f} to "
-                f"{self.high_ha:,.1f}) of {self.stratum_area_ha:,.1f} ha in "
-                f"{self.stratum_detections:,} detections, from {self.sample_size} reviewed at random")
+        if math.isnan(self.low_ha):
+            interval = "no interval from fewer than two"
+        else:
+            interval = f"95% CI {self.low_ha:,.1f} to {self.high_ha:,.1f}"
+        text = (f"{self.verified_area_ha:,.1f} ha verified ({interval}) of "
+                f"{self.stratum_area_ha:,.1f} ha in {self.stratum_detections:,} detections, ")
+        if self.drawn is None:
+            return text + f"from {self.sample_size} reviewed at random"
+        used = self.sample_size if self.used is None else self.used
+        if used == self.drawn:
+            text += f"from all {self.drawn} drawn at random, every one reviewed"
+        else:
+            text += (f"from the first {used} of {self.drawn} drawn, reviewed in drawn order "
+                     f"(itself a random sample)")
+            if self.stopped_at:
+                text += f"; the drawn order stops at {self.stopped_at}"
+        if self.left_out:
+            text += (f"; {self.left_out} member{'s' if self.left_out != 1 else ''} decided past that "
+                     f"point {'are' if self.left_out != 1 else 'is'} left out: with a gap before "
+                     f"them, they are a subset chosen by what was reviewed, not at random")
+        return text
 
 
 def ratio_estimate(sample_areas: list[float], sample_verified: list[bool], stratum_count: int,

@@ -291,9 +291,19 @@ def _v17(db: sqlite_utils.Database) -> None:
                    f"{advice}'); END")
 
 
+def _v18(db: sqlite_utils.Database) -> None:
+    # A sample's members in the order drawn (an estimate rests on a prefix of that order),
+    # kept as a number, not left to rowids that a VACUUM may renumber. Samples drawn before
+    # were inserted in drawn order, so their rowid order is it.
+    if "position" not in db["sample_members"].columns_dict:
+        db["sample_members"].add_column("position", int)
+    db.execute("update sample_members set position = (select count(*) from sample_members m "
+               "where m.sample_id = sample_members.sample_id and m.rowid <= sample_members.rowid)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
                                                               _v9, _v10, _v11, _v12, _v13, _v14,
-                                                              _v15, _v16, _v17]
+                                                              _v15, _v16, _v17, _v18]
 
 
 @contextmanager

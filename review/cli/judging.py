@@ -93,7 +93,8 @@ def add_settings(sub) -> argparse.ArgumentParser:
 
 def add_agreement(sub) -> argparse.ArgumentParser:
     agree = sub.add_parser("agreement", help="how far reviewers agree: percent agreement, "
-                                             "Cohen's and Fleiss' kappa")
+                                             "Cohen's and Fleiss' kappa, Gwet's AC1 and "
+                                             "Krippendorff's alpha")
     agree.add_argument("--format", choices=["table", "csv", "json"], default="table")
     agree.add_argument("--seed", type=int, default=1, help="seed of the bootstrap interval")
     add_db(agree)
@@ -310,20 +311,28 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         return 0
     figures = result.to_json()
     overall = figures["overall"]
-    if result.too_few:
-        print(f"note: {result.too_few}", file=sys.stderr)
+    for note in (result.too_few, result.prevalence_note):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     if args.format == "csv":
-        print("reviewer_a,reviewer_b,detections,percent_agreement,kappa")
+        # New columns go at the end, so the first five keep their places.
+        print("reviewer_a,reviewer_b,detections,percent_agreement,kappa,ac1,alpha")
         for pair in figures["pairs"]:
             print(",".join("" if v is None else str(v) for v in pair.values()))
-        print(f"overall,,{overall['detections']},{overall['percent_agreement']},{overall['kappa']}")
+        print(",".join(["overall", ""] + ["" if overall[k] is None else str(overall[k]) for k in
+                                          ("detections", "percent_agreement", "kappa", "ac1", "alpha")]))
         return 0
+
+    def interval(name: str) -> str:
+        return f"{number(overall[name])} (95% {number(overall[name + '_low'])} to {number(overall[name + '_high'])})"
+
     print(f"overall: {overall['detections']} detections judged twice, "
-          f"{number(overall['percent_agreement'], 1)}% agreement, Fleiss' kappa "
-          f"{number(overall['kappa'])} (95% {number(overall['kappa_low'])} to {number(overall['kappa_high'])})")
+          f"{number(overall['percent_agreement'], 1)}% agreement, Fleiss' kappa {interval('kappa')}, "
+          f"Gwet's AC1 {interval('ac1')}, Krippendorff's alpha {interval('alpha')}")
     for pair in figures["pairs"]:
         print(f"  {pair['reviewer_a']} / {pair['reviewer_b']}: {pair['detections']} detections, "
-              f"{number(pair['percent_agreement'], 1)}% agreement, Cohen's kappa {number(pair['kappa'])}")
+              f"{number(pair['percent_agreement'], 1)}% agreement, Cohen's kappa {number(pair['kappa'])}, "
+              f"Gwet's AC1 {number(pair['ac1'])}, Krippendorff's alpha {number(pair['alpha'])}")
     return 0
 
 

@@ -1,5 +1,10 @@
 """The review queue: pending detections in a chosen order, filtered, handed out one at a time.
 
+Restricted to a random sample (Filters.sample_id), the queue serves its members in the
+order they were drawn, whatever order is chosen: an estimate from the sample rests on a
+prefix of that order (review.analysis.sampling), so a reviewer working through the queue
+keeps the reviewed members a random sample rather than, say, the highest-scoring ones.
+
 `claim_next` gives each reviewer a detection nobody else holds: the claim is written in
 the same write transaction that chose it, so two reviewers asking at once get two
 different detections. A claim belongs to a holder (one browser session, or one CLI
@@ -94,7 +99,9 @@ class Filters:
             clauses.append("id in (select detection_id from sample_members where sample_id = ?)")
             params.append(self.sample_id)
         if self.not_judged_by:
-            clauses.append("id not in (select detection_id from verdicts where reviewer = ?)")
+            # `not in` over a NULL yields nothing: labels of assessment points have no detection.
+            clauses.append("id not in (select detection_id from verdicts where reviewer = ? "
+                           "and detection_id is not null)")
             params.append(self.not_judged_by)
         if self.site_id is not None:
             clauses.append("id in (select detection_id from site_members where site_id = ?)")
@@ -123,11 +130,27 @@ def _check_order(order: str) -> str:
     return _ORDER_SQL[order]
 
 
+def serves_drawn_order(filters: Filters) -> bool:
+    """Whether these filters make the queue serve a sample's members in drawn order (the
+    chosen order does not apply then)."""
+    return filters.sample_id is not None
+
+
+def _order_sql(filters: Filters, order: str) -> str:
+    """The ORDER BY of the queue: the chosen order, or a sample's drawn order (the position
+    of its sample_members rows, see review.analysis.sampling) when restricted to one."""
+    chosen = _check_order(order)
+    if not serves_drawn_order(filters):
+        return chosen
+    return (f"(select m.position from sample_members m where m.sample_id = {int(filters.sample_id)} "
+            f"and m.detection_id = detections.id), id")
+
+
 def _select(db, filters: Filters, order: str, extra: str = "", params=(), limit: int = 100,
             offset: int = 0) -> list[dict]:
     where, where_params = filters.where()
     sql = (f"select * from detections where {where} {extra} "
-           f"order by {_check_order(order)} limit ? offset ?")
+           f"order by {_order_sql(filters, order)} limit ? offset ?")
     cursor = db.execute(sql, [*where_params, *params, limit, offset])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]

@@ -14,7 +14,7 @@ from review.cli.common import Command
 from tests.cli import run_cli
 
 HELP_ORDER = ["detect", "fetch", "import", "queue", "verdict", "trends", "export", "training-samples",
-              "sample", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
+              "sample", "assess", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
               "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery"]
 
 

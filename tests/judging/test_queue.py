@@ -162,3 +162,28 @@ def test_filter_keys_differ_exactly_when_the_selection_does():
     assert Filters(area=area).key() != Filters(area=shapely.box(0, 0, 2, 1)).key()
     assert len({Filters(sample_id=1).key(), Filters(sample_id=2).key(), Filters().key()}) == 3
     assert len({Filters(site_id=1).key(), Filters(not_judged_by="ana").key(), Filters().key()}) == 3
+
+
+def test_a_sample_is_served_in_drawn_order_whatever_the_chosen_order(db):
+    from review.analysis import sampling
+
+    ids = add_detections(db, 12)
+    sample_id = sampling.draw(db, "twelve", Filters(status=None), size=8, seed=5)
+    drawn = sampling.drawn_order(db, sample_id)
+    assert len(drawn) == 8 and drawn != sorted(drawn) and set(drawn) <= set(ids)
+    by_score = [r["id"] for r in listing(db, Filters(sample_id=sample_id), order="score")]
+    assert by_score != sorted(by_score, key=lambda i: -i)        # not by score (ids rise with it)
+    only = Filters(sample_id=sample_id)
+    assert queue.serves_drawn_order(only) and not queue.serves_drawn_order(Filters())
+    for order in queue.ORDERS:
+        if order != "second_opinion":
+            assert [r["id"] for r in listing(db, only, order=order)] == drawn, order
+    # Claims and the lookahead follow the drawn order too; decided members leave the queue.
+    assert claim_next(db, "ana", only, order="score", holder="a")["id"] == drawn[0]
+    assert claim_next(db, "ben", only, order="threshold", holder="b")["id"] == drawn[1]
+    verdicts.record(db, drawn[0], "ana", "verified")
+    assert [r["id"] for r in queue.upcoming(db, "ana", only, order="newest", count=3)] == drawn[1:4]
+    area = shapely.box(-57.1, -5.1, -56.0, -4.9)                 # exact-area path, same order
+    assert [r["id"] for r in listing(db, Filters(sample_id=sample_id, area=area))] == drawn[1:]
+    # Without a sample, the chosen order applies as before.
+    assert [r["id"] for r in listing(db, order="score")][:2] == [ids[-1], ids[-2]]

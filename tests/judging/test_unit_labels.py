@@ -182,3 +182,16 @@ def test_an_older_database_gains_labels_without_a_verdict_changing(tmp_path, mon
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("update verdicts set verdict = 'verified' where id = 2")
     assert db["detections"].get(1)["status"] == "pending"
+
+
+def test_labelling_points_leaves_a_reviewers_detection_queues_as_they_were(db):
+    from review.judging import queue
+
+    design = _design(db)
+    verdicts.set_second_opinion(db, "verified")
+    verdicts.record(db, 1, "Ana", "verified", before=SEEN, after=SEEN)
+    unit_labels.record(db, assessment.units(db, design)[0]["unit_id"], "Ben", "mining")
+    # Ben's label (a row with no detection) must not empty his second-opinion queue.
+    waiting = queue.listing(db, queue.second_opinion_filters("Ben"))
+    assert [d["id"] for d in waiting] == [1]
+    assert verdicts.latest(db) == {1: ("Ana", "verified", None)}
