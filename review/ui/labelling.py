@@ -7,6 +7,8 @@ written at once, as a record of the verdict log, with the imagery shown.
 """
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from ..errors import ReviewError
@@ -17,6 +19,8 @@ from . import common
 
 ORDER_PREFIX = "assess:"
 LOOKAHEAD = 8
+KEEP_ALIVE_S = 3          # how often the timed fragment looks in
+RENEW_EVERY_S = 30        # how often it renews the claim (claims last unit_labels.CLAIM_SECONDS)
 VIEWS = {"true": "True colour", "false": "False colour"}
 WORDS = {"mining": "mining", "not_mining": "not mining", "unsure": "can't tell"}
 
@@ -77,6 +81,22 @@ def pane(design_id: int) -> None:
                   disabled=not can_undo)
 
 
+@st.fragment(run_every=KEEP_ALIVE_S)
+def keep_alive() -> None:
+    """Keep this session's claim on the point on screen, and redraw the pane when imagery
+    being prepared for it has arrived."""
+    state = st.session_state
+    unit_id = state.get("current_unit")
+    if unit_id is None:
+        return
+    if state.get("waiting_point") == -unit_id and not lookahead.pending(-unit_id):
+        state["waiting_point"] = None
+        st.rerun()
+    if time.time() - state.get("_point_renewed", 0) >= RENEW_EVERY_S:
+        state["_point_renewed"] = time.time()
+        unit_labels.renew(common.connection(), common.holder(), unit_id)
+
+
 def _current(db, design_id: int, reviewer: str) -> dict | None:
     state = st.session_state
     unit_id = state.get("current_unit")
@@ -107,11 +127,13 @@ def _imagery(db, unit: dict, design_id: int, reviewer: str) -> None:
               and any(cache.due(p, s) for s in preparation.chip_sources())]
     if wanted:
         lookahead.want(wanted, cache)
+    state["waiting_point"] = None
     if prepared is None:
         message = preparation.unavailable(cache, place).replace("this detection", "this point")
         if lookahead.pending(place["id"]):
-            message = ("Imagery of this point is being prepared; reload in a moment. You can label "
-                       "without it: the label then records that no imagery was shown.")
+            state["waiting_point"] = place["id"]
+            message = ("Imagery of this point is being prepared; it appears here by itself. You can "
+                       "label without it: the label then records that no imagery was shown.")
         left.info(message)
         state["unit_shown"] = shown
         return

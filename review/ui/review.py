@@ -91,6 +91,7 @@ def _assessment_queue(db, design_id: int) -> None:
         st.info("Enter your name in the sidebar to start labelling.")
         return
     labelling.pane(design_id)
+    labelling.keep_alive()
 
 
 def _hand_over_claim(db, reviewer: str) -> None:
