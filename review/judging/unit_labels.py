@@ -217,6 +217,13 @@ def renew(db, holder: str, unit_id: int) -> bool:
     return cursor.rowcount == 1
 
 
+def holder_of(db, unit_id: int, claim_seconds: float = CLAIM_SECONDS) -> dict | None:
+    """Who has this point on screen now: {reviewer, holder, since}, or None."""
+    row = db.execute("select reviewer, holder, claimed_at from unit_claims where unit_id = ? and "
+                     "claimed_at >= ?", [unit_id, time.time() - claim_seconds]).fetchone()
+    return None if row is None else {"reviewer": row[0], "holder": row[1], "since": row[2]}
+
+
 def release(db, holder: str) -> None:
     with transaction(db):
         db.execute("delete from unit_claims where holder = ?", [holder])

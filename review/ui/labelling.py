@@ -101,8 +101,16 @@ def _current(db, design_id: int, reviewer: str) -> dict | None:
     state = st.session_state
     unit_id = state.get("current_unit")
     if unit_id is not None:
-        unit_labels.renew(db, common.holder(), unit_id)
-        return unit_labels.unit(db, unit_id)
+        if unit_labels.renew(db, common.holder(), unit_id):
+            return unit_labels.unit(db, unit_id)
+        # The claim lapsed (a sleeping laptop, a dropped connection): still ours if nobody
+        # took it meanwhile, else this point is someone else's now and we move on.
+        taken = unit_labels.holder_of(db, unit_id)
+        if taken is None:
+            return unit_labels.claim(db, unit_id, reviewer, common.holder())
+        st.info(f"The point you had on screen is being labelled by {taken['reviewer']} now; "
+                "here is the next one.")
+        state["current_unit"] = None
     chosen = unit_labels.claim_next(db, design_id, reviewer, common.holder(),
                                     skip=tuple(state.get("unit_skips", ())))
     state["current_unit"] = chosen["id"] if chosen else None
@@ -144,6 +152,8 @@ def _imagery(db, unit: dict, design_id: int, reviewer: str) -> None:
         imagery = side.shown(view)
         column.image(str(side.path(view)), caption=f"{word}: {imagery.label()}")
         shown[word.lower()] = imagery
+    if view == "false" and "false" not in prepared.views:
+        st.caption("These scenes have no short-wave infrared band: shown in true colour.")
     state["unit_shown"] = shown
 
 
@@ -156,6 +166,12 @@ def _label(label: str) -> None:
     shown = state.get("unit_shown") or {}
     if shown.get("id") != unit_id:
         shown = {"before": NO_IMAGERY, "after": NO_IMAGERY}
+    taken = unit_labels.holder_of(db, unit_id)
+    if taken is not None and taken["holder"] != common.holder():
+        state["flash_error"] = (f"Nothing recorded: this point was taken over by {taken['reviewer']} "
+                                "meanwhile (your claim had lapsed). Here is the next one.")
+        _move_on()
+        return
     try:
         common.require(db, "verdict")
         unit_labels.record(db, unit_id, common.reviewer_name(db), label,

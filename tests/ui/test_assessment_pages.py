@@ -85,6 +85,23 @@ def test_two_labellers_never_get_the_same_point(db_path):
     assert sorted(labelled) == sorted(held.values())
 
 
+def test_a_lapsed_claim_taken_by_someone_else_records_nothing(db_path):
+    ana = _session("Ana")
+    db = connect(db_path)
+    first = db.execute("select unit_id from unit_claims").fetchone()[0]
+    # Ana's laptop slept: her claim lapsed, and Ben was given the same point.
+    db.execute("update unit_claims set claimed_at = claimed_at - 600")
+    ben = _session("Ben")
+    assert db.execute("select unit_id from unit_claims where reviewer = 'Ben'").fetchone()[0] == first
+    ana.button(key="unit_mining").click().run()
+    assert "Nothing recorded: this point was taken over by Ben" in _text(ana)
+    assert db["verdicts"].count == 0
+    ben.button(key="unit_mining").click().run()
+    assert [(r["unit_id"], r["reviewer"]) for r in db["verdicts"].rows] == [(first, "Ben")]
+    # Ana's page moved on to another point, which she holds.
+    assert db.execute("select unit_id from unit_claims where reviewer = 'Ana'").fetchone()[0] != first
+
+
 def test_second_opinions_apply_to_labels_and_stay_blind(db_path):
     db = connect(db_path)
     verdicts.set_second_opinion(db, "verified")
