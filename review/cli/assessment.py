@@ -26,7 +26,8 @@ def add_assess(sub) -> argparse.ArgumentParser:
     assess.add_argument("action", choices=ACTIONS)
     assess.add_argument("name", nargs="?", help="the design's name")
     assess.add_argument("unit", nargs="?", type=int, help="label: the unit's id")
-    assess.add_argument("label", nargs="?", help="label: mining, not_mining or unsure")
+    assess.add_argument("label", nargs="?", help="label: mining, not_mining, unsure (can't tell), "
+                                                 "or undo (takes back the latest label)")
     assess.add_argument("--region", type=Path, help="design/plan: the region (polygons, any CRS)")
     assess.add_argument("--period", help="design/plan: YYYY or START/END")
     assess.add_argument("--source", action="append", default=[],
@@ -108,7 +109,7 @@ def _design(args: argparse.Namespace) -> int:
         how = plan.summary()
     else:
         sizes, how = assessment.sizes_for(strata, sizes)
-    signed_in = account(db, args, "assess") if args.reviewer or args.password_stdin else None
+    signed_in = account(db, args, "assess")           # with accounts, an editor signs in
     design = assessment.create(db, args.name, strata, sizes, how, seed=args.seed,
                                by=signed_in.name if signed_in else (args.reviewer or os_user()))
     print(design.summary())
