@@ -384,3 +384,24 @@ def test_on_real_polygons_the_robust_interval_keeps_its_promise(db, simulated):
     assert coverage >= 0.93, message
     assert plain < coverage, message
     assert ratio <= 1.5, message
+
+
+def test_with_accounts_only_a_signed_in_editor_makes_a_design(mapped_db, tmp_path):
+    from review.judging import users
+
+    path = mapped_db.execute("pragma database_list").fetchone()[2]
+    users.add(mapped_db, "rita", "a long enough password", role="reviewer")
+    users.add(mapped_db, "eda", "another long password", role="editor")
+    region = str(_geojson(tmp_path, REGION))
+    base = ["design", "d", "--region", region, "--period", "2024", "--n", "2,2,2"]
+    assert "give --reviewer NAME" in _cli(*base, db_path=path).stderr
+    as_rita = subprocess.run([sys.executable, "-m", "review", "assess", *base, "--reviewer", "rita",
+                              "--password-stdin", "--db", str(path)], input="a long enough password\n",
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert as_rita.returncode == 2 and "editor" in as_rita.stderr
+    assert mapped_db.execute("select count(*) from assessments").fetchone()[0] == 0
+    as_eda = subprocess.run([sys.executable, "-m", "review", "assess", *base, "--reviewer", "eda",
+                             "--password-stdin", "--db", str(path)], input="another long password\n",
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert as_eda.returncode == 0, as_eda.stderr
+    assert mapped_db.execute("select created_by from assessments").fetchone()[0] == "eda"
