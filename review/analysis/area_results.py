@@ -20,8 +20,11 @@ METHOD = ("Estimated mined area: points drawn at random over the whole region in
           "stratified estimator of Stehman 2014 (Olofsson et al. 2014's good practice) gives the "
           "area, its standard error and the ±1.96 SE interval. That interval is too narrow when "
           "a stratum shows little or no mining, so the headline interval is the robust one: each "
-          "stratum's mining share from its Jeffreys posterior, combined by simulation. Mapped: "
-          "the detections' footprints in the region; verified: those people confirmed.")
+          "stratum's mining share from Jeffreys and Clopper-Pearson bounds, combined by "
+          "simulation. Mapped: the ground under the detections' footprints in the design's "
+          "region (EPSG:6933); verified: under those people confirmed. Points judge ground, so "
+          "these are footprint areas, which differ from the table above where a source gives "
+          "its own mined-area attribute.")
 
 
 @dataclass

@@ -7,6 +7,8 @@ page, order "assessment points".
 """
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import pydeck
 import streamlit as st
@@ -14,7 +16,7 @@ import streamlit as st
 from .. import settings
 from ..analysis import area_results, assessment, map_layers
 from ..analysis.trends import area_of_interest
-from ..errors import ReviewError
+from ..errors import ReviewError, sentence
 from ..judging import queue
 from . import common
 
@@ -62,7 +64,7 @@ def _design_view(db, design: assessment.Design) -> None:
                                                     format="percent")})
     _estimate(figures)
     for note in figures["notes"]:
-        st.caption(note)
+        st.caption(sentence(note))
     _units_map(db, design)
 
 
@@ -74,7 +76,7 @@ def _estimate(figures: dict) -> None:
     else:
         robust = mining.get("robust") or {}
         interval = ("" if robust.get("low_ha") is None
-                    else f"95%: {robust['low_ha']:,.0f} to {robust['high_ha']:,.0f} ha")
+                    else f"95% (robust): {robust['low_ha']:,.0f} to {robust['high_ha']:,.0f} ha")
         columns[0].metric("Estimated mined area", f"{mining['area_ha']:,.0f} ha", help=(
             "Robust 95% interval (" + (robust.get("method") or "") + "); the good-practice "
             "interval (±1.96 SE) is given below it"))
@@ -108,7 +110,12 @@ def _units_map(db, design: assessment.Design) -> None:
     if not units:
         return
     counts = pd.Series([u["status"] for u in units]).value_counts()
-    st.caption(" · ".join(f"{LABEL_WORDS.get(k, k)}: {v}" for k, v in counts.items()))
+    st.html('<div style="font-size:0.9rem">' + "".join(
+        f'<span style="display:inline-flex;align-items:center;margin-right:1.2em">'
+        f'<span style="display:inline-block;width:12px;height:12px;border-radius:50%;'
+        f'background:rgb{tuple(LABEL_COLOURS.get(status, [0, 0, 0]))};margin-right:0.4em"></span>'
+        f'{html.escape(LABEL_WORDS.get(status, status))} ({counts[status]:,})</span>'
+        for status in LABEL_COLOURS if status in counts) + "</div>")
     rows = [{"position": [u["lon"], u["lat"]], "colour": LABEL_COLOURS.get(u["status"], [0, 0, 0]),
              "label": LABEL_WORDS.get(u["status"], u["status"])} for u in units]
     bounds = assessment.region_of(db, design.id)[0].bounds

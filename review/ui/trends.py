@@ -138,13 +138,14 @@ def _assessment_section(db) -> None:
     figure.add_bar(x=labels, y=table["verified_area_ha"], name="verified", marker_color=COLOURS["verified"],
                    hovertemplate="%{x}: %{y:,.1f} ha verified<extra></extra>")
     estimated = table["estimated_area_ha"].astype(float)
-    figure.add_scatter(
-        x=labels, y=estimated, mode="markers", name="estimated, robust 95% interval",
-        marker={"size": 12, "color": "#111", "symbol": "diamond"},
-        error_y={"type": "data", "symmetric": False,
+    figure.add_bar(
+        x=labels, y=estimated, name="estimated (robust 95% interval)", marker_color="#222",
+        error_y={"type": "data", "symmetric": False, "color": "#000", "thickness": 2, "width": 8,
                  "array": (table["robust_high_ha"].astype(float) - estimated).tolist(),
                  "arrayminus": (estimated - table["robust_low_ha"].astype(float)).tolist()},
-        hovertemplate="%{x}: %{y:,.1f} ha estimated<extra></extra>")
+        customdata=list(zip(table["robust_low_ha"], table["robust_high_ha"])),
+        hovertemplate="%{x}: %{y:,.1f} ha estimated (95%: %{customdata[0]:,.0f} to "
+                      "%{customdata[1]:,.0f})<extra></extra>")
     figure.update_layout(title="Mined area: estimated from labelled random points, beside the map (ha)",
                          barmode="group", yaxis_title="hectares", yaxis_rangemode="tozero",
                          xaxis_type="category", height=360)
