@@ -301,9 +301,48 @@ def _v18(db: sqlite_utils.Database) -> None:
                "where m.sample_id = sample_members.sample_id and m.rowid <= sample_members.rowid)")
 
 
+def _v19(db: sqlite_utils.Database) -> None:
+    # Context layers (review.analysis.context): polygons people add (territories, protected
+    # areas, concessions), each feature with its field value, and which detections overlap
+    # which feature by how many hectares (EPSG:6933), computed for detections up to
+    # `checked_through` and brought up to date for later ones when asked.
+    db.execute("""CREATE TABLE IF NOT EXISTS context_layers (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, field TEXT, source_file TEXT,
+        sha256 TEXT, source_crs TEXT, features INTEGER NOT NULL,
+        checked_through INTEGER NOT NULL DEFAULT 0, added_at TEXT NOT NULL, added_by TEXT)""")
+    db.execute("""CREATE TABLE IF NOT EXISTS context_features (
+        id INTEGER PRIMARY KEY, layer_id INTEGER NOT NULL REFERENCES context_layers(id),
+        value TEXT, geometry TEXT NOT NULL, west REAL, south REAL, east REAL, north REAL)""")
+    db.execute("CREATE INDEX IF NOT EXISTS context_features_layer ON context_features(layer_id)")
+    db.execute("""CREATE TABLE IF NOT EXISTS context_overlaps (
+        layer_id INTEGER NOT NULL, feature_id INTEGER NOT NULL, detection_id INTEGER NOT NULL,
+        overlap_ha REAL NOT NULL, PRIMARY KEY (layer_id, feature_id, detection_id))""")
+    db.execute("CREATE INDEX IF NOT EXISTS context_overlaps_detection ON context_overlaps(detection_id)")
+
+
+def _v20(db: sqlite_utils.Database) -> None:
+    # Spectral time series of a place (review.analysis.spectral_series): one row per
+    # Sentinel-2 acquisition over a site's or a detection's footprint (`place`, e.g.
+    # 'site:12'), with the medians of the footprint's and its ring's clear pixels; the
+    # windows asked for (done once every item was read, so an interrupted fetch resumes);
+    # and why an item gave nothing.
+    db.execute("""CREATE TABLE IF NOT EXISTS series_observations (
+        place TEXT NOT NULL, item_id TEXT NOT NULL, acquired TEXT NOT NULL, source TEXT NOT NULL,
+        clear_share REAL, ring_clear_share REAL, ndvi REAL, bsi REAL, mndwi REAL,
+        ring_ndvi REAL, ring_bsi REAL, ring_mndwi REAL, footprint_pixels INTEGER,
+        ring_pixels INTEGER, fetched_at TEXT NOT NULL, PRIMARY KEY (place, item_id))""")
+    db.execute("""CREATE TABLE IF NOT EXISTS series_windows (
+        place TEXT NOT NULL, start TEXT NOT NULL, end TEXT NOT NULL, geometry TEXT NOT NULL,
+        ring_inner_m REAL, ring_outer_m REAL, items INTEGER, done INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT, PRIMARY KEY (place, start, end))""")
+    db.execute("""CREATE TABLE IF NOT EXISTS series_failures (
+        place TEXT NOT NULL, item_id TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (place, item_id))""")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
                                                               _v9, _v10, _v11, _v12, _v13, _v14,
-                                                              _v15, _v16, _v17, _v18]
+                                                              _v15, _v16, _v17, _v18, _v19, _v20]
 
 
 @contextmanager
