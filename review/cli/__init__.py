@@ -18,19 +18,22 @@ import sys
 
 from .. import __version__
 from ..errors import ReviewError
-from . import analysis, assessment, detection, judging, learning, publishing, review_imagery
+from . import (analysis, assessment, context, detection, dossier, judging, learning, publishing,
+               review_imagery, timeseries)
 
 EXIT_ERROR = 2
 
 # Every subcommand by name, from the module of its wing.
 COMMANDS = {**detection.COMMANDS, **judging.COMMANDS, **review_imagery.COMMANDS,
             **analysis.COMMANDS, **assessment.COMMANDS,
-            **publishing.COMMANDS, **learning.COMMANDS}
+            **context.COMMANDS, **timeseries.COMMANDS, **dossier.COMMANDS, **publishing.COMMANDS,
+            **learning.COMMANDS}
 
 # The order `--help` lists them in.
 ORDER = ("detect", "fetch", "import", "queue", "verdict", "trends", "export", "training-samples",
          "sample", "assess", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
-         "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery")
+         "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery",
+         *context.COMMANDS, *timeseries.COMMANDS, *dossier.COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
