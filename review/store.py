@@ -304,19 +304,21 @@ def _v18(db: sqlite_utils.Database) -> None:
 def _v19(db: sqlite_utils.Database) -> None:
     # Context layers (review.analysis.context): polygons people add (territories, protected
     # areas, concessions), each feature with its field value, and which detections overlap
-    # which feature by how many hectares (EPSG:6933), computed for detections up to
-    # `checked_through` and brought up to date for later ones when asked.
+    # which value by how many hectares (EPSG:6933; features sharing a value count their
+    # common ground once, so overlaps are kept per value, not per feature), computed for
+    # detections up to `checked_through` and brought up to date for later ones when asked.
     db.execute("""CREATE TABLE IF NOT EXISTS context_layers (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, field TEXT, source_file TEXT,
         sha256 TEXT, source_crs TEXT, features INTEGER NOT NULL,
         checked_through INTEGER NOT NULL DEFAULT 0, added_at TEXT NOT NULL, added_by TEXT)""")
     db.execute("""CREATE TABLE IF NOT EXISTS context_features (
         id INTEGER PRIMARY KEY, layer_id INTEGER NOT NULL REFERENCES context_layers(id),
-        value TEXT, geometry TEXT NOT NULL, west REAL, south REAL, east REAL, north REAL)""")
-    db.execute("CREATE INDEX IF NOT EXISTS context_features_layer ON context_features(layer_id)")
+        value TEXT NOT NULL, geometry TEXT NOT NULL, west REAL, south REAL, east REAL, north REAL)""")
+    db.execute("CREATE INDEX IF NOT EXISTS context_features_layer ON context_features(layer_id, value)")
     db.execute("""CREATE TABLE IF NOT EXISTS context_overlaps (
-        layer_id INTEGER NOT NULL, feature_id INTEGER NOT NULL, detection_id INTEGER NOT NULL,
-        overlap_ha REAL NOT NULL, PRIMARY KEY (layer_id, feature_id, detection_id))""")
+        layer_id INTEGER NOT NULL REFERENCES context_layers(id), value TEXT NOT NULL,
+        detection_id INTEGER NOT NULL, overlap_ha REAL NOT NULL,
+        PRIMARY KEY (layer_id, value, detection_id))""")
     db.execute("CREATE INDEX IF NOT EXISTS context_overlaps_detection ON context_overlaps(detection_id)")
 
 
@@ -324,13 +326,19 @@ def _v20(db: sqlite_utils.Database) -> None:
     # Spectral time series of a place (review.analysis.spectral_series): one row per
     # Sentinel-2 acquisition over a site's or a detection's footprint (`place`, e.g.
     # 'site:12'), with the medians of the footprint's and its ring's clear pixels; the
-    # windows asked for (done once every item was read, so an interrupted fetch resumes);
-    # and why an item gave nothing.
+    # windows fetched whole (done = every item read: an interrupted fetch stores nothing
+    # and resumes from what it staged on disk); and why an item gave nothing.
+    # kind: 'acquisition' (one date) or 'composite' (a stored scene spanning a period, dated
+    # at its middle); scene_cloud_cover: the catalogue's eo:cloud_cover, kept only to show
+    # that it is not what decides (clear_share, from SCL over the footprint, is).
     db.execute("""CREATE TABLE IF NOT EXISTS series_observations (
         place TEXT NOT NULL, item_id TEXT NOT NULL, acquired TEXT NOT NULL, source TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'acquisition', scene_cloud_cover REAL,
         clear_share REAL, ring_clear_share REAL, ndvi REAL, bsi REAL, mndwi REAL,
         ring_ndvi REAL, ring_bsi REAL, ring_mndwi REAL, footprint_pixels INTEGER,
         ring_pixels INTEGER, fetched_at TEXT NOT NULL, PRIMARY KEY (place, item_id))""")
+    db.execute("CREATE INDEX IF NOT EXISTS series_observations_acquired ON series_observations "
+               "(place, acquired)")
     db.execute("""CREATE TABLE IF NOT EXISTS series_windows (
         place TEXT NOT NULL, start TEXT NOT NULL, end TEXT NOT NULL, geometry TEXT NOT NULL,
         ring_inner_m REAL, ring_outer_m REAL, items INTEGER, done INTEGER NOT NULL DEFAULT 0,

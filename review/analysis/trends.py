@@ -10,7 +10,8 @@ The area of a detection is its source's mined-area attribute where there is one
 table says how much of each period's area came from which. Ground is counted once per
 period: overlapping footprints within a source, and ground that several sources cover,
 by the precedence in METHOD; `source_table` gives each source on its own. Sources and
-runs can be hidden from Trends (`set_hidden`), e.g. test runs.
+runs can be hidden from Trends (`set_hidden`), e.g. test runs. Trends can be restricted
+to the detections inside a context layer (`context`: a layer's name, or (name, value)).
 """
 from __future__ import annotations
 
@@ -98,10 +99,29 @@ SOURCE_METHOD = ("Per source: its detections' mined-area attribute where it has 
 EXTRA_COLUMNS = ["area_ha_listed"]   # the plain sum of each detection's own area
 
 
-def detections_frame(db, sources: list[str] | None = None, include_hidden: bool = False) -> pd.DataFrame:
+ContextFilter = str | tuple[str, str | None] | None     # a layer's name, or (name, value)
+
+
+def _context_clause(db, context) -> tuple[str, list]:
+    from ..judging.queue import context_clause
+    from .context import check_filter
+
+    name, value = (context, None) if isinstance(context, str) else context
+    check_filter(db, name, value)
+    return context_clause(name, value)
+
+
+def detections_frame(db, sources: list[str] | None = None, include_hidden: bool = False,
+                     context: ContextFilter = None) -> pd.DataFrame:
+    """The detections Trends counts; only those inside a context layer (its name, or
+    (name, value)) if given."""
     sql = ("select id, source, run_id, status, area_ha, area_source, period_start, period_end, "
            "lon, lat, geometry, properties from detections")
     clauses, params = [], []
+    if context:
+        clause, values = _context_clause(db, context)
+        clauses.append(clause)
+        params += values
     if sources:
         clauses.append(f"source in ({', '.join('?' * len(sources))})")
         params += list(sources)
@@ -218,10 +238,10 @@ def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
     return counted
 
 
-def _labelled(db, by: str, sources, include_hidden: bool) -> pd.DataFrame:
+def _labelled(db, by: str, sources, include_hidden: bool, context: ContextFilter = None) -> pd.DataFrame:
     if by not in ("year", "quarter"):
         raise ReviewError(f"trends are grouped by year or quarter, not {by!r}")
-    frame = detections_frame(db, sources, include_hidden)
+    frame = detections_frame(db, sources, include_hidden, context)
     if frame.empty:
         frame["period"] = pd.Series(dtype=object)
         return frame
@@ -230,12 +250,14 @@ def _labelled(db, by: str, sources, include_hidden: bool) -> pd.DataFrame:
 
 
 def trend_table(db, by: str = "year", regions: list | None = None, region_field: str | None = None,
-                sources: list[str] | None = None, include_hidden: bool = False) -> pd.DataFrame:
+                sources: list[str] | None = None, include_hidden: bool = False,
+                context: ContextFilter = None) -> pd.DataFrame:
     """One row per period (and region), with the columns in COLUMNS, then EXTRA_COLUMNS.
 
     Areas count each piece of ground once per period (METHOD); area_ha_listed is the plain
-    sum of the detections' own areas, overlaps and all."""
-    frame = _labelled(db, by, sources, include_hidden)
+    sum of the detections' own areas, overlaps and all. With `context`, only the detections
+    overlapping that layer (or its polygons with one value), their whole areas."""
+    frame = _labelled(db, by, sources, include_hidden, context)
     group = ["period"]
     if regions is not None or region_field:
         group = ["region", "period"]
@@ -278,10 +300,10 @@ SOURCE_COLUMNS = ["period", "source", "detections", "area_ha", "area_ha_listed",
 
 
 def source_table(db, by: str = "year", sources: list[str] | None = None,
-                 include_hidden: bool = False) -> pd.DataFrame:
+                 include_hidden: bool = False, context: ContextFilter = None) -> pd.DataFrame:
     """One row per period and source: each source on its own (SOURCE_METHOD), so sources
     can be compared; basis says how its area was measured."""
-    frame = _labelled(db, by, sources, include_hidden)
+    frame = _labelled(db, by, sources, include_hidden, context)
     if frame.empty:
         return pd.DataFrame(columns=SOURCE_COLUMNS)
     frame["counted"] = counted_areas(frame.assign(_group=frame["period"] + "\n" + frame["source"]),
@@ -297,9 +319,10 @@ def source_table(db, by: str = "year", sources: list[str] | None = None,
     return pd.DataFrame(rows, columns=SOURCE_COLUMNS)
 
 
-def has_quarters(db, sources: list[str] | None = None, include_hidden: bool = False) -> bool:
+def has_quarters(db, sources: list[str] | None = None, include_hidden: bool = False,
+                 context: ContextFilter = None) -> bool:
     """Whether any detection's period lies within one quarter (else by quarter = by year)."""
-    frame = _labelled(db, "quarter", sources, include_hidden)
+    frame = _labelled(db, "quarter", sources, include_hidden, context)
     return bool(frame["period"].astype(str).str.contains("Q").any()) if len(frame) else False
 
 

@@ -16,6 +16,8 @@ def add_trends(sub) -> argparse.ArgumentParser:
     trends.add_argument("--region", type=Path, help="boundary GeoJSON/GeoPackage of regions (polygons)")
     trends.add_argument("--region-field", help="group by this field of the detections instead")
     trends.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    trends.add_argument("--context", metavar="NAME[=VALUE]",
+                        help="only detections inside this context layer (or one value of it)")
     trends.add_argument("--format", choices=["csv", "json"], default="csv")
     trends.add_argument("--by-site", action="store_true",
                         help="per period: new sites, their area, growth of expanding sites and "
@@ -71,13 +73,20 @@ def cmd_trends(args: argparse.Namespace) -> int:
     from ..analysis.trends import read_regions, trend_table
 
     if args.by_site:
-        if args.region or args.region_field or args.source:
+        if args.region or args.region_field or args.source or args.context:
             raise ReviewError("--by-site covers every site; it cannot be split by --region, "
-                              "--region-field or --source")
+                              "--region-field, --source or --context")
         return print_table(site_trends(args), args.format)
     regions = read_regions(args.region) if args.region else None
-    table = trend_table(open_db(args), by=args.by, regions=regions,
-                        region_field=args.region_field, sources=args.source or None)
+    db = open_db(args)
+    within = None
+    if args.context:
+        from ..analysis import context
+
+        within = context.parse_filter(args.context)
+        context.check_filter(db, *within)
+    table = trend_table(db, by=args.by, regions=regions, region_field=args.region_field,
+                        sources=args.source or None, context=within)
     if args.format == "json":
         for record in json.loads(table.to_json(orient="records")):
             print(json.dumps(record))

@@ -26,6 +26,9 @@ def add_export(sub) -> argparse.ArgumentParser:
                         help="detections (default), or sites: dissolved footprints with their "
                              "history per period; --status is then the site's status")
     export.add_argument("--site", type=int, help="only this site (its detections, or the site)")
+    export.add_argument("--context", metavar="NAME[=VALUE]",
+                        help="only detections overlapping this context layer (`context add`), "
+                             "or only its polygons with this value, e.g. \"Indigenous territories=Yanomami\"")
     export.add_argument("--leave-out-unseen", action="store_true",
                         help="leave out verified detections whose verdicts saw no imagery")
     add_db(export)
@@ -101,12 +104,15 @@ def add_report(sub) -> argparse.ArgumentParser:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ..analysis.context import parse_filter
     from ..judging.queue import Filters
     from ..publishing.export import write
 
+    layer, value = parse_filter(args.context) if args.context else (None, None)
     filters = Filters(status=status(args.status), sources=args.source,
                       period_from=args.period_from, period_to=args.period_to,
-                      area=region_area(args.region), site_id=args.site)
+                      area=region_area(args.region), site_id=args.site,
+                      context=layer, context_value=value)
     if args.layer == "sites":
         from ..publishing.export import export_sites
 

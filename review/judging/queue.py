@@ -74,6 +74,8 @@ class Filters:
     sample_id: int | None = None          # only members of this random sample
     not_judged_by: str | None = None      # leave out detections this reviewer has judged
     site_id: int | None = None            # only detections of this site (review.analysis.sites)
+    context: str | None = None            # only detections overlapping this context layer...
+    context_value: str | None = None      # ... (its polygons with this value, if given)
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -106,6 +108,10 @@ class Filters:
         if self.site_id is not None:
             clauses.append("id in (select detection_id from site_members where site_id = ?)")
             params.append(self.site_id)
+        if self.context:
+            clause, values = context_clause(self.context, self.context_value)
+            clauses.append(clause)
+            params += values
         if self.area is not None:
             overlap, box = box_overlap(*self.area.bounds)
             clauses.append(overlap)
@@ -116,12 +122,25 @@ class Filters:
         """A hashable summary: two filters with the same key select the same detections."""
         return (tuple(self.sources), self.period_from, self.period_to, self.score_min,
                 self.score_max, self.area.wkt if self.area is not None else None,
-                self.status, self.sample_id, self.not_judged_by, self.site_id)
+                self.status, self.sample_id, self.not_judged_by, self.site_id, self.context,
+                self.context_value if self.context else None)
 
     def keeps(self, row: dict) -> bool:
         if self.area is None:
             return True
         return shapely.from_geojson(row["geometry"]).intersects(self.area)
+
+
+def context_clause(layer: str, value: str | None = None) -> tuple[str, list]:
+    """SQL (and its parameters) keeping the detections whose footprint overlaps a context
+    layer, or only its polygons with this value. The overlaps are those stored by
+    review.analysis.context: its `check_filter` brings them up to date for detections added
+    since, and a reader calls it first."""
+    sql = ("id in (select o.detection_id from context_overlaps o join context_layers l "
+           "on l.id = o.layer_id where l.name = ?")
+    if value is None:
+        return sql + ")", [layer]
+    return sql + " and o.value = ?)", [layer, value]
 
 
 def _check_order(order: str) -> str:

@@ -62,7 +62,17 @@ def _history(db, ids: list[int], log: Snapshot | None = None) -> dict[int, list[
     return found
 
 
+def ready(db, filters: Filters) -> None:
+    """Refuse a context filter naming no layer or value, and bring the layer's overlaps up
+    to date for detections added since (review.analysis.context)."""
+    if filters.context:
+        from ..analysis.context import check_filter
+
+        check_filter(db, filters.context, filters.context_value)
+
+
 def select(db, filters: Filters) -> list[dict]:
+    ready(db, filters)
     return list(matching(db, filters, "score", page=2000))
 
 
@@ -191,6 +201,7 @@ def export_sites(db, path: str | Path, filters: Filters | None = None,
     filters = filters or Filters(status=None)
     fmt = fmt or _format(path, ("geojson", "gpkg", "csv"))
     members = Filters(**{**filters.__dict__, "status": None, "area": None})
+    ready(db, members)
     where, params = members.where()
     site_ids = None
     if where != "1":

@@ -16,7 +16,7 @@ import sqlite_utils
 import streamlit as st
 
 from .. import settings, store
-from ..analysis import areas, sampling
+from ..analysis import areas, context, sampling
 from ..detection import uploads
 from ..detection.models import LoadedModel, cached_model
 from ..detection.tensorflow_runtime import device_description
@@ -345,6 +345,7 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
             sample_id = st.selectbox("Only a random sample", [None, *samples], key="f_sample",
                                      format_func=lambda i: "(all detections)" if i is None
                                      else f"{i}: {samples[i]}")
+        layer, value = context_choice(db, "f_context")
     try:
         with uploaded_file(upload) as path:
             area = None if path is None else areas.read_area(path)
@@ -354,4 +355,29 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
     return queue.Filters(sources=sources, score_min=low if low > 0 else None,
                          score_max=high if high < 1 else None, period_from=period_from or None,
                          period_to=period_to or None, area=area, sample_id=sample_id,
-                         status=(None if status == "all" else status) if with_status else "pending")
+                         status=(None if status == "all" else status) if with_status else "pending",
+                         context=layer, context_value=value)
+
+
+def context_choice(db, key: str) -> tuple[str | None, str | None]:
+    """The choice of a context layer (shown only when there are layers) and, once one is
+    chosen, of one of its values: (layer, value), None for any. Call inside the sidebar."""
+    layers = context.layer_names(db)
+    if not layers:
+        return None, None
+    layer = st.selectbox("Inside a context layer", [None, *layers], key=key,
+                         format_func=lambda name: "(anywhere)" if name is None else name,
+                         help="only detections whose footprint overlaps the layer's polygons")
+    if layer is None:
+        return None, None
+    try:
+        with st.spinner("Checking new detections against the context layers…"):
+            found = dict(context.values(db, layer))
+    except ReviewError as exc:          # removed meanwhile, by someone else
+        st.error(str(exc))
+        return None, None
+    # One value box per layer: a value chosen in one layer means nothing in another.
+    value = st.selectbox(f"…in which of {layer}", [None, *found], key=f"{key}_value_{layer}",
+                         format_func=lambda v: "(any)" if v is None else
+                         f"{v} ({found[v]:,} detection{'' if found[v] == 1 else 's'})")
+    return layer, value

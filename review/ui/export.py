@@ -26,6 +26,10 @@ def page() -> None:
 def _exports(db, filters: queue.Filters) -> None:
     count = queue.count(db, filters)
     st.write(f"{count:,} detections match the filters.")
+    if filters.context:
+        st.caption(f"Only detections overlapping {filters.context}"
+                   + (f" ({filters.context_value})" if filters.context_value else "")
+                   + ": the context layer chosen in the sidebar.")
     choice = st.radio("Format", list(FORMATS), horizontal=True, key="x_format")
     leave_out = st.checkbox("Leave out verified detections whose verdicts saw no imagery",
                             key="x_leave_out_unseen")

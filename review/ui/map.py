@@ -43,14 +43,15 @@ def _prepared(_db, key: tuple, version: tuple, _filters, map_style: str) -> tupl
 
 def _version(db) -> tuple:
     """Changes whenever what the map draws may change: a detection added, a verdict recorded,
-    a status re-derived (a second-opinion setting switched), sites rebuilt (the site filter):
-    the cache key's data part."""
+    a status re-derived (a second-opinion setting switched), sites rebuilt (the site filter),
+    a context layer added, removed or brought up to date: the cache key's data part."""
     return tuple(db.execute(
         "select (select count(*) from detections), (select max(id) from detections), "
         "(select max(id) from verdicts), (select group_concat(status || ':' || n) from "
         "(select status, count(*) as n from detections group by status order by status)), "
         "(select group_concat(key || '=' || value || '@' || updated_at) from project_settings), "
-        "(select max(id) from site_builds)").fetchone())
+        "(select max(id) from site_builds), "
+        "(select group_concat(id || ':' || checked_through) from context_layers)").fetchone())
 
 
 def page() -> None:

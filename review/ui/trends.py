@@ -30,22 +30,30 @@ def page() -> None:
                                          key="t_regions")
         region_field = st.text_input("…or group by this field of the detections (e.g. country)",
                                      key="t_region_field")
+        layer, value = common.context_choice(db, "t_context")
+    inside = (layer, value) if layer else None
     try:
         with common.uploaded_file(region_upload) as path:
             regions = None if path is None else read_regions(path)
         table = trend_table(db, by=by, regions=regions, region_field=region_field or None,
-                            sources=sources or None)
+                            sources=sources or None, context=inside)
     except ReviewError as exc:
         st.error(str(exc))
+        inside = None
         table = trend_table(db, by=by, sources=sources or None).iloc[0:0]
+    if inside:
+        st.caption(f"Only detections overlapping {layer}" + (f" ({value})" if value else "")
+                   + ": each counts whole, also where it crosses the layer's edge (how much of "
+                     "each lies inside: `python -m review context overlaps`).")
     if table.empty:
-        st.info("No detections with a period yet: import or detect some, then review them.")
-    elif by == "quarter" and not has_quarters(db, sources or None):
+        st.info(f"No detection with a period overlaps {layer}" + (f" ({value})." if value else ".")
+                if inside else "No detections with a period yet: import or detect some, then review them.")
+    elif by == "quarter" and not has_quarters(db, sources or None, context=inside):
         st.info("Every detection here covers a whole year, so the quarter view shows the same "
                 "periods as the year view. Quarters appear for detections whose period lies "
                 "within one quarter (e.g. website layers with year 202503).")
     st.caption(f"Area basis: {area_basis(table)}.")
-    per_source = source_table(db, by=by, sources=sources or None)
+    per_source = source_table(db, by=by, sources=sources or None, context=inside)
     _charts(totals_by_period(table), per_source)
     st.subheader("Table")
     st.dataframe(table, hide_index=True)
