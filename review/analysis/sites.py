@@ -28,6 +28,10 @@ oldest detection; the other parts get new ids. Ids are never reused. Sites are c
 from the detections as read at the start, then written in one transaction: a crash leaves
 the previous sites as they were, and the write lock is held only while writing.
 
+`site_table` ends with each site's onset (review.analysis.onset: the month it changed from
+vegetation to bare ground or water, from its stored spectral time series; blank without one)
+and the bracket of clear observations around it.
+
 A site's status is read live from its detections' own statuses (which it never changes):
 `verified` if any detection is verified; else `disputed` or `needs_second_opinion` if any
 detection is (second opinions on); else `false_positive` if every detection is a
@@ -49,7 +53,7 @@ import shapely
 from ..errors import ReviewError
 from ..progress import Progress
 from ..store import now, transaction
-from . import site_grouping
+from . import onset, site_grouping
 from .periods import period_label
 
 DEFAULT_DISTANCE_M = 100.0
@@ -64,7 +68,7 @@ SITE_STATUSES = ("verified", "false_positive", "unsure", "pending", "needs_secon
 LIST_COLUMNS = ["site_id", "period", "area_ha", "state", "detections", "verified",
                 "false_positive", "pending", "lon", "lat"]
 MORE_COLUMNS = ["unsure", "area_ha_cumulative", "status", "first_period", "last_period",
-                "needs_second_opinion", "disputed"]
+                "needs_second_opinion", "disputed", "onset", "onset_bracket"]
 
 
 class SiteError(ReviewError):
@@ -347,6 +351,9 @@ def site_table(db, state: str | None = None, period: str | None = None,
     table["status"] = table["site_id"].map(statuses)
     if status:
         table = table[table["status"] == status].reset_index(drop=True)
+    onsets = onset.for_sites(db, table["site_id"].unique().tolist())
+    table["onset"] = [onsets[s].short if s in onsets else None for s in table["site_id"]]
+    table["onset_bracket"] = [onsets[s].bracket if s in onsets else None for s in table["site_id"]]
     return table[LIST_COLUMNS + MORE_COLUMNS]
 
 

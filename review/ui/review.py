@@ -16,6 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from .. import settings
+from ..analysis import onset, spectral_series
+from ..analysis.sites import site_of
 from ..errors import ReviewError
 from ..judging import queue, verdicts
 from ..judging.queue import ORDERS
@@ -323,6 +325,7 @@ def _look_ahead(db, reviewer: str, filters, order: str, detection: dict) -> None
 
 def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
     field_reports.thumbnails_for(db, detection["id"])
+    _series(db, detection)
     near = queue.neighbours(db, detection)
     shown_history = [] if blind else history
     label = ("History hidden until you decide (second opinion)" if blind and history
@@ -336,6 +339,31 @@ def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
         if properties:
             st.caption("The source's own attributes of this detection:")
             st.json(properties, expanded=False)
+
+
+def _series(db, detection: dict) -> None:
+    """The detection's (else its site's) stored spectral time series, compact, in an
+    expander; read from the database only (a query or two), never fetched on the way to the
+    next detection, and nothing at all when none is stored. No verdicts are marked: a second
+    look stays blind."""
+    place = spectral_series.detection_place(detection["id"])
+    rows = spectral_series.stored(db, place)
+    if not rows:
+        site_id = site_of(db, detection["id"])
+        if site_id is None:
+            return
+        place = spectral_series.site_place(site_id)
+        rows = spectral_series.stored(db, place)
+        if not rows:
+            return
+    found = onset.find(rows)
+    where = "site" if place.startswith("site:") else "detection"
+    with st.expander(f"Spectral time series of the {where} ({sum(r['clear'] for r in rows)} clear "
+                     f"observations) · onset: {found.short}"):
+        periods, _ = spectral_series.marks(db, place, with_verdicts=False)
+        st.plotly_chart(spectral_series.figure(rows, periods, onset=found, height=280),
+                        key=f"review_series_{detection['id']}", config={"displaylogo": False})
+        st.caption(found.words)
 
 
 def _history_table(history: list[dict]) -> pd.DataFrame:

@@ -1,8 +1,11 @@
 """What the Sites page draws for one site: its map (footprints coloured by state and status,
-a centre and a zoom that fit them) and its timeline of before/after chips per period.
+a centre and a zoom that fit them), its timeline of before/after chips per period, and its
+spectral time series with its onset (issue 27).
 
-Read from review.analysis.sites and review.review_imagery; no Streamlit here, so the page
-module stays about layout and tests can check the drawing data directly.
+Read from review.analysis.sites, .spectral_series, .onset and review.review_imagery. The
+drawing data (map_data, timeline, series_view) need no Streamlit, so tests can check them
+directly; `series_section` is the one Streamlit part: the chart, the onset in words and the
+button that fetches or updates the series with a progress bar.
 """
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ import json
 import math
 from dataclasses import dataclass
 
-from ..analysis import sites
-from ..errors import ReviewError
+import streamlit as st
+
+from ..analysis import onset, sites, spectral_series
+from ..errors import ReviewError, sentence
+from ..progress import fraction
 from ..review_imagery.preparation import scene_views
 
 # (r, g, b) of a period's state and of a site's status, shared by the map and the charts.
@@ -85,3 +91,73 @@ def timeline(db, site_id: int) -> list[PeriodView]:
             chips, message = [], f"no stored scene of {period} covers this site"
         views.append(PeriodView(period, state, area, chips, message))
     return views
+
+
+# ------------------------------------------------------------------ spectral time series
+
+CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}, "displaylogo": False}
+
+
+@dataclass
+class SeriesView:
+    """A site's stored series as the site view shows it: the chart (None when nothing is
+    stored), the onset, and a line saying what is stored."""
+
+    figure: object | None
+    onset: onset.Onset
+    caption: str
+    rows: int
+
+
+def series_view(db, site_id: int) -> SeriesView:
+    """From the database only: nothing is fetched."""
+    place = spectral_series.site_place(site_id)
+    rows = spectral_series.stored(db, place)
+    found = onset.for_site(db, site_id)
+    if not rows:
+        return SeriesView(None, found, "No time series is stored for this site yet.", 0)
+    periods, verdicts = spectral_series.marks(db, place)
+    figure = spectral_series.figure(rows, periods, verdicts, onset=found)
+    clear = sum(r["clear"] for r in rows)
+    spans = ", ".join(f"{w['start']} to {w['end']}" for w in spectral_series.windows(db, place))
+    caption = (f"{len(rows)} Sentinel-2 acquisitions stored ({spans or 'incomplete: fetch again'}), "
+               f"{clear} clear over the footprint (at least {spectral_series.CLEAR_SHARE:.0%} of its "
+               "pixels clear by the scene classification); medians of the footprint (solid) and of "
+               "a ring 100-500 m around it (dotted). Grey: detection periods; triangles: verdicts.")
+    return SeriesView(figure, found, caption, len(rows))
+
+
+def series_section(db, site_id: int) -> None:
+    """The site view's time series: chart and onset from the database at once; a button
+    fetches (or updates) the series with a progress bar."""
+    st.markdown("**Spectral time series and onset**")
+    view = series_view(db, site_id)
+    if view.figure is not None:
+        st.plotly_chart(view.figure, config=CHART_CONFIG, key=f"sv_series_{site_id}")
+        st.caption(view.caption)
+        st.markdown(view.onset.words)
+    else:
+        st.info("No time series is stored for this site yet. Fetching reads every Sentinel-2 "
+                "acquisition over it, from two years before its first detection period to the end "
+                "of its last (a few minutes for three years).")
+    label = "Update the time series" if view.figure is not None else "Fetch the time series"
+    if st.button(label, key=f"sv_series_fetch_{site_id}"):
+        bar = st.progress(0.0, text="Searching the Sentinel-2 catalogue…")
+
+        def moved(done: int, total: int | None, what: str) -> None:
+            bar.progress(fraction(done, total), text=f"Reading scene {done} of {total}")
+
+        try:
+            summary = spectral_series.fetch(db, spectral_series.site_place(site_id), progress=moved)
+        except ReviewError as exc:
+            bar.empty()
+            st.error(sentence(str(exc)))
+            return
+        bar.empty()
+        st.session_state["sv_series_done"] = summary.lines()
+        st.rerun()
+    done = st.session_state.pop("sv_series_done", None)
+    if done:
+        st.success(sentence(done[0]))
+        for line in done[1:]:            # one line per reason a scene was left out
+            st.warning(sentence(line))

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..analysis import area_results, sampling
+from ..analysis import area_results, onset, sampling
 from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, has_quarters,
                                precision_by_period, read_regions, set_hidden, source_table,
                                totals_by_period, trend_inputs, trend_table)
@@ -64,6 +64,7 @@ def page() -> None:
             st.caption(SOURCE_METHOD)
             st.dataframe(per_source, hide_index=True)
     _assessment_section(db)
+    _onset_section(db)
     _hidden_section(db)
     _sample_section(db)
     sites_ui.trends_link()
@@ -162,6 +163,32 @@ def _assessment_section(db) -> None:
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.1f") for c in table.columns if c.endswith("_ha")} | {
         c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c.endswith("accuracy")})
+
+
+def _onset_section(db) -> None:
+    """New sites by the month their ground changed (onset), for sites with a time series."""
+    table = onset.new_sites_by_month(db)
+    answers = onset.counts(db)
+    if table.empty:
+        if sum(v for k, v in answers.items() if k != "no_series"):
+            st.caption("No site with a time series has an onset found yet (the Sites page says why "
+                       "for each).")
+        return
+    st.subheader("New sites by onset month")
+    figure = go.Figure()
+    figure.add_bar(x=table["month"], y=table["sites"], name="sites", marker_color="#bdbdbd",
+                   hovertemplate="%{x}: %{y} sites<extra></extra>")
+    figure.add_bar(x=table["month"], y=table["verified_sites"], name="of them verified",
+                   marker_color=COLOURS["verified"],
+                   hovertemplate="%{x}: %{y} verified sites<extra></extra>")
+    figure.update_layout(title="Sites whose ground changed from vegetation to bare soil or water, by month",
+                         barmode="overlay", yaxis_title="sites", xaxis_type="category", height=320)
+    st.plotly_chart(figure, config=CHART_CONFIG, key="chart_onset")
+    st.caption(f"From each site's Sentinel-2 time series (`python -m review timeseries`, or the site "
+               f"view): {answers.get('found', 0)} sites with an onset, "
+               f"{answers.get('not_found', 0)} where none was found, "
+               f"{answers.get('not_enough', 0)} without enough clear observations and "
+               f"{answers.get('no_series', 0)} without a series yet.")
 
 
 def _show(figure: go.Figure, key: str, empty: bool, why: str) -> None:

@@ -15,7 +15,8 @@ from tests.cli import run_cli
 
 HELP_ORDER = ["detect", "fetch", "import", "queue", "verdict", "trends", "export", "training-samples",
               "sample", "assess", "evidence", "models", "scenes", "train", "evaluate", "rescore", "verify-log",
-              "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery"]
+              "log", "verify-export", "user", "settings", "agreement", "sites", "serve", "report", "backup", "prepare-imagery",
+              "context", "timeseries", "dossier", "verify-dossier"]
 
 
 def _subcommands(parser):
