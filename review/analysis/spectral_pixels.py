@@ -158,6 +158,15 @@ def date_of(item) -> str:
 
 
 def read_item(item, ground: Ground, source_label: str) -> dict:
+    """One STAC item's observation (raises Skip, or FetchError when the service fails).
+    Callable from any thread: rasterio keeps an Env per thread, so each read opens its own."""
+    import rasterio
+
+    with rasterio.Env(**GDAL_ENV):
+        return _observe(item, ground, source_label)
+
+
+def _observe(item, ground: Ground, source_label: str) -> dict:
     scl = stac.scl_asset(item)
     if scl is None:
         raise Skip("no scene classification layer (SCL) to mask clouds with: not an L2A scene")

@@ -223,10 +223,8 @@ def _read_items(items: list, ground: Ground, folder, label: str, summary: Summar
                 progress: Progress | None) -> tuple[list[dict], dict[str, str]]:
     """Observations of the items and the permanent reasons some gave none; staged one file
     each, so an interrupted run resumes. Raises FetchError when the service failed."""
-    import rasterio
-
     from ..detection import fetch as stac
-    from .spectral_pixels import GDAL_ENV, Skip, read_item
+    from .spectral_pixels import Skip, read_item
 
     rows, skipped, pending = [], {}, []
     for item in items:
@@ -244,7 +242,7 @@ def _read_items(items: list, ground: Ground, folder, label: str, summary: Summar
     if progress:
         progress(done, total, "")
     folder.mkdir(parents=True, exist_ok=True)
-    with rasterio.Env(**GDAL_ENV), ThreadPoolExecutor(WORKERS) as pool:
+    with ThreadPoolExecutor(WORKERS) as pool:
         futures = {pool.submit(read_item, item, ground, label): item for item in pending}
         for future in as_completed(futures):
             item = futures[future]
@@ -263,7 +261,7 @@ def _read_items(items: list, ground: Ground, folder, label: str, summary: Summar
                 skipped[item.id] = skip.reason
             else:
                 rows.append(outcome)
-                summary.read += 1
+            summary.read += 1
             with files.replacing(_staged_path(folder, item.id)) as partial:
                 partial.write_text(json.dumps(outcome))
             done += 1
@@ -323,10 +321,14 @@ def fetch(db, place: str, start: str | None = None, end: str | None = None, sour
         skipped.update(more)
     if not any(is_clear(r) for r in rows + old):
         seen = len(rows) + len(old)
-        raise NoClearObservation(
-            f"no clear observation of {spot.label} between {start} and {end}: "
-            + (f"all {seen} scenes were cloudy over it (judged by their scene classification)"
-               if seen else "no scene covers it") + "; nothing was stored")
+        if seen:
+            why = f"all {seen} scenes were cloudy over it (judged by their scene classification)"
+        elif skipped:
+            why = f"the {len(skipped)} scenes gave none ({'; '.join(sorted(set(skipped.values())))})"
+        else:
+            why = "no scene covers it"
+        raise NoClearObservation(f"no clear observation of {spot.label} between {start} and "
+                                 f"{end}: {why}; nothing was stored")
     _store(db, spot, start, end, ring, rows, skipped, done=items is not None, fresh=fresh)
     if items is not None:
         shutil.rmtree(_staging(spot, ring, source), ignore_errors=True)

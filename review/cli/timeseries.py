@@ -20,7 +20,7 @@ def add_timeseries(sub) -> argparse.ArgumentParser:
                     "stored, so the second time nothing is fetched. Prints one row per "
                     "acquisition (clear: at least half the footprint clear); the summary and the "
                     "onset go to standard error.")
-    series.add_argument("site", nargs="?", type=int, help="the site's id")
+    series.add_argument("site", nargs="?", type=int, metavar="SITE_ID", help="the site's id")
     series.add_argument("--detection", type=int, help="a detection's id, instead of a site")
     series.add_argument("--start", help="window start YYYY-MM-DD")
     series.add_argument("--end", help="window end YYYY-MM-DD")

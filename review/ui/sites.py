@@ -19,7 +19,7 @@ from ..analysis import sites
 from ..analysis.site_trends import site_trend_table
 from ..analysis.sites import SITE_STATUSES, STATES
 from ..errors import ReviewError
-from . import common, field_reports, site_views
+from . import common, field_reports, site_dossier, site_views
 
 PAGE = "app_pages/6_Sites.py"
 CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}, "displaylogo": False}
@@ -222,8 +222,10 @@ def _site_view(db, site_id: int) -> None:
     with right:
         _area_chart(db, site_id)
     _timeline(db, site_id)
+    site_views.series_section(db, site_id)
     _members(db, site_id)
     field_reports.site_reports(db, site_id)
+    site_dossier.dossier_button(db, site_id)
 
 
 def _site_map(db, site_id: int) -> None:

@@ -100,7 +100,10 @@ def assert_same(row: dict, expected: dict, ring=True) -> None:
 def test_the_series_equals_an_independent_computation_and_clouds_are_judged_over_the_site(
         db, site, server, bracketed, cache):
     _, items, info = bracketed
-    summary = spectral_series.fetch(db, spectral_series.site_place(site), source=Source(url=server.url))
+    steps = []
+    summary = spectral_series.fetch(db, spectral_series.site_place(site), source=Source(url=server.url),
+                                    progress=lambda done, total, what: steps.append((done, total)))
+    assert steps[0] == (0, 36) and steps[-1] == (36, 36)            # the progress bar's steps
     # The default window: two years before the site's first period (2022) to the end of it.
     assert (summary.start, summary.end) == ("2020-01-01", "2022-12-31")
     rows = {r["item_id"]: r for r in spectral_series.stored(db, spectral_series.site_place(site))}
@@ -304,3 +307,31 @@ def test_the_chart_draws_clear_observations_footprint_against_ring_with_periods_
     assert ("2022-01-01", "2022-12-31") in shapes                  # the detection period
     assert ("2021-06-15", "2021-07-15") in shapes                  # the onset's bracket
     assert list(traces["verdicts"].text) == [f"verified, detection {detection}"]
+
+
+def test_a_site_whose_footprint_grew_is_read_again_for_its_new_ground(db, site, server, bracketed, cache):
+    from pyproj import Transformer
+    from shapely import affinity
+    from shapely.ops import transform as reproject
+
+    from review.analysis import sites
+
+    place = spectral_series.site_place(site)
+    spectral_series.fetch(db, place, source=Source(url=server.url))
+    before = {r["acquired"]: r for r in spectral_series.stored(db, place)}
+    # A detection of 2022 just east of the patch joins the site: its footprint is larger now.
+    info = bracketed[2]
+    east = affinity.translate(info["patch_utm"], xoff=100.0)
+    lonlat = reproject(Transformer.from_crs(info["crs"], "EPSG:4326", always_xy=True).transform, east)
+    west, south, east_lon, north = lonlat.bounds
+    db["detections"].insert({"source": "series", "external_id": "east", "geometry": shapely.to_geojson(lonlat),
+                             "lon": lonlat.centroid.x, "lat": lonlat.centroid.y, "west": west,
+                             "south": south, "east": east_lon, "north": north, "score": 0.9,
+                             "period_start": "2022-01-01", "period_end": "2022-12-31"})
+    sites.build(db)
+    server.requests.clear()
+    summary = spectral_series.fetch(db, place, source=Source(url=server.url))
+    assert not summary.cached and summary.read == 36 and server.requests
+    after = {r["acquired"]: r for r in spectral_series.stored(db, place)}
+    assert set(after) == set(before) and len(spectral_series.windows(db, place)) == 1
+    assert after["2021-05-15"]["footprint_pixels"] == 2 * before["2021-05-15"]["footprint_pixels"]

@@ -118,5 +118,9 @@ def test_review_shows_the_stored_series_compact_in_an_expander_and_nothing_witho
     at = _review(path, detection)
     labels = [e.label for e in at.expander]
     assert "Spectral time series of the site (31 clear observations) · onset: 2021-06" in labels
+    assert any(c.value.startswith("Onset 2021-06: the footprint changed") for c in at.caption)
+    assert not at.get("plotly_chart")                   # drawn only when asked for
+    at.toggle(key="review_series_chart").set_value(True).run()
+    assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 1
     assert server.requests == []                        # Review never fetches
