@@ -344,7 +344,8 @@ def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
 def _series(db, detection: dict) -> None:
     """The detection's (else its site's) stored spectral time series, compact, in an
     expander; read from the database only (a query or two), never fetched on the way to the
-    next detection, and nothing at all when none is stored. No verdicts are marked: a second
+    next detection, and nothing at all when none is stored. The chart (some 15 ms to build)
+    is drawn only while the reviewer keeps its toggle on. No verdicts are marked: a second
     look stays blind."""
     place = spectral_series.detection_place(detection["id"])
     rows = spectral_series.stored(db, place)
@@ -360,10 +361,11 @@ def _series(db, detection: dict) -> None:
     where = "site" if place.startswith("site:") else "detection"
     with st.expander(f"Spectral time series of the {where} ({sum(r['clear'] for r in rows)} clear "
                      f"observations) · onset: {found.short}"):
-        periods, _ = spectral_series.marks(db, place, with_verdicts=False)
-        st.plotly_chart(spectral_series.figure(rows, periods, onset=found, height=280),
-                        key=f"review_series_{detection['id']}", config={"displaylogo": False})
         st.caption(found.words)
+        if st.toggle("Draw the chart (stays on for the next detections)", key="review_series_chart"):
+            periods, _ = spectral_series.marks(db, place, with_verdicts=False)
+            st.plotly_chart(spectral_series.figure(rows, periods, onset=found, height=280),
+                            key=f"review_series_{detection['id']}", config={"displaylogo": False})
 
 
 def _history_table(history: list[dict]) -> pd.DataFrame:
