@@ -28,7 +28,10 @@ from ..progress import Progress, fraction
 _CONNECTION = "_review_db"
 
 
+APP_ICON = "⛏"      # the browser tab's icon, an emoji: drawn by the browser, nothing fetched
+
 # Sidebar entries: (file, title, icon, action the page needs). Home is the app's own page.
+# The icons come from the Material Symbols font inside Streamlit (offline); see navigation().
 PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
          ("app_pages/2_Review.py", "Review", ":material/fact_check:", "verdict"),
          ("app_pages/3_Map.py", "Map", ":material/map:", None),
@@ -45,6 +48,10 @@ PAGES = (("app_pages/1_Detect.py", "Detect", ":material/radar:", "detect"),
 def navigation(home) -> st.navigation:
     """The sidebar's pages, named as pages; those the signed-in role may not use are left
     out of it (and refuse to work if reached by their address)."""
+    # The tab's icon is set before the navigation is sent: a page's `:material/...:` icon
+    # (drawn in the sidebar from the Material Symbols font Streamlit bundles) would otherwise
+    # become the favicon, which Streamlit's frontend fetches from fonts.gstatic.com.
+    st.set_page_config(page_icon=APP_ICON, layout="wide")
     try:
         db = connection()
         current = user(db)
@@ -59,7 +66,7 @@ def navigation(home) -> st.navigation:
 
 
 def setup(title: str) -> None:
-    st.set_page_config(page_title=f"{title} · Mining review", page_icon="⛏", layout="wide")
+    st.set_page_config(page_title=f"{title} · Mining review", page_icon=APP_ICON, layout="wide")
 
 
 class _Held:

@@ -3,11 +3,14 @@ or fetched for an area) and send its candidates to review."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import folium
 import pandas as pd
 import streamlit as st
+from branca.element import MacroElement
 from folium.plugins import Draw
+from folium.template import Template
 from streamlit_folium import st_folium
 
 from .. import settings, store
@@ -143,20 +146,93 @@ def _area_picker() -> tuple[str, str, str] | None:
 
 
 def _draw_map() -> str | None:
+    if not _leaflet_served("Type the area as W,S,E,N above instead."):
+        return None
     fmap = folium.Map(location=[0, -55], zoom_start=3, tiles=None)
     folium.TileLayer(settings.basemap_url(), attr=settings.basemap_name()).add_to(fmap)
-    Draw(draw_options={"polyline": False, "polygon": False, "circle": False, "marker": False,
-                       "circlemarker": False, "rectangle": True}, edit_options={"edit": False}).add_to(fmap)
+    draw = Draw(draw_options={"polyline": False, "polygon": False, "circle": False, "marker": False,
+                              "circlemarker": False, "rectangle": True}, edit_options={"edit": False})
+    draw.add_to(fmap)
+    _BasemapNote(f"The basemap ({settings.basemap_name()}) could not be loaded (no internet?). "
+                 "A rectangle drawn here, or W,S,E,N typed above, still sets the area.").add_to(fmap)
+    _served_here(fmap, draw)
     result = st_folium(fmap, height=320, use_container_width=True, key="area_map",
                        returned_objects=["last_active_drawing"]) or {}
     drawing = result.get("last_active_drawing")
     if not drawing:
         return None
     try:
-        return areas.bbox_text(drawing["geometry"])
+        drawn = areas.bbox_text(drawing["geometry"])
     except ReviewError as exc:
         common.show_error(exc)
         return None
+    st.caption(f"Drawn area (W,S,E,N): {drawn}")
+    return drawn
+
+
+# Leaflet and Leaflet.draw, pinned, served by the app from static/ (server.enableStaticServing
+# in .streamlit/config.toml; licences beside them): folium's own defaults are CDN addresses,
+# and a map whose code cannot load is a blank frame, offline or behind a strict network.
+LEAFLET, LEAFLET_DRAW = "leaflet-1.9.4", "leaflet.draw-1.0.4"
+STATIC = Path(__file__).resolve().parents[2] / "static"
+# streamlit-folium draws in a frame at <app>/component/streamlit_folium.st_folium/index.html:
+# from there this reaches <app>/app/static/ under any server.baseUrlPath.
+_SERVED = "../../app/static/"
+
+
+def _leaflet_served(instead: str) -> bool:
+    """Whether the app serves the maps' code; if not, a sentence says so in place of a blank map."""
+    if st.get_option("server.enableStaticServing") and (STATIC / LEAFLET / "leaflet.js").is_file():
+        return True
+    st.info("The map cannot be shown: the dashboard serves its map code from static/ only when "
+            "started from its folder (streamlit run app.py there reads .streamlit/config.toml). "
+            + instead)
+    return False
+
+
+def _served_here(fmap: folium.Map, draw: Draw | None = None) -> None:
+    """Point the map (and its drawing tools) at the app's own copies of Leaflet and
+    Leaflet.draw, in place of folium's CDN links (and jQuery, Bootstrap and the marker
+    fonts, which these maps do not use)."""
+    fmap.default_js = [("leaflet", f"{_SERVED}{LEAFLET}/leaflet.js")]
+    fmap.default_css = [("leaflet_css", f"{_SERVED}{LEAFLET}/leaflet.css")]
+    if draw is not None:
+        draw.default_js = [("leaflet_draw_js", f"{_SERVED}{LEAFLET_DRAW}/leaflet.draw.js")]
+        draw.default_css = [("leaflet_draw_css", f"{_SERVED}{LEAFLET_DRAW}/leaflet.draw.css")]
+
+
+class _BasemapNote(MacroElement):
+    """A sentence on the map, shown once when a basemap tile cannot be loaded."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function (map) {
+            var shown = false;
+            function show() {
+                if (shown) { return; }
+                shown = true;
+                var note = L.control({position: "bottomleft"});
+                note.onAdd = function () {
+                    var div = L.DomUtil.create("div", "basemap-note");
+                    div.setAttribute("role", "status");
+                    div.style.cssText = "background:#fff4e5;padding:4px 8px;border-radius:4px;"
+                        + "max-width:26em;font:13px/1.35 sans-serif";
+                    div.textContent = {{ this.text|tojson }};
+                    return div;
+                };
+                note.addTo(map);
+            }
+            map.eachLayer(function (layer) {
+                if (layer instanceof L.TileLayer) { layer.on("tileerror", show); }
+            });
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._name = "BasemapNote"
+        self.text = text
 
 
 def _fetch_area(area: tuple[str, str, str], model_spec: str):
@@ -238,11 +314,17 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=
 
 
 def _candidate_map(geometries: list[dict], bounds) -> None:
+    if not _leaflet_served("The table above lists the candidates; the Map page shows them."):
+        return
     west, south, east, north = bounds
-    fmap = folium.Map(tiles="OpenStreetMap")
+    fmap = folium.Map(tiles=None)
+    folium.TileLayer(settings.basemap_url(), attr=settings.basemap_name()).add_to(fmap)
     fmap.fit_bounds([[south, west], [north, east]])
     folium.Rectangle([[south, west], [north, east]], color="#555", fill=False, tooltip="tile").add_to(fmap)
     for number, geometry in enumerate(geometries, start=1):
         folium.GeoJson(geometry, tooltip=f"candidate {number}",
                        style_function=lambda _: {"color": "#d7301f", "weight": 2}).add_to(fmap)
+    _BasemapNote(f"The basemap ({settings.basemap_name()}) could not be loaded (no internet?). "
+                 "The tile's outline and its candidates are drawn on a plain background.").add_to(fmap)
+    _served_here(fmap)
     st_folium(fmap, height=420, use_container_width=True, returned_objects=[])
