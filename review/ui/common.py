@@ -301,6 +301,24 @@ def model(spec: str) -> LoadedModel:
         bar.empty()
 
 
+def chip_pair(left, right, prepared, view: str, dehazed: bool, what: str) -> dict:
+    """Draw prepared before/after chips in two columns (a note where a side is missing);
+    returns what was shown, {"before": Imagery, "after": Imagery} for the sides drawn: what
+    a verdict or a label records."""
+    shown = {}
+    for column, side, word in ((left, prepared.before, "Before"), (right, prepared.after, "After")):
+        if side is None:
+            column.info(prepared.note or f"No earlier imagery covers {what}.")
+            continue
+        imagery = side.shown(view, dehazed)
+        hint = " · looks hazy: try Remove haze" if side.hazy and not dehazed else ""
+        column.image(str(side.path(view, dehazed)), caption=f"{word}: {imagery.label()}{hint}")
+        shown[word.lower()] = imagery
+    if view == "false" and "false" not in prepared.views:
+        st.caption("These scenes have no short-wave infrared band: shown in true colour.")
+    return shown
+
+
 def show_error(exc: BaseException, prefix: str = "") -> None:
     """A domain error as one plain sentence, with the underlying details (if any) in an
     expander below it."""

@@ -121,8 +121,10 @@ def _current(db, design_id: int, reviewer: str) -> dict | None:
 def _imagery(db, unit: dict, design_id: int, reviewer: str) -> None:
     state = st.session_state
     place = preparation.unit_place(unit)
-    view = st.radio("View", list(VIEWS), format_func=VIEWS.get, horizontal=True,
-                    key="unit_view", label_visibility="collapsed")
+    view_row = st.columns(2)
+    view = view_row[0].radio("View", list(VIEWS), format_func=VIEWS.get, horizontal=True,
+                             key="unit_view", label_visibility="collapsed")
+    dehazed = view_row[1].toggle("Remove haze", key="unit_dehaze")
     left, right = st.columns(2)
     shown = {"id": unit["id"], "before": NO_IMAGERY, "after": NO_IMAGERY}
     prepared, error = lookahead.on_screen(db, place)
@@ -145,15 +147,7 @@ def _imagery(db, unit: dict, design_id: int, reviewer: str) -> None:
         left.info(message)
         state["unit_shown"] = shown
         return
-    for column, side, word in ((left, prepared.before, "Before"), (right, prepared.after, "After")):
-        if side is None:
-            column.info(prepared.note or "No earlier imagery covers this point.")
-            continue
-        imagery = side.shown(view)
-        column.image(str(side.path(view)), caption=f"{word}: {imagery.label()}")
-        shown[word.lower()] = imagery
-    if view == "false" and "false" not in prepared.views:
-        st.caption("These scenes have no short-wave infrared band: shown in true colour.")
+    shown.update(common.chip_pair(left, right, prepared, view, dehazed, "this point"))
     state["unit_shown"] = shown
 
 

@@ -290,17 +290,7 @@ def _imagery(db, detection: dict, reviewer: str, filters, order: str) -> None:
         left.info(message)
         state["shown"] = shown
         return
-    for column, side, word in ((left, prepared.before, "Before"), (right, prepared.after, "After")):
-        if side is None:
-            column.info(prepared.note or "No earlier imagery covers the detection.")
-            continue
-        imagery = side.shown(view, dehazed)
-        hint = " · looks hazy: try Remove haze" if side.hazy and not dehazed else ""
-        column.image(str(side.path(view, dehazed)),
-                     caption=f"{word}: {imagery.label()}{hint}")
-        shown[word.lower()] = imagery
-    if view == "false" and "false" not in prepared.views:
-        st.caption("These scenes have no short-wave infrared band: shown in true colour.")
+    shown.update(common.chip_pair(left, right, prepared, view, dehazed, "the detection"))
     state["shown"] = shown
 
 
