@@ -92,3 +92,12 @@ def on_screen(db, detection: dict) -> tuple[chip_cache.Prepared | None, str | No
         if prepared is None and any(cache.due(detection, s) for s in remote):
             want([detection], cache, first=True)
     return prepared, error
+
+
+def ahead(places: list[dict], cache: chip_cache.Cache) -> None:
+    """Ask the worker for the places coming next that have no prepared chips yet and a
+    source worth trying now (what the reviewer will see after the one on screen)."""
+    wanted = [p for p in places if cache.lookup(p) is None
+              and any(cache.due(p, s) for s in preparation.chip_sources())]
+    if wanted:
+        want(wanted, cache)

@@ -131,12 +131,8 @@ def _imagery(db, unit: dict, design_id: int, reviewer: str) -> None:
     if error:
         st.error(error)
     cache = chip_cache.cache_for(db)
-    upcoming = [preparation.unit_place(u) for u in unit_labels.upcoming(
-        db, design_id, reviewer, LOOKAHEAD, skip=(unit["id"],))]
-    wanted = [p for p in upcoming if cache.lookup(p) is None
-              and any(cache.due(p, s) for s in preparation.chip_sources())]
-    if wanted:
-        lookahead.want(wanted, cache)
+    lookahead.ahead([preparation.unit_place(u) for u in unit_labels.upcoming(
+        db, design_id, reviewer, LOOKAHEAD, skip=(unit["id"],))], cache)
     state["waiting_point"] = None
     if prepared is None:
         message = preparation.unavailable(cache, place).replace("this detection", "this point")

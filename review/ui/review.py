@@ -304,13 +304,8 @@ def _prepared(db, detection: dict):
 
 def _look_ahead(db, reviewer: str, filters, order: str, detection: dict) -> None:
     """Ask the background worker for the next detections of this reviewer's queue."""
-    cache = chip_cache.cache_for(db)
-    upcoming = [d for d in queue.upcoming(db, reviewer, filters, order, count=LOOKAHEAD + 1,
-                                          skip=(detection["id"],))
-                if cache.lookup(d) is None
-                and any(cache.due(d, s) for s in preparation.chip_sources())]
-    if upcoming:
-        lookahead.want(upcoming, cache)
+    lookahead.ahead(queue.upcoming(db, reviewer, filters, order, count=LOOKAHEAD + 1,
+                                   skip=(detection["id"],)), chip_cache.cache_for(db))
 
 
 def _details(db, detection: dict, history: list[dict], blind: bool) -> None:
