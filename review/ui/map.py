@@ -1,82 +1,110 @@
 """Map: every detection that matches the filters, coloured by status; a click opens it in Review.
 
-Drawn with deck.gl through `st.pydeck_chart`: deck.gl ships inside Streamlit's own
-frontend, so the map's code is served by the app and the detections show even offline;
-only the basemap tiles come from the internet (a note says when they cannot load).
+Drawn by review.ui.detection_map (deck.gl from binary columns, served by the app, so the
+detections show even offline); the columns are read once per database state and filters,
+and after a verdict only the changed statuses are sent again.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 
 import pandas as pd
-import pydeck
 import streamlit as st
 
 from .. import settings
-from ..analysis import map_layers
-from ..analysis.map_layers import STATUS_LABELS, chosen_detection, deck_json, hex_colour, map_data
+from ..analysis import map_layers, map_payload
+from ..analysis.map_layers import STATUS_LABELS, hex_colour
 from ..judging import queue
-from . import common
+from . import common, detection_map
 from . import sites as sites_ui
 
-MAP_HEIGHT = 560
 TABLE_ROWS = 1000
+OPENING = "_map_opening"
 
 
-class _PreparedDeck(pydeck.Deck):
-    """A pydeck Deck whose JSON was written by review.analysis.map_layers (in bulk, not row by row)."""
-
-    def __init__(self, spec: str, tooltip: dict):
-        super().__init__(layers=[], tooltip=tooltip)
-        self._spec = spec
-
-    def to_json(self) -> str:
-        return self._spec
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _columns(_db, token: str, _filters) -> map_layers.MapColumns:
+    """The columns for this token (shared by every session: the map is the same for all)."""
+    return map_layers.read_columns(_db, _filters)
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _prepared(_db, key: tuple, version: tuple, _filters, map_style: str) -> tuple[str, dict, tuple | None]:
-    data = map_data(_db, _filters)
-    return deck_json(data, map_style, height_px=MAP_HEIGHT), data.counts(), data.bounds
-
-
-def _version(db) -> tuple:
-    """Changes whenever what the map draws may change: a detection added, a verdict recorded,
-    a status re-derived (a second-opinion setting switched), sites rebuilt (the site filter),
-    a context layer added, removed or brought up to date: the cache key's data part."""
+def _base_version(db, filters) -> tuple:
+    """Changes whenever the columns must be read again: a detection added or removed, a
+    status re-derived (a second-opinion setting switched), sites rebuilt or a context layer
+    changed (filters), and, when the filters depend on verdicts, any verdict. Other verdicts
+    travel as changes."""
+    verdict_part = ()
+    if filters.status or filters.not_judged_by:
+        verdict_part = db.execute("select coalesce(max(id), 0) from verdicts").fetchone()
     return tuple(db.execute(
         "select (select count(*) from detections), (select max(id) from detections), "
-        "(select max(id) from verdicts), (select group_concat(status || ':' || n) from "
-        "(select status, count(*) as n from detections group by status order by status)), "
         "(select group_concat(key || '=' || value || '@' || updated_at) from project_settings), "
         "(select max(id) from site_builds), "
-        "(select group_concat(id || ':' || checked_through) from context_layers)").fetchone())
+        "(select group_concat(id || ':' || checked_through) from context_layers)").fetchone()) + verdict_part
+
+
+def _token(db, filters) -> str:
+    path = db.execute("pragma database_list").fetchone()[2]
+    text = repr((path, filters.key(), _base_version(db, filters)))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def page() -> None:
     db = common.page("Map")
     if db is None:
         return
+    opening = st.session_state.pop(OPENING, None)
+    if opening is not None:                 # a click on the map, caught before this run
+        _open(opening)
     filters = common.filters_sidebar(db, with_status=True)
-    style = map_layers.raster_style(settings.basemap_url(), settings.basemap_name())
+    token = _token(db, filters)
     with st.spinner("Preparing the detections…"):
-        spec, counts, bounds = _prepared(db, filters.key(), _version(db), filters, style)
+        columns = _columns(db, token, filters)
+    changes = map_layers.changes_since(db, columns)
+    counts = columns.counts(changes)
     total = sum(counts.values())
     if not total:
         st.info("No detections match these filters. Import detections on Home, or run a "
                 "detector on the Detect page; clear the filters in the sidebar to see all.")
         return
     st.caption(f"{total:,} detections match, every one drawn. Hover for details; click one "
-               "to open it in Review.")
+               "to open it in Review." + ("" if columns.all_footprints else
+                                         " Zoom in to see their footprints."))
     _legend(counts)
-    event = st.pydeck_chart(_PreparedDeck(spec, {"text": "#{i} · {t}"}), height=MAP_HEIGHT,
-                            on_select="rerun", selection_mode="single-object", key="overview_map")
-    _basemap_note(settings.basemap_url(), settings.basemap_name())
-    chosen = chosen_detection(event)
-    if chosen is not None:
-        _open(chosen)
+    if columns.no_footprint:
+        st.caption(f"{columns.no_footprint:,} of them have an empty or unreadable footprint: "
+                   "each is drawn as its dot.")
+    if not detection_map.served():
+        st.info("The map cannot be drawn: this server does not serve the app's own files "
+                "(static/ with deck.gl). Run it from the repository with `streamlit run app.py`. "
+                "The table below lists the same detections.")
+    else:
+        _map(db, columns, token, changes)
     _table(db, filters, total)
+
+
+def _map(db, columns, token: str, changes: list) -> None:
+    view = (st.session_state.get("overview_map") or {}).get("view")
+    holds = detection_map.browser_holds(token)
+    view_footprints = None
+    if not columns.all_footprints and _is_box(view):
+        footprints, complete = map_layers.footprints_in_view(db, columns, tuple(view))
+        view_footprints = (tuple(view), footprints, complete)
+    extra = {"deck_url": detection_map.static_url(detection_map.DECK),
+             "natural_earth_url": detection_map.static_url(detection_map.NATURAL_EARTH),
+             "basemap_url": settings.basemap_url(), "basemap_name": settings.basemap_name()}
+    message = map_payload.message(token, changes, None if holds else columns, view_footprints, extra)
+    detection_map.show(message, token, key="overview_map",
+                       on_open=lambda ident: st.session_state.__setitem__(OPENING, ident))
+    _basemap_note(settings.basemap_url(), settings.basemap_name())
+
+
+def _is_box(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 4
+            and all(isinstance(v, (int, float)) for v in value)
+            and value[0] < value[2] and value[1] < value[3])
 
 
 def _open(detection_id: int) -> None:
@@ -115,10 +143,12 @@ def _legend(counts: dict[str, int]) -> None:
 
 
 def _basemap_note(tile_url: str, name: str) -> None:
-    """A note under the map, shown only when the browser cannot load a basemap tile."""
+    """A note under the map, shown only when the browser cannot load a basemap tile (the map
+    then draws Natural Earth's borders, rivers and places, bundled with the app)."""
     probe = tile_url.replace("{z}", "2").replace("{x}", "1").replace("{y}", "2")
     note = (f"The basemap ({name}) could not be loaded: no internet, or the network blocks it. "
-            "The detections are drawn on a plain background; everything else on this page works.")
+            "The map shows country borders, rivers and places from Natural Earth instead; "
+            "everything else on this page works.")
     st.html(f'<div id="basemap-note" role="status" hidden style="padding:0.5em 0.8em;'
             f'background:#fff4e5;border-radius:0.4em">{html.escape(note)}</div>'
             f'<script>(function(){{const img=new Image();'

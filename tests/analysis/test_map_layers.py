@@ -1,11 +1,14 @@
-"""What the Map draws: a layer per status in drawing order, footprints for all detections up
-to a limit (dots beyond it, the reviewed ones' footprints always), tooltips as text, deck.gl
-JSON that parses, a view that fits, and the detection a click picked."""
+"""What the Map draws: every matching detection as columns in drawing order, footprints as
+the sizes allow (the reviewed ones' always), only the changes after a verdict, footprints
+in view on request, tooltips that keep blind second opinions blind, and the binary message
+that carries it all."""
 import json
 
+import numpy as np
 import shapely
 
-from review.analysis.map_layers import (DRAW_ORDER, chosen_detection, deck_json, map_data,
+from review.analysis import map_payload
+from review.analysis.map_layers import (changes_since, footprints_in_view, read_columns,
                                         tooltip_text, view_state)
 from review.judging import verdicts
 from review.judging.queue import Filters
@@ -18,67 +21,134 @@ def _judge(db, ids):
     verdicts.record(db, ids[1], "ana", "false_positive", reason="riverbank")
 
 
-def test_layers_follow_the_drawing_order_and_count_every_detection(db):
+def _ring(footprints, part):
+    return footprints.xy[footprints.starts[part]:footprints.starts[part + 1]]
+
+
+def test_columns_hold_every_detection_pending_first_reviewed_on_top(db):
     ids = add_detections(db, 6)
     _judge(db, ids)
-    data = map_data(db)
-    assert [layer.status for layer in data.layers] == [s for s in DRAW_ORDER
-                                                       if s in ("pending", "false_positive", "verified")]
-    assert data.counts() == {"pending": 4, "false_positive": 1, "verified": 1}
-    assert data.detections == 6 and data.footprints == 6
-    west, south, east, north = data.bounds
+    columns = read_columns(db)
+    assert columns.detections == 6 and columns.counts() == {"pending": 4, "false_positive": 1,
+                                                            "verified": 1}
+    drawn = [columns.statuses[code] for code in columns.status]
+    assert drawn == ["pending"] * 4 + ["false_positive", "verified"]     # verified drawn last
+    assert columns.ids.tolist() == ids[2:] + [ids[1], ids[0]]
+    west, south, east, north = columns.bounds
     assert (west, south) == (-57.0, -5.0) and abs(east - (-57.0 + 0.05 + 0.004)) < 1e-9 and north == -4.996
-    pending = json.loads(data.layers[0].dots_json)
-    assert sorted(row["i"] for row in pending) == sorted(ids[2:])
-    assert all(len(row["c"]) == 2 and isinstance(row["t"], str) for row in pending)
+    row = columns.rows_of([ids[3]])[0]
+    assert np.allclose(columns.lonlat[row], (-56.968, -4.998), atol=1e-5)
+    assert columns.sources[columns.source[row]] == "s" and columns.periods[columns.period[row]] == "2021"
+    assert abs(columns.score[row] - 0.51) < 1e-6
+    # Every footprint is there, as a closed outer ring of its own detection.
+    assert columns.all_footprints and columns.footprints.parts == 6
+    part = int(np.flatnonzero(columns.footprints.owner == columns.rows_of([ids[0]])[0])[0])
+    ring = _ring(columns.footprints, part)
+    assert shapely.Polygon(ring).equals_exact(shapely.box(-57.0, -5.0, -56.996, -4.996), 1e-5)
 
 
-def test_beyond_the_limit_pending_detections_are_dots_and_reviewed_ones_keep_footprints(db):
+def test_beyond_the_limits_pending_detections_are_dots_and_reviewed_ones_keep_footprints(db):
     ids = add_detections(db, 6)
     _judge(db, ids)
-    data = map_data(db, footprint_limit=3)
-    by_status = {layer.status: layer for layer in data.layers}
-    assert by_status["pending"].footprints_json is None and by_status["pending"].footprints == 0
-    assert by_status["verified"].footprints == 1 and by_status["false_positive"].footprints == 1
-    (shape,) = json.loads(by_status["verified"].footprints_json)
-    assert shape["i"] == ids[0]
-    ring = shape["p"][0]
-    assert shapely.Polygon(ring).equals_exact(shapely.box(-57.0, -5.0, -56.996, -4.996), 1e-5)
+    for limits in ({"footprint_limit": 3}, {"vertex_budget": 20}):
+        columns = read_columns(db, **limits)
+        assert not columns.all_footprints and columns.detections == 6
+        assert sorted(columns.ids[columns.footprints.owner].tolist()) == sorted(ids[:2])
 
 
 def test_filters_and_an_area_choose_what_is_drawn(db):
     ids = add_detections(db, 6)
     _judge(db, ids)
-    assert map_data(db, Filters(status="verified")).counts() == {"verified": 1}
+    assert read_columns(db, Filters(status="verified")).counts() == {"verified": 1}
     area = shapely.box(-56.981, -5.01, -56.969, -4.99)             # meets detections 3 and 4 only
-    assert map_data(db, Filters(status=None, area=area)).detections == 2
-    assert map_data(db, Filters(status=None, area=shapely.box(0, 0, 1, 1))).layers == []
+    assert sorted(read_columns(db, Filters(status=None, area=area)).ids.tolist()) == ids[2:4]
+    empty = read_columns(db, Filters(status=None, area=shapely.box(0, 0, 1, 1)))
+    assert empty.detections == 0 and empty.bounds is None
 
 
-def test_the_deck_json_parses_puts_footprints_under_dots_and_fits_the_detections(db):
-    add_detections(db, 3)
-    deck = json.loads(deck_json(map_data(db), map_style="data:,"))
-    kinds = [layer["@@type"] for layer in deck["layers"]]
-    assert kinds == ["SolidPolygonLayer", "ScatterplotLayer"]
-    view = deck["initialViewState"]
-    assert -57.0 < view["longitude"] < -56.97 and -5.0 < view["latitude"] < -4.996
-    assert 8 < view["zoom"] <= 17
+def test_an_empty_or_unreadable_footprint_is_drawn_as_its_dot_and_counted(db):
+    ids = add_detections(db, 4)
+    db.execute("update detections set geometry = ? where id = ?",
+               ['{"type": "Polygon", "coordinates": []}', ids[0]])
+    db.execute("update detections set geometry = ? where id = ?", ["not json", ids[1]])
+    db.conn.commit()
+    columns = read_columns(db)
+    assert columns.detections == 4 and columns.no_footprint == 2
+    assert sorted(columns.ids[columns.footprints.owner].tolist()) == ids[2:]
+
+
+def test_after_a_verdict_only_the_changed_detection_is_sent_with_its_new_status(db):
+    ids = add_detections(db, 200)
+    columns = read_columns(db)
+    assert changes_since(db, columns) == []
+    verdicts.record(db, ids[7], "ana", "verified", note="<b>pit</b>")
+    changes = changes_since(db, columns)
+    assert changes == [(ids[7], "verified", "last: verified by ana (<b>pit</b>)")]
+    assert columns.counts(changes) == {"pending": 199, "verified": 1}
+    token = "t1"
+    base = map_payload.message(token, changes, columns)
+    update = map_payload.message(token, changes)
+    assert len(update) < 300 < 4000 < len(base)           # the columns are not sent again
+    header, arrays = map_payload.unpack(update)
+    assert header["kind"] == "update" and header["changes"] == [list(changes[0])] and arrays == {}
+
+
+def test_the_tooltip_says_nothing_of_who_decided_while_a_second_look_is_pending(db):
+    ids = add_detections(db, 3)
+    verdicts.set_second_opinion(db, "all")
+    verdicts.record(db, ids[0], "ana", "verified")
+    verdicts.record(db, ids[1], "ana", "verified")
+    verdicts.record(db, ids[1], "ben", "verified")
+    columns = read_columns(db)
+    status = dict(zip(columns.ids.tolist(), [columns.statuses[c] for c in columns.status]))
+    assert status[ids[0]] == "needs_second_opinion" and ids[0] not in columns.last
+    assert columns.last[ids[1]] == "last: verified by ben"
+    header, _ = map_payload.unpack(map_payload.message("t", (), columns))
+    assert "ana" not in str(header["last"].get(str(ids[0]), ""))
+    later = read_columns(db)
+    verdicts.record(db, ids[2], "cy", "verified")
+    assert changes_since(db, later) == [(ids[2], "needs_second_opinion", None)]
+
+
+def test_footprints_in_view_come_on_request_up_to_a_limit(db):
+    ids = add_detections(db, 6)
+    columns = read_columns(db, footprint_limit=0)
+    assert columns.footprints.parts == 0
+    view = (-56.985, -5.01, -56.955, -4.99)                        # detections 2, 3 and 4
+    footprints, complete = footprints_in_view(db, columns, view)
+    assert complete and sorted(columns.ids[footprints.owner].tolist()) == ids[2:5]
+    some, complete = footprints_in_view(db, columns, view, limit=1)
+    assert not complete and some.parts == 1
+    header, arrays = map_payload.unpack(map_payload.message("t", (), None, (view, footprints, True)))
+    assert header["view_footprints"] == {"bbox": list(view), "complete": True}
+    assert arrays["vf_xy"].size == footprints.vertices * 2 and arrays["vf_owner"].tolist() == footprints.owner.tolist()
+
+
+def test_the_message_round_trips_typed_arrays_at_aligned_offsets(db):
+    ids = add_detections(db, 5)
+    _judge(db, ids)
+    columns = read_columns(db)
+    message = map_payload.message("tok", [], columns, extra={"deck_url": "/app/static/x.js"})
+    assert message[:8] == map_payload.MAGIC
+    header, arrays = map_payload.unpack(message)
+    assert header["kind"] == "base" and header["token"] == "tok" and header["n"] == 5
+    assert header["deck_url"] == "/app/static/x.js" and header["statuses"][0] == "pending"
+    assert arrays["ids"].dtype == np.int32 and arrays["ids"].tolist() == columns.ids.tolist()
+    assert np.array_equal(arrays["lonlat"].reshape(-1, 2), columns.lonlat)
+    assert np.array_equal(arrays["status"], columns.status)
+    length = int.from_bytes(message[8:12], "little")
+    start = 12 + length
+    assert start % 8 == 0
+    for name, (kind, offset, size) in json.loads(message[12:start])["arrays"].items():
+        assert offset % 8 == 0, name
 
 
 def test_an_empty_map_opens_on_the_amazon():
     assert view_state(None) == {"longitude": -60.0, "latitude": -5.0, "zoom": 3}
 
 
-def test_a_click_returns_the_detection_id_and_anything_else_returns_none():
-    picked = {"selection": {"objects": {"status-verified": [{"i": 7, "t": "verified"}]}}}
-    assert chosen_detection(picked) == 7
-    assert chosen_detection({"selection": {"objects": {"basemap": [{"i": 7}]}}}) is None
-    assert chosen_detection({"selection": {"objects": {"status-pending": [{"t": "no id"}]}}}) is None
-    assert chosen_detection(None) is None
-
-
 def test_map_tooltips_carry_what_reviewers_typed_as_text():
     text = tooltip_text("s<b>", "unsure", 0.5, "2023-01-01",
                         ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
-    # Shown by deck.gl as text (its tooltip's "text"), never parsed as HTML.
+    # The browser sets it as the tooltip's textContent, never parsed as HTML.
     assert text == "unsure · s<b> · score 0.50 · 2023 · last: unsure by <img src=x onerror=alert(1)> (<script>x</script>)"

@@ -171,7 +171,7 @@ def _dot_centre(page, colour, tolerance=14):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:        # a loaded machine may be busy drawing: try again on the next round
-        box = page.locator('[data-testid="stDeckGlJsonChart"]').bounding_box(timeout=30_000)
+        box = page.locator('[data-testid="detection-map"]').bounding_box(timeout=30_000)
         shot = page.screenshot(clip=box, timeout=30_000)
     except PlaywrightTimeout:
         return None
@@ -307,6 +307,9 @@ def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
 @needs_fixtures
 @needs_chromium
 def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(streamlit_server):
+    """Offline, the map draws every detection (binary columns, deck.gl served by the app), a
+    click on a drawn dot opens that detection in Review, and after a verdict there the Map
+    shows its new colour without the columns travelling again: only the change does."""
     from playwright.sync_api import expect, sync_playwright
 
     from review.analysis.map_layers import STATUS_COLOURS
@@ -318,6 +321,9 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
     with sync_playwright() as playwright:
         browser, page = local_browser(playwright)        # nothing beyond 127.0.0.1: offline
         page.set_viewport_size({"width": 1400, "height": 1000})
+        received = []                                    # sizes of what the server sent, in order
+        page.on("websocket", lambda ws: ws.on(
+            "framereceived", lambda frame: received.append(len(frame) if frame else 0)))
         page.goto(url + "/Map")
         expect(page.get_by_text(f"{added:,} detections match, every one drawn")).to_be_visible(timeout=120_000)
         legend = page.get_by_test_id("map-legend")
@@ -325,6 +331,9 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         # The basemap cannot load: the page says so in plain words, and still draws.
         expect(page.get_by_text("The basemap (Esri World Imagery) could not be loaded")).to_be_visible(
             timeout=60_000)
+        page.wait_for_function("() => window.__reviewMap && window.__reviewMap.drawn() > 0",
+                               timeout=120_000)
+        assert max(received) > 200_000                   # the columns came, in one binary message
         deadline = time.time() + 180
         spot = None
         while spot is None and time.time() < deadline:
@@ -332,24 +341,25 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
             time.sleep(0.5)
         assert spot is not None, "no detection was drawn on the map"
         page.mouse.move(*spot)
-        tooltip = page.locator(".deck-tooltip")
+        tooltip = page.locator(".map-tooltip")
         expect(tooltip).to_contain_text(re.compile(r"#\d+ · pending · mining_202[34]00_simplified"),
                                         timeout=30_000)
         detection = int(re.search(r"#(\d+)", tooltip.inner_text()).group(1))
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-        for attempt in range(3):          # a click that lands while the map redraws is lost
-            page.mouse.move(*spot)
-            page.mouse.click(*spot)
-            try:
-                page.wait_for_url(re.compile(r"/Review"), timeout=40_000)
-                break
-            except PlaywrightTimeout:
-                if attempt == 2:
-                    raise
+        page.mouse.click(*spot)
+        page.wait_for_url(re.compile(r"/Review"), timeout=40_000)
         name = page.get_by_label("Your name (recorded with every verdict)")
         name.fill("Ana")
         name.press("Enter")
         expect(_current_heading(page)).to_contain_text(
             re.compile(rf"Detection #{detection}\b"), timeout=60_000)
+        _press(page, "v")
+        assert [r["detection_id"] for r in connect(db_path)["verdicts"].rows] == [detection]
+        token = page.evaluate("() => window.__reviewMap.token()")
+        received.clear()
+        page.get_by_role("link", name="Map").click()
+        page.wait_for_function(f"() => window.__reviewMap.statusOf({detection}) === 'verified'",
+                               timeout=60_000)
+        expect(legend).to_contain_text(f"verified (1)", timeout=60_000)
+        assert page.evaluate("() => window.__reviewMap.token()") == token
+        assert max(received) < 100_000, received          # only the change travelled
         browser.close()
