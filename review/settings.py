@@ -39,6 +39,13 @@ EARTHRISE_DATA = ("https://github.com/earthrise-media/mining-detector/raw/"
                   "bbbcb2d722c930626f322bec751a22e4acb22750/data/outputs/")
 
 
+def map_footprints() -> int:
+    """Up to how many detections the Map sends every footprint of at once; beyond, dots, and
+    the footprints in view when zoomed in (lower it for a browser short of memory)."""
+    from .analysis.map_layers import FOOTPRINT_LIMIT
+    return int(os.environ.get("REVIEW_MAP_FOOTPRINTS", FOOTPRINT_LIMIT))
+
+
 def example_url() -> str:
     """The published detections layer the home page offers to load on an empty database."""
     return os.environ.get("REVIEW_EXAMPLE_URL", EARTHRISE_DATA +

@@ -297,7 +297,7 @@ def run_streamlit(tmp_path, address: str | None = "127.0.0.1", **env_extra):
         process.kill()
 
 
-def local_browser(playwright):
+def local_browser(playwright, extra_args: tuple = ()):
     """Debian's Chromium with a page that reaches nothing beyond 127.0.0.1."""
     from playwright.sync_api import expect
 
@@ -305,7 +305,7 @@ def local_browser(playwright):
     expect.set_options(timeout=30_000)
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", *extra_args])
     page = browser.new_page()
     page.set_default_timeout(60_000)
 

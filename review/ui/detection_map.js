@@ -485,6 +485,7 @@ function createMap(root, data, component) {
     },
     setView: (view) => state.map.setProps({initialViewState: {...view, pitch: 0, bearing: 0,
                                                               transitionDuration: 0}}),
+    footprintsInView: () => (state.base.vf ? state.base.vf.parts : 0),
     pick: (x, y) => { const row = pick(state, x, y); return row < 0 ? null : state.base.ids[row]; },
   };
   return state;

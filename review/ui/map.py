@@ -27,7 +27,7 @@ OPENING = "_map_opening"
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _columns(_db, token: str, _filters) -> map_layers.MapColumns:
     """The columns for this token (shared by every session: the map is the same for all)."""
-    return map_layers.read_columns(_db, _filters)
+    return map_layers.read_columns(_db, _filters, footprint_limit=settings.map_footprints())
 
 
 def _base_version(db, filters) -> tuple:
@@ -47,7 +47,7 @@ def _base_version(db, filters) -> tuple:
 
 def _token(db, filters) -> str:
     path = db.execute("pragma database_list").fetchone()[2]
-    text = repr((path, filters.key(), _base_version(db, filters)))
+    text = repr((path, filters.key(), settings.map_footprints(), _base_version(db, filters)))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
