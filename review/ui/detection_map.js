@@ -483,8 +483,12 @@ function createMap(root, data, component) {
       const row = rowOf(state.base, id);
       return row < 0 ? null : state.base.statuses[state.base.status[row]];
     },
-    setView: (view) => state.map.setProps({initialViewState: {...view, pitch: 0, bearing: 0,
-                                                              transitionDuration: 0}}),
+    setView: (view) => {
+      state.map.setProps({initialViewState: {...view, pitch: 0, bearing: 0, transitionDuration: 0}});
+      state.zoom = view.zoom;             // a view set from outside sends no view-change event
+      state.redraw();
+      scheduleViewRequest(state);
+    },
     footprintsInView: () => (state.base.vf ? state.base.vf.parts : 0),
     pick: (x, y) => { const row = pick(state, x, y); return row < 0 ? null : state.base.ids[row]; },
   };
