@@ -39,11 +39,13 @@ EARTHRISE_DATA = ("https://github.com/earthrise-media/mining-detector/raw/"
                   "bbbcb2d722c930626f322bec751a22e4acb22750/data/outputs/")
 
 
+MAP_FOOTPRINTS = 250_000       # measured: bench/map_browser.py
+
+
 def map_footprints() -> int:
     """Up to how many detections the Map sends every footprint of at once; beyond, dots, and
     the footprints in view when zoomed in (lower it for a browser short of memory)."""
-    from .analysis.map_layers import FOOTPRINT_LIMIT
-    return int(os.environ.get("REVIEW_MAP_FOOTPRINTS", FOOTPRINT_LIMIT))
+    return int(os.environ.get("REVIEW_MAP_FOOTPRINTS", MAP_FOOTPRINTS))
 
 
 def example_url() -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
+from .. import settings
 from ..judging import verdicts
 from ..judging.queue import Filters
 
@@ -46,7 +47,7 @@ SIMPLIFY_DEGREES = 0.00003      # about 3 m: finer than any screen shows a minin
 # Footprints of every matching detection are sent up to this many detections and this many
 # ring vertices (8 bytes each); beyond them, a dot each and the reviewed ones' footprints.
 # Measured: bench/map_browser.py.
-FOOTPRINT_LIMIT = 250_000
+FOOTPRINT_LIMIT = settings.MAP_FOOTPRINTS
 VERTEX_BUDGET = 2_500_000
 # Footprints the browser asks for when zoomed in on a map of dots only, at most this many.
 VIEWPORT_FOOTPRINTS = 30_000
