@@ -155,17 +155,6 @@ function dotColours(base, rows) {
   return out;
 }
 
-function footprintColours(base, fp) {
-  const out = new Uint8Array(fp.vertices * 4);
-  for (let p = 0; p < fp.parts; p++) {
-    const c = base.palette[base.status[fp.owner[p]]];
-    for (let v = fp.starts[p]; v < fp.starts[p + 1]; v++) {
-      out[4 * v] = c[0]; out[4 * v + 1] = c[1]; out[4 * v + 2] = c[2]; out[4 * v + 3] = 130;
-    }
-  }
-  return out;
-}
-
 function tooltipText(base, row) {
   const status = base.statuses[base.status[row]];
   const parts = [base.labels[status] || status, base.sources[base.source[row]]];
@@ -260,22 +249,35 @@ function naturalEarthLayers(deck, ne, zoom) {
   return layers;
 }
 
-function footprintLayer(deck, id, base, fp, colours, visible) {
+// The same data object while the geometry is the same: deck.gl then keeps its tessellation
+// and uploads only what changed (the colours, by their update trigger).
+const footprintData = new WeakMap();
+
+function footprintLayer(deck, id, base, fp, visible) {
+  if (!footprintData.has(fp)) {
+    footprintData.set(fp, {length: fp.parts, startIndices: fp.starts,
+                           attributes: {getPolygon: {value: fp.xy, size: 2}}});
+  }
   return new deck.SolidPolygonLayer({
-    id, visible, _normalize: false, pickable: false,
-    data: {length: fp.parts, startIndices: fp.starts,
-           attributes: {getPolygon: {value: fp.xy, size: 2},
-                        getFillColor: {value: colours, size: 4, normalized: true}}},
+    id, visible, _normalize: false, pickable: false, data: footprintData.get(fp),
+    getFillColor: (_, {index}) => {
+      const c = base.palette[base.status[fp.owner[index]]];
+      return [c[0], c[1], c[2], 130];
+    },
+    updateTriggers: {getFillColor: base.version},
   });
 }
 
-function dotLayer(deck, id, positions, colours, count) {
+function dotLayer(deck, id, data) {
   return new deck.ScatterplotLayer({
     id, pickable: false, stroked: false, radiusUnits: "meters", getRadius: DOT_METRES,
-    radiusMinPixels: DOT_MIN_PX, radiusMaxPixels: DOT_MAX_PX,
-    data: {length: count, attributes: {getPosition: {value: positions, size: 2},
-                                       getFillColor: {value: colours, size: 4, normalized: true}}},
+    radiusMinPixels: DOT_MIN_PX, radiusMaxPixels: DOT_MAX_PX, data,
   });
+}
+
+function dotData(positions, colours, count) {
+  return {length: count, attributes: {getPosition: {value: positions, size: 2},
+                                      getFillColor: {value: colours, size: 4, normalized: true}}};
 }
 
 function gatherPositions(base, rows) {
@@ -313,27 +315,17 @@ function buildLayers(state) {
   }
   if (!state.basemapOk) layers.push(...naturalEarthLayers(deck, state.naturalEarth, zoom));
   const showFootprints = zoom >= FOOTPRINT_ZOOM;
-  if (base.fp) {
-    if (!state.fpColours || state.fpVersion !== base.version) {
-      state.fpColours = footprintColours(base, base.fp); state.fpVersion = base.version;
-    }
-    layers.push(footprintLayer(deck, "footprints", base, base.fp, state.fpColours, showFootprints));
-  }
-  if (base.vf) {
-    if (!state.vfColours || state.vfVersion !== base.version + ":" + base.vfSerial) {
-      state.vfColours = footprintColours(base, base.vf); state.vfVersion = base.version + ":" + base.vfSerial;
-    }
-    layers.push(footprintLayer(deck, "view-footprints-" + base.vfSerial, base, base.vf, state.vfColours, showFootprints));
-  }
-  if (!state.dotColours || state.dotVersion !== base.version) {
-    state.dotColours = dotColours(base, null);
+  if (base.fp) layers.push(footprintLayer(deck, "footprints", base, base.fp, showFootprints));
+  if (base.vf) layers.push(footprintLayer(deck, "view-footprints-" + base.vfSerial, base, base.vf, showFootprints));
+  if (!state.dots || state.dotVersion !== base.version) {
     state.overlay = overlayRows(base);
-    state.overlayPositions = gatherPositions(base, state.overlay);
-    state.overlayColours = dotColours(base, state.overlay);
+    state.dots = dotData(base.lonlat, dotColours(base, null), base.n);
+    state.overlayDots = dotData(gatherPositions(base, state.overlay), dotColours(base, state.overlay),
+                                state.overlay.length);
     state.dotVersion = base.version;
   }
-  layers.push(dotLayer(deck, "dots", base.lonlat, state.dotColours, base.n));
-  layers.push(dotLayer(deck, "reviewed-dots", state.overlayPositions, state.overlayColours, state.overlay.length));
+  layers.push(dotLayer(deck, "dots", state.dots));
+  layers.push(dotLayer(deck, "reviewed-dots", state.overlayDots));
   if (state.hover >= 0) {
     const row = state.hover;
     layers.push(new deck.ScatterplotLayer({
