@@ -481,6 +481,7 @@ function createMap(root, data, component) {
       state.redraw();
       scheduleViewRequest(state);
     },
+    basemap: () => (state.basemapOk ? "online" : state.naturalEarth ? "natural-earth" : "none"),
     footprintsInView: () => (state.base.vf ? state.base.vf.parts : 0),
     pick: (x, y) => { const row = pick(state, x, y); return row < 0 ? null : state.base.ids[row]; },
   };

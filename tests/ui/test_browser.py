@@ -334,6 +334,9 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         page.wait_for_function("() => window.__reviewMap && window.__reviewMap.drawn() > 0",
                                timeout=120_000)
         assert max(received) > 200_000                   # the columns came, in one binary message
+        # Offline, Natural Earth's borders, rivers and places (served by the app) stand in.
+        page.wait_for_function("() => window.__reviewMap.basemap() === 'natural-earth'",
+                               timeout=60_000)
         deadline = time.time() + 180
         spot = None
         while spot is None and time.time() < deadline:
