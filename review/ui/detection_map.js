@@ -16,6 +16,12 @@ const DOT_MAX_PX = 4;
 const PICK_SLACK_PX = 2;
 const CLICK_MOVE_PX = 5;
 const VIEW_REQUEST_MS = 350;
+// Far out, a large map draws cells of CELL_PX pixels (the top status in each) in place of a
+// dot per detection: software WebGL pays per pixel drawn, and a million overlapping dots
+// cost seconds a frame. Reviewed detections keep their dots above the cells.
+const CELL_MIN_DETECTIONS = 100000;
+const CELL_MAX_ZOOM = 9;
+const CELL_PX = 3;
 
 // What survives reruns and page visits in this tab: the columns of the last base message.
 const kept = {token: null, base: null, lastView: null, deckLoading: null, naturalEarth: null};
@@ -189,7 +195,8 @@ function pick(state, x, y) {
   const base = state.base, viewport = state.viewport();
   if (!base || !viewport) return -1;
   const [lon, lat] = viewport.unproject([x, y]);
-  const radius = dotRadiusPx(viewport, lat) + PICK_SLACK_PX;
+  const cells = base.n >= CELL_MIN_DETECTIONS && viewport.zoom < CELL_MAX_ZOOM;
+  const radius = Math.max(dotRadiusPx(viewport, lat), cells ? CELL_PX : 0) + PICK_SLACK_PX;
   const pxPerDegree = 512 * Math.pow(2, viewport.zoom) / 360;
   const dLon = radius / pxPerDegree, dLat = dLon * Math.max(Math.cos(lat * Math.PI / 180), 0.05);
   const near = (row) => {
@@ -268,6 +275,38 @@ function footprintLayer(deck, id, base, fp, visible) {
   });
 }
 
+function cellData(base, level) {
+  const size = CELL_PX * 360 / (512 * Math.pow(2, level));
+  const index = new Map();
+  const xs = [], ys = [], codes = [];
+  for (let k = 0; k < base.n; k++) {
+    const cx = Math.floor(base.lonlat[2 * k] / size), cy = Math.floor(base.lonlat[2 * k + 1] / size);
+    const key = (cx + 1048576) * 2097152 + (cy + 1048576);
+    const at = index.get(key);
+    if (at === undefined) {
+      index.set(key, xs.length);
+      xs.push((cx + 0.5) * size); ys.push((cy + 0.5) * size); codes.push(base.status[k]);
+    } else if (base.status[k] > codes[at]) {
+      codes[at] = base.status[k];
+    }
+  }
+  const count = xs.length, positions = new Float32Array(count * 2), colours = new Uint8Array(count * 4);
+  for (let c = 0; c < count; c++) {
+    positions[2 * c] = xs[c]; positions[2 * c + 1] = ys[c];
+    const rgb = base.palette[codes[c]];
+    colours[4 * c] = rgb[0]; colours[4 * c + 1] = rgb[1]; colours[4 * c + 2] = rgb[2]; colours[4 * c + 3] = 255;
+  }
+  return {length: count, attributes: {getPosition: {value: positions, size: 2},
+                                      getFillColor: {value: colours, size: 4, normalized: true}}};
+}
+
+function cellLayer(deck, id, data) {
+  return new deck.ScatterplotLayer({
+    id, pickable: false, stroked: false, antialiasing: false, radiusUnits: "pixels",
+    getRadius: CELL_PX / 2 + 0.25, data,
+  });
+}
+
 function dotLayer(deck, id, data) {
   return new deck.ScatterplotLayer({
     id, pickable: false, stroked: false, radiusUnits: "meters", getRadius: DOT_METRES,
@@ -324,7 +363,13 @@ function buildLayers(state) {
                                 state.overlay.length);
     state.dotVersion = base.version;
   }
-  layers.push(dotLayer(deck, "dots", state.dots));
+  if (base.n >= CELL_MIN_DETECTIONS && zoom < CELL_MAX_ZOOM) {
+    const level = Math.max(0, Math.floor(zoom)), key = level + ":" + base.version;
+    if (state.cellsKey !== key) { state.cells = cellData(base, level); state.cellsKey = key; }
+    layers.push(cellLayer(deck, "cells-" + level, state.cells));
+  } else {
+    layers.push(dotLayer(deck, "dots", state.dots));
+  }
   layers.push(dotLayer(deck, "reviewed-dots", state.overlayDots));
   if (state.hover >= 0) {
     const row = state.hover;
