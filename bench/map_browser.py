@@ -28,7 +28,8 @@ closed local port) and Debian's Chromium (Playwright, software WebGL, every requ
 3. clicks: on drawn pending detections, each confirmed with the map's own pick() first: for
    the website layers, at the whole-map view on dots with no other dot within 8 px; for the
    grids, after setView to zoom 12 centred on the square. Before each click the page is
-   settled. Click (pointerdown's timeStamp) to the Review page's heading "Detection #ID"
+   settled, and again after the pointer moved over the dot (the hover's redraw).
+   Click (pointerdown's timeStamp) to the Review page's heading "Detection #ID"
    (in-page, each animation frame); then history back to the Map: drawn, on screen and
    settled again (the revisit);
 4. verdict colour: on the last clicked detection in Review, once the page's script run is
@@ -120,15 +121,21 @@ ARM_CLICK = """(id) => {
 }"""
 HEADING = """() => { const h = [...document.querySelectorAll('h3')].find(h => h.innerText.startsWith('Detection #'));
   return h ? h.innerText.split(' · ')[0].trim() : null; }"""
-# Before going back to the Map after a verdict: note when the map's columns first say
-# "verified" for the detection (statusOf reads the columns the tab keeps across visits).
-ARM_VERDICT = """(id) => { const v = window.__verdict = {t: performance.now(), flip: undefined};
-  const f = () => { const m = window.__reviewMap;
-    if (m && m.statusOf(id) === 'verified') { v.flip = performance.now(); return; }
-    setTimeout(f, 5); };
-  f(); return v.t; }"""
-SEEN_VERIFIED = """([t, id]) => { const m = window.__reviewMap;
-  return !!m && m.drawn() > t && m.statusOf(id) === 'verified' && window.__verdict.flip !== undefined; }"""
+# Before going back to the Map after a verdict: look at every frame (a long task on the main
+# thread is a frame being drawn, so no sampling in between can be starved): the first frame
+# seen after the map drew again, the detection's status then, and the first frame in which
+# the map (statusOf reads the columns the tab keeps across visits) says "verified".
+ARM_VERDICT = """(id) => { const v = window.__verdict = {t: performance.now(), drawnSeen: undefined,
+    statusAtDrawn: undefined, sameFrame: undefined, flip: undefined, both: undefined};
+  const f = (frame) => { const m = window.__reviewMap, now = performance.now();
+    const drawn = m ? m.drawn() : 0, status = m ? m.statusOf(id) : null;
+    if (drawn > v.t && v.drawnSeen === undefined) {
+      v.drawnSeen = now; v.statusAtDrawn = status; v.sameFrame = drawn >= frame; }
+    if (status === 'verified' && v.flip === undefined) v.flip = now;
+    if (drawn > v.t && status === 'verified') { v.both = now; return; }
+    requestAnimationFrame(f); };
+  requestAnimationFrame(f); return v.t; }"""
+SEEN_VERIFIED = "() => window.__verdict.both !== undefined"
 # Every dot on screen with its page position and status.
 ON_SCREEN = """(limit) => { const m = window.__reviewMap; const out = [];
   for (const id of m.onScreen(limit)) { const p = m.screenOf(id); if (p) out.push([id, p[0], p[1], m.statusOf(id)]); }
@@ -439,9 +446,10 @@ def click_one(page, ident: int, timeout_s: float) -> dict:
     x, y = page.evaluate("(id) => window.__reviewMap.screenOf(id)", ident)
     box = map_box(page)
     picked = page.evaluate("([x, y]) => window.__reviewMap.pick(x, y)", [x - box["x"], y - box["y"]])
-    page.evaluate(ARM_CLICK, ident)
     page.mouse.move(x, y)
     page.evaluate(TWO_FRAMES)
+    quiet(page, 0, timeout_s, window_ms=500)     # the hover's redraw done: time the click alone
+    page.evaluate(ARM_CLICK, ident)
     started = time.perf_counter()
     page.mouse.click(x, y)
     result = {"id": ident, "x": round(x, 1), "y": round(y, 1), "pick": picked,
@@ -480,7 +488,7 @@ def pixel_colour(page, shot: Path, x: float, y: float) -> list[int]:
 def bench_size(browser, n: int, clicks: int, args, seed: int = 28) -> dict:
     timeout_s = args.timeout
     shots = args.shots
-    result: dict = {"detections": n}
+    result: dict = {"detections": n, "load_average_before": os.getloadavg()}
     started = time.perf_counter()
     pristine, built, what = cached_database(args.cache, n)
     result.update(database=what, build_s=built, from_cache=built is None)
@@ -582,6 +590,9 @@ def bench_size(browser, n: int, clicks: int, args, seed: int = 28) -> dict:
         result["streamlit_log"] = str(shots / f"{n}-streamlit.log")
         shutil.rmtree(folder, ignore_errors=True)
     result["total_s"] = time.perf_counter() - started
+    result["load_average_after"] = os.getloadavg()
+    print(f"  load average (1, 5, 15 min) before {result['load_average_before']}, after "
+          f"{result['load_average_after']}; {result['total_s']:.0f} s in all", flush=True)
     return result
 
 
@@ -617,18 +628,21 @@ def verdict_colour(page, url: str, samples: list, db_path: Path, grid: bool, sho
         return {"id": ident, "error": "history back from Review did not return to the Map",
                 "verdicts_recorded": recorded}
     try:
-        page.wait_for_function(SEEN_VERIFIED, arg=[t, ident], timeout=timeout_s * 1000, polling=50)
+        page.wait_for_function(SEEN_VERIFIED, timeout=timeout_s * 1000, polling=50)
     except Exception as exc:          # noqa: BLE001 - reported, with a screenshot
         page.screenshot(path=str(shots / f"{n}-verdict-not-shown.png"))
         return {"id": ident, "error": f"the map never said verified ({type(exc).__name__})",
                 "status_then": page.evaluate("(id) => window.__reviewMap.statusOf(id)", ident),
                 "verdicts_recorded": recorded}
-    drawn_ms, flip_ms = page.evaluate("() => [window.__reviewMap.drawn(), window.__verdict.flip]")
-    # The colour is in the first frame if the columns said "verified" by then; else in a
-    # frame after the flip (the flip's time is then an upper bound on when it was noted).
-    seconds = (max(drawn_ms, flip_ms) - t) / 1000
+    drawn_ms, seen = page.evaluate("() => [window.__reviewMap.drawn(), window.__verdict]")
+    # Verified in the first frame the map drew on return: the colour is in that frame. Else
+    # it came in a later frame, no later than the first one seen with "verified".
+    first = seen["statusAtDrawn"] == "verified"
+    coloured_ms = drawn_ms if first else seen["both"]
+    seconds = (coloured_ms - t) / 1000
     quiet(page, drawn_ms, timeout_s)
-    shown = (on_screen_ms(page, max(drawn_ms, flip_ms)) - t) / 1000
+    shown = (on_screen_ms(page, coloured_ms) - t) / 1000
+    flip_ms = seen["flip"]
     page.mouse.move(5, 5)                 # no hover ring over the dot
     if grid:                              # zoomed in: the square alone under the pixel
         from review.store import connect
@@ -642,7 +656,8 @@ def verdict_colour(page, url: str, samples: list, db_path: Path, grid: bool, sho
     x, y = page.evaluate("(id) => window.__reviewMap.screenOf(id)", ident) or (None, None)
     colour = pixel_colour(page, shots / f"{n}-verdict.png", x, y) if x is not None else None
     return {"id": ident, "seconds": seconds, "on_screen_s": shown, "drawn_s": (drawn_ms - t) / 1000,
-            "flip_s": (flip_ms - t) / 1000,
+            "flip_s": (flip_ms - t) / 1000, "verified_in_first_frame": first,
+            "status_seen_in_drawn_frame": seen["sameFrame"],
             "review_idle_wait_s": waited, "review_idle_at_back": review_idle, "verdicts_recorded": recorded, "review_then": after,
             "pixel_rgb": colour, "pixel_is_verified": colour is not None
             and max(abs(c - v) for c, v in zip(colour, VERIFIED_RGB)) < 30}

@@ -289,12 +289,14 @@ def run_streamlit(tmp_path, address: str | None = "127.0.0.1", **env_extra):
     else:
         process.kill()
         pytest.fail("streamlit did not start: " + process.stdout.read().decode()[-2000:])
-    yield url, db
-    process.terminate()
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield url, db
+    finally:            # also when the caller closes the generator early (server.close())
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def local_browser(playwright, extra_args: tuple = ()):
