@@ -403,6 +403,7 @@ function createMap(root, data, component) {
   credit.textContent = data.basemap_name ? data.basemap_name : "";
   root.appendChild(credit);
   state.tooltip = tooltip; state.statusLine = status;
+  state.elements = [holder, tooltip, status, credit];
 
   const base = kept.base;
   const initial = (kept.lastView && kept.lastView.token === base.token) ? kept.lastView.view : base.view;
@@ -412,7 +413,7 @@ function createMap(root, data, component) {
     state.basemapGaveUp = true;
     state.basemapUrl = null;            // stop asking: offline, draw Natural Earth instead
     state.redraw();
-    root.dispatchEvent(new CustomEvent("basemap-failed", {bubbles: true, composed: true}));
+    state.root.dispatchEvent(new CustomEvent("basemap-failed", {bubbles: true, composed: true}));
   };
   state.redraw = () => { if (state.map) state.map.setProps({layers: buildLayers(state)}); };
   state.viewport = () => {
@@ -434,8 +435,8 @@ function createMap(root, data, component) {
       tooltip.hidden = true;
     },
     onAfterRender: () => {
-      if (!root.dataset.drawn && state.map && state.map.props.layers.length) {
-        root.dataset.drawn = String(performance.now());
+      if (!state.root.dataset.drawn && state.map && state.map.props.layers.length) {
+        state.root.dataset.drawn = String(performance.now());
       }
     },
   });
@@ -490,13 +491,13 @@ function createMap(root, data, component) {
     const id = state.base.ids[row];
     status.textContent = "Opening #" + id + " in Review…";
     status.hidden = false;
-    setTriggerValue("open", id);
+    state.setTriggerValue("open", id);
   }, true);
 
   // For benchmarks and tests: where a detection is drawn on the page, and the view.
   window.__reviewMap = {
     token: () => kept.base && kept.base.token,
-    drawn: () => Number(root.dataset.drawn || 0),
+    drawn: () => Number(state.root.dataset.drawn || 0),
     screenOf: (id) => {
       const viewport = state.viewport(), row = rowOf(state.base, id);
       if (!viewport || row < 0) return null;
@@ -585,23 +586,34 @@ export default function (component) {
     base.vfSerial = (base.vfSerial || 0) + 1;
   }
   loadScript(header.deck_url).then(() => {
-    let state = root.__map;
-    if (!state || state.base !== base || !state.map) {
-      if (state && state.map) state.map.finalize();
+    // One map per tab, kept across reruns and page visits: coming back to the Map moves its
+    // canvas into the new page, with deck.gl's buffers (and footprint tessellation) intact.
+    let state = kept.map;
+    if (!state) {
       state = createMap(root, header, component);
-      root.__map = state;
-    } else {
-      state.setTriggerValue = setTriggerValue;
-      state.setStateValue = component.setStateValue;
+      kept.map = state;
+    } else if (state.root !== root) {
+      root.innerHTML = "";
+      for (const element of state.elements) root.appendChild(element);
+      state.root = root;
+      if (kept.lastView && kept.lastView.token === base.token) {
+        state.map.setProps({initialViewState: {...kept.lastView.view, pitch: 0, bearing: 0}});
+        state.zoom = kept.lastView.view.zoom;
+      } else if (state.base !== base) {
+        state.map.setProps({initialViewState: {...base.view, pitch: 0, bearing: 0}});
+        state.zoom = base.view.zoom;
+      }
     }
+    state.setTriggerValue = setTriggerValue;
+    state.setStateValue = component.setStateValue;
+    if (state.base !== base) { state.dots = null; state.cellsKey = null; }
     state.base = base;
     state.statusLine.hidden = true;
+    state.tooltip.hidden = true;
     state.redraw();
+    state.map.redraw("data");
   }).catch(error => sentence(root, "The map's code could not be loaded (" + error.message + "). " +
                              "The table below lists the same detections."));
-  return () => {
-    const state = root.__map;
-    if (state && state.map) state.map.finalize();
-    root.__map = null;
-  };
+  // Unmounted (another page): the map stays in `kept`, detached, until the Map comes back.
+  return () => {};
 }

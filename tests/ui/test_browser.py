@@ -364,5 +364,10 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
                                timeout=60_000)
         expect(legend).to_contain_text(f"verified (1)", timeout=60_000)
         assert page.evaluate("() => window.__reviewMap.token()") == token
+        spot = None                                      # and it is drawn in its new colour
+        while spot is None and time.time() < deadline + 120:
+            spot = _dot_centre(page, STATUS_COLOURS["verified"])
+            time.sleep(0.5)
+        assert spot is not None, "the verified detection is not drawn in red"
         assert max(received) < 100_000, received          # only the change travelled
         browser.close()
