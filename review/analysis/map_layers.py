@@ -284,6 +284,24 @@ def changes_since(db, columns: MapColumns) -> list[tuple[int, str, str | None]]:
     return sorted(changes)
 
 
+def highest_scores(db, columns: MapColumns, limit: int) -> list[dict]:
+    """The `limit` detections of the columns with the highest scores (no score last, then by
+    id), as rows for the Map's table: picked from the columns in memory, not by sorting the
+    whole table in SQL (seconds at a million detections)."""
+    score = columns.score.astype(np.float64)
+    missing = np.isnan(score)
+    order = np.lexsort((columns.ids, -np.where(missing, 0, score), missing))[:limit]
+    ids = columns.ids[order].tolist()
+    found = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        cursor = db.execute(f"select id, source, status, score, area_ha, period_start from "
+                            f"detections where id in ({','.join('?' * len(chunk))})", chunk)
+        names = [d[0] for d in cursor.description]
+        found.update({row[0]: dict(zip(names, row)) for row in cursor})
+    return [found[i] for i in ids if i in found]
+
+
 def footprints_in_view(db, columns: MapColumns, view: tuple[float, float, float, float],
                        limit: int = VIEWPORT_FOOTPRINTS) -> tuple[Footprints, bool]:
     """The footprints of the columns' detections whose boxes meet this view (west, south,

@@ -16,7 +16,6 @@ import streamlit as st
 from .. import settings
 from ..analysis import map_layers, map_payload
 from ..analysis.map_layers import STATUS_LABELS, hex_colour
-from ..judging import queue
 from . import common, detection_map
 from . import sites as sites_ui
 
@@ -82,7 +81,7 @@ def page() -> None:
                 "The table below lists the same detections.")
     else:
         _map(db, columns, token, changes)
-    _table(db, filters, total)
+    _table(db, columns, total)
 
 
 def _map(db, columns, token: str, changes: list) -> None:
@@ -112,10 +111,10 @@ def _open(detection_id: int) -> None:
     st.switch_page("app_pages/2_Review.py")
 
 
-def _table(db, filters, total: int) -> None:
+def _table(db, columns, total: int) -> None:
     """The matching detections as a table (highest scores first), and opening one by its id:
     the keyboard's way to what a click on the map does."""
-    rows = queue.listing(db, filters, order="score", limit=TABLE_ROWS)
+    rows = map_layers.highest_scores(db, columns, TABLE_ROWS)
     with st.expander(f"Table of the detections ({'the ' + format(TABLE_ROWS, ',') + ' highest scores' if total > TABLE_ROWS else 'all'})"):
         table = pd.DataFrame(rows)[["id", "source", "status", "score", "area_ha", "period_start"]]
         st.dataframe(table, hide_index=True)

@@ -152,3 +152,21 @@ def test_map_tooltips_carry_what_reviewers_typed_as_text():
                         ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
     # The browser sets it as the tooltip's textContent, never parsed as HTML.
     assert text == "unsure · s<b> · score 0.50 · 2023 · last: unsure by <img src=x onerror=alert(1)> (<script>x</script>)"
+
+
+def test_the_tables_highest_scores_come_from_the_columns_in_the_queues_order(db):
+    from review.analysis.map_layers import highest_scores
+    from review.judging import queue
+
+    ids = add_detections(db, 12)
+    db.execute("update detections set score = null where id = ?", [ids[11]])
+    db.execute("update detections set score = 0.65 where id in (?, ?)", [ids[2], ids[9]])
+    db.conn.commit()
+    verdicts.record(db, ids[4], "ana", "verified")
+    columns = read_columns(db)
+    every = Filters(status=None)
+    assert [r["id"] for r in highest_scores(db, columns, 100)] == \
+        [r["id"] for r in queue.listing(db, every, order="score", limit=100)]
+    top = highest_scores(db, columns, 3)
+    assert [r["id"] for r in top] == [r["id"] for r in queue.listing(db, every, order="score", limit=3)]
+    assert {r["id"]: r["status"] for r in highest_scores(db, columns, 100)}[ids[4]] == "verified"
