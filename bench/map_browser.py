@@ -383,12 +383,11 @@ def load_map(browser, url: str, timeout_s: float) -> tuple:
     still = quiet(page, drawn_ms, timeout_s)
     shown = on_screen_ms(page, drawn_ms)
     memory = heap(context, page)
-    n = page.evaluate("() => window.__reviewMap.onScreen(10).length")
     return context, page, {"drawn_s": drawn_ms / 1000, "on_screen_s": shown / 1000, "drawn_wall_s": wall,
                            "first_run_done_s": None if run_done is None else run_done / 1000,
                            "settled_s": max(drawn_ms, run_done or 0, still["end_ms"]) / 1000,
                            "long_tasks_after_drawn_s": still["long_tasks_ms"] / 1000,
-                           "dots_on_screen_sample": n, **memory}
+                           **memory}
 
 
 def set_name(page) -> None:
@@ -502,6 +501,7 @@ def bench_size(browser, n: int, clicks: int, args, seed: int = 28) -> dict:
     targets = pending_targets(db_path, clicks, seed) if grid else []
     result["prepare_s"] = time.perf_counter() - started
     server_started = time.perf_counter()
+    result["code"] = code_version()       # the server reads the app's files on its first runs
     process, url = start_streamlit(db_path, folder / "data", folder / "streamlit.log")
     result["server_start_s"] = time.perf_counter() - server_started
     try:
@@ -709,6 +709,20 @@ def machine() -> str:
     return f"{platform.machine()}, {model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def code_version() -> str:
+    """The commit the app runs from, and any uncommitted change to the app's own files (the
+    server reads them once, at its start)."""
+    def git(*words: str) -> str:
+        try:
+            return subprocess.run(["git", *words], cwd=REPO, capture_output=True, text=True,
+                                  timeout=30).stdout.rstrip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    changed = git("status", "--porcelain", "--", "review", "static", "app_pages", "app.py")
+    return (git("rev-parse", "--short", "HEAD").strip() or "unknown") + (
+        " + uncommitted: " + ", ".join(line[3:] for line in changed.splitlines()) if changed else "")
+
+
 def chromium_version(path: str) -> str:
     try:
         return subprocess.run([path, "--version"], capture_output=True, text=True,
@@ -737,8 +751,10 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     info = {"date": datetime.date.today().isoformat(), "machine": machine(),
-            "chromium": chromium_version(args.chromium), "command": " ".join(sys.argv)}
-    print(f"machine: {info['machine']}; {info['chromium']} (software WebGL)", flush=True)
+            "chromium": chromium_version(args.chromium), "command": " ".join(sys.argv),
+            "code": code_version()}
+    print(f"machine: {info['machine']}; {info['chromium']} (software WebGL); code {info['code']}",
+          flush=True)
     results = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -165,7 +165,9 @@ def read_footprints(texts: list[str | None], owners: np.ndarray) -> tuple[Footpr
     geometry = shapely.from_geojson(np.array(texts, dtype=object), on_invalid="ignore")
     usable = ~(shapely.is_missing(geometry) | shapely.is_empty(geometry))
     geometry, owners = geometry[usable], np.asarray(owners)[usable]
-    display = shapely.simplify(geometry, SIMPLIFY_DEGREES, preserve_topology=True)
+    display = geometry.copy()
+    detailed = shapely.get_num_coordinates(geometry) > 16     # squares need no simplifying
+    display[detailed] = shapely.simplify(geometry[detailed], SIMPLIFY_DEGREES, preserve_topology=True)
     parts, which = shapely.get_parts(display, return_index=True)
     polygonal = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
     parts, which = parts[polygonal], which[polygonal]
@@ -204,7 +206,8 @@ def read_columns(db, filters: Filters | None = None, footprint_limit: int = FOOT
     records = [records[k] for k in order]
     ids, status = ids[order], status[order]
     sources = sorted({r[1] or "" for r in records})
-    periods = sorted({period_label(r[4]) for r in records})
+    labels = {start: period_label(start) for start in {r[4] for r in records}}
+    periods = sorted(set(labels.values()))
     lonlat = np.array([(r[5], r[6]) for r in records], np.float64).reshape(-1, 2)
     score = np.array([np.nan if r[3] is None else r[3] for r in records], np.float64)
     box = np.array([r[7:11] for r in records], np.float64).reshape(-1, 4)
@@ -226,7 +229,7 @@ def read_columns(db, filters: Filters | None = None, footprint_limit: int = FOOT
             if ident in inside and ident not in blind}
     return MapColumns(ids, lonlat.astype(np.float32), status.astype(np.uint8),
                       _codes([r[1] or "" for r in records], sources).astype(np.uint16),
-                      _codes([period_label(r[4]) for r in records], periods).astype(np.uint16),
+                      _codes([labels[r[4]] for r in records], periods).astype(np.uint16),
                       score.astype(np.float32), statuses, sources, periods, last, footprints,
                       every, missing, bounds, mark)
 
@@ -311,6 +314,8 @@ def footprints_in_view(db, columns: MapColumns, view: tuple[float, float, float,
                       "and south <= ? limit ?", [west, east, south, north, limit * 4 + 1]).fetchall()
     ids = np.array([r[0] for r in rows], np.int64)
     ids = ids[columns.holds(ids)] if len(ids) else ids
+    if len(ids) and columns.footprints.parts:       # already sent with the columns
+        ids = ids[~np.isin(ids, columns.ids[columns.footprints.owner])]
     complete = len(rows) <= limit * 4 and len(ids) <= limit
     ids = ids[:limit]
     owners = columns.rows_of(ids) if len(ids) else np.zeros(0, np.int64)

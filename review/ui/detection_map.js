@@ -354,8 +354,13 @@ function buildLayers(state) {
   }
   if (!state.basemapOk) layers.push(...naturalEarthLayers(deck, state.naturalEarth, zoom));
   const showFootprints = zoom >= FOOTPRINT_ZOOM;
-  if (base.fp) layers.push(footprintLayer(deck, "footprints", base, base.fp, showFootprints));
-  if (base.vf) layers.push(footprintLayer(deck, "view-footprints-" + base.vfSerial, base, base.vf, showFootprints));
+  // Footprint layers are made the first time they are seen (tessellating 200,000 polygons
+  // takes seconds), then kept, hidden when zoomed out.
+  if (showFootprints) state.footprintsMade = true;
+  if (state.footprintsMade) {
+    if (base.fp) layers.push(footprintLayer(deck, "footprints", base, base.fp, showFootprints));
+    if (base.vf) layers.push(footprintLayer(deck, "view-footprints-" + base.vfSerial, base, base.vf, showFootprints));
+  }
   if (!state.dots || state.dotVersion !== base.version) {
     state.overlay = overlayRows(base);
     state.dots = dotData(base.lonlat, dotColours(base, null), base.n);
@@ -412,6 +417,7 @@ function createMap(root, data, component) {
     if (state.basemapOk || state.basemapGaveUp) return;
     state.basemapGaveUp = true;
     state.basemapUrl = null;            // stop asking: offline, draw Natural Earth instead
+    credit.textContent = "Natural Earth (offline basemap)";
     state.redraw();
     state.root.dispatchEvent(new CustomEvent("basemap-failed", {bubbles: true, composed: true}));
   };
