@@ -15,6 +15,7 @@ const DOT_MIN_PX = 2.5;
 const DOT_MAX_PX = 4;
 const PICK_SLACK_PX = 2;
 const CLICK_MOVE_PX = 5;
+const FIRST_FRAME_WAIT_MS = 800;
 const VIEW_REQUEST_MS = 350;
 // Far out, a large map draws cells of CELL_PX pixels (the top status in each) in place of a
 // dot per detection: software WebGL pays per pixel drawn, and a million overlapping dots
@@ -338,11 +339,23 @@ function sentence(root, text) {
   root.appendChild(note);
 }
 
+// The view's bounds (west, south, east, north), from the last view state seen (deck.gl's own
+// viewport lags one event behind inside onViewStateChange).
+function currentBounds(state) {
+  const holder = state.elements && state.elements[0];
+  if (state.viewState && holder && holder.clientWidth) {
+    return new state.deck.WebMercatorViewport({...state.viewState, width: holder.clientWidth,
+                                               height: holder.clientHeight}).getBounds();
+  }
+  const viewport = state.viewport && state.viewport();
+  return viewport ? viewport.getBounds() : null;
+}
+
 function buildLayers(state) {
   const {deck, base} = state;
   const zoom = state.zoom;
   const layers = [];
-  if (state.basemapUrl) {
+  if (state.basemapUrl && state.basemapOk) {
     layers.push(new deck.TileLayer({
       id: "basemap", data: state.basemapUrl, minZoom: 0, maxZoom: 19, tileSize: 256,
       onTileError: () => state.basemapFailed(),
@@ -372,6 +385,25 @@ function buildLayers(state) {
     const level = Math.max(0, Math.floor(zoom)), key = level + ":" + base.version;
     if (state.cellsKey !== key) { state.cells = cellData(base, level); state.cellsKey = key; }
     layers.push(cellLayer(deck, "cells-" + level, state.cells));
+  } else if (base.n >= CELL_MIN_DETECTIONS && currentBounds(state)) {
+    // Zoomed in on a large map: only the dots in and around the view go to the GPU (software
+    // WebGL would otherwise run the vertex shader for every detection, every frame).
+    const [west, south, east, north] = currentBounds(state);
+    const box = state.inViewBox;
+    if (!box || state.inViewVersion !== base.version || west < box[0] || south < box[1] || east > box[2] || north > box[3]) {
+      const dx = east - west, dy = north - south;
+      const padded = [west - dx, south - dy, east + dx, north + dy];
+      const rows = [];
+      for (let k = 0; k < base.n; k++) {
+        const x = base.lonlat[2 * k], y = base.lonlat[2 * k + 1];
+        if (x >= padded[0] && x <= padded[2] && y >= padded[1] && y <= padded[3]) rows.push(k);
+      }
+      const picked = Int32Array.from(rows);
+      state.inView = dotData(gatherPositions(base, picked), dotColours(base, picked), picked.length);
+      state.inViewBox = padded;
+      state.inViewVersion = base.version;
+    }
+    layers.push(dotLayer(deck, "dots-in-view", state.inView));
   } else {
     layers.push(dotLayer(deck, "dots", state.dots));
   }
@@ -413,6 +445,7 @@ function createMap(root, data, component) {
   const base = kept.base;
   const initial = (kept.lastView && kept.lastView.token === base.token) ? kept.lastView.view : base.view;
   state.zoom = initial.zoom;
+  state.viewState = {...initial, pitch: 0, bearing: 0};
   state.basemapFailed = () => {
     if (state.basemapOk || state.basemapGaveUp) return;
     state.basemapGaveUp = true;
@@ -421,7 +454,7 @@ function createMap(root, data, component) {
     state.redraw();
     state.root.dispatchEvent(new CustomEvent("basemap-failed", {bubbles: true, composed: true}));
   };
-  state.redraw = () => { if (state.map) state.map.setProps({layers: buildLayers(state)}); };
+  state.redraw = () => { if (state.map && state.ready) state.map.setProps({layers: buildLayers(state)}); };
   state.viewport = () => {
     const viewports = state.map && state.map.getViewports();
     return viewports && viewports.length ? viewports[0] : null;
@@ -434,9 +467,16 @@ function createMap(root, data, component) {
       const bucket = (z) => (z >= FOOTPRINT_ZOOM ? 99 : Math.floor(z));
       const redraw = bucket(viewState.zoom) !== bucket(state.zoom);
       state.zoom = viewState.zoom;
+      state.viewState = viewState;
       kept.lastView = {token: kept.base && kept.base.token, view: {longitude: viewState.longitude,
                        latitude: viewState.latitude, zoom: viewState.zoom}};
-      if (redraw) state.redraw();
+      const box = state.inViewBox, big = state.base && state.base.n >= CELL_MIN_DETECTIONS;
+      let outside = false;
+      if (big && viewState.zoom >= CELL_MAX_ZOOM && state.map) {
+        const bounds = currentBounds(state);
+        outside = !box || !bounds || bounds[0] < box[0] || bounds[1] < box[1] || bounds[2] > box[2] || bounds[3] > box[3];
+      }
+      if (redraw || outside) state.redraw();
       scheduleViewRequest(state);
       tooltip.hidden = true;
     },
@@ -447,16 +487,23 @@ function createMap(root, data, component) {
     },
   });
   state.redraw();
-  if (data.natural_earth_url) {
-    loadNaturalEarth(data.natural_earth_url).then(ne => { state.naturalEarth = ne; state.redraw(); });
-  }
-  // The basemap's first tile: does it load? If so, Natural Earth steps aside.
-  if (state.basemapUrl) {
+  // The first frame waits (at most FIRST_FRAME_WAIT_MS) for the basemap's first tile to load
+  // or fail and for Natural Earth: one frame with everything, not three in a row (each costs
+  // a second with software WebGL at 200,000 detections).
+  const naturalEarth = data.natural_earth_url
+    ? loadNaturalEarth(data.natural_earth_url).then(ne => { state.naturalEarth = ne; }) : Promise.resolve();
+  const basemap = new Promise(resolve => {
+    if (!state.basemapUrl) return resolve();
     const probe = new Image();
-    probe.onload = () => { if (!state.basemapGaveUp) { state.basemapOk = true; state.redraw(); } };
-    probe.onerror = () => state.basemapFailed();
+    probe.onload = () => { if (!state.basemapGaveUp) state.basemapOk = true; resolve(); };
+    probe.onerror = () => { state.basemapFailed(); resolve(); };
     probe.src = state.basemapUrl.replace("{z}", "2").replace("{x}", "1").replace("{y}", "2");
-  }
+  });
+  const ready = () => { if (!state.ready) { state.ready = true; state.redraw(); } };
+  Promise.all([naturalEarth, basemap]).then(ready);
+  setTimeout(ready, FIRST_FRAME_WAIT_MS);
+  naturalEarth.then(() => state.ready && state.redraw());
+  basemap.then(() => state.ready && state.redraw());
 
   // Hover and click, picked on the CPU.
   let down = null, frame = 0, lastMove = null;
@@ -530,6 +577,7 @@ function createMap(root, data, component) {
     setView: (view) => {
       state.map.setProps({initialViewState: {...view, pitch: 0, bearing: 0, transitionDuration: 0}});
       state.zoom = view.zoom;             // a view set from outside sends no view-change event
+      state.viewState = {...view, pitch: 0, bearing: 0};
       state.redraw();
       scheduleViewRequest(state);
     },
@@ -605,9 +653,11 @@ export default function (component) {
       if (kept.lastView && kept.lastView.token === base.token) {
         state.map.setProps({initialViewState: {...kept.lastView.view, pitch: 0, bearing: 0}});
         state.zoom = kept.lastView.view.zoom;
+        state.viewState = {...kept.lastView.view, pitch: 0, bearing: 0};
       } else if (state.base !== base) {
         state.map.setProps({initialViewState: {...base.view, pitch: 0, bearing: 0}});
         state.zoom = base.view.zoom;
+        state.viewState = {...base.view, pitch: 0, bearing: 0};
       }
     }
     state.setTriggerValue = setTriggerValue;
