@@ -15,7 +15,6 @@ const DOT_MIN_PX = 2.5;
 const DOT_MAX_PX = 4;
 const PICK_SLACK_PX = 2;
 const CLICK_MOVE_PX = 5;
-const FIRST_FRAME_WAIT_MS = 800;
 const VIEW_REQUEST_MS = 350;
 // Far out, a large map draws cells of CELL_PX pixels (the top status in each) in place of a
 // dot per detection: software WebGL pays per pixel drawn, and a million overlapping dots
@@ -487,23 +486,20 @@ function createMap(root, data, component) {
     },
   });
   state.redraw();
-  // The first frame waits (at most FIRST_FRAME_WAIT_MS) for the basemap's first tile to load
-  // or fail and for Natural Earth: one frame with everything, not three in a row (each costs
-  // a second with software WebGL at 200,000 detections).
-  const naturalEarth = data.natural_earth_url
-    ? loadNaturalEarth(data.natural_earth_url).then(ne => { state.naturalEarth = ne; }) : Promise.resolve();
-  const basemap = new Promise(resolve => {
-    if (!state.basemapUrl) return resolve();
+  // Detections first; Natural Earth (or the basemap, once its first tile loads) joins them in
+  // a later frame. Waiting to draw all at once was measured slower to the first pixels (the
+  // text and line layers' shaders cost seconds with software WebGL).
+  state.ready = true;
+  state.redraw();
+  if (data.natural_earth_url) {
+    loadNaturalEarth(data.natural_earth_url).then(ne => { state.naturalEarth = ne; state.redraw(); });
+  }
+  if (state.basemapUrl) {
     const probe = new Image();
-    probe.onload = () => { if (!state.basemapGaveUp) state.basemapOk = true; resolve(); };
-    probe.onerror = () => { state.basemapFailed(); resolve(); };
+    probe.onload = () => { if (!state.basemapGaveUp) { state.basemapOk = true; state.redraw(); } };
+    probe.onerror = () => state.basemapFailed();
     probe.src = state.basemapUrl.replace("{z}", "2").replace("{x}", "1").replace("{y}", "2");
-  });
-  const ready = () => { if (!state.ready) { state.ready = true; state.redraw(); } };
-  Promise.all([naturalEarth, basemap]).then(ready);
-  setTimeout(ready, FIRST_FRAME_WAIT_MS);
-  naturalEarth.then(() => state.ready && state.redraw());
-  basemap.then(() => state.ready && state.redraw());
+  }
 
   // Hover and click, picked on the CPU.
   let down = null, frame = 0, lastMove = null;
