@@ -57,20 +57,6 @@ def hex_colour(status: str) -> str:
     return "#%02x%02x%02x" % STATUS_COLOURS.get(status, (0, 0, 0))
 
 
-def tooltip_text(source: str, status: str, score: float | None, period: str | None,
-                 last: tuple | None = None) -> str:
-    """One line about a detection, for the map's tooltip (shown as text, never as HTML)."""
-    parts = [STATUS_LABELS.get(status, status), source]
-    if score is not None:
-        parts.append(f"score {score:.2f}")
-    if period:
-        parts.append(period[:4] if period.endswith("-01-01") else period)
-    if last:
-        reviewer, verdict, note = last
-        parts.append(f"last: {verdict.replace('_', ' ')} by {reviewer}" + (f" ({note})" if note else ""))
-    return " · ".join(parts)
-
-
 def period_label(period: str | None) -> str:
     """A period start as the tooltip shows it: the year for a calendar year, else the date."""
     if not period:

@@ -453,7 +453,7 @@ function createMap(root, data, component) {
     state.redraw();
     state.root.dispatchEvent(new CustomEvent("basemap-failed", {bubbles: true, composed: true}));
   };
-  state.redraw = () => { if (state.map && state.ready) state.map.setProps({layers: buildLayers(state)}); };
+  state.redraw = () => { if (state.map) state.map.setProps({layers: buildLayers(state)}); };
   state.viewport = () => {
     const viewports = state.map && state.map.getViewports();
     return viewports && viewports.length ? viewports[0] : null;
@@ -489,7 +489,6 @@ function createMap(root, data, component) {
   // Detections first; Natural Earth (or the basemap, once its first tile loads) joins them in
   // a later frame. Waiting to draw all at once was measured slower to the first pixels (the
   // text and line layers' shaders cost seconds with software WebGL).
-  state.ready = true;
   state.redraw();
   if (data.natural_earth_url) {
     loadNaturalEarth(data.natural_earth_url).then(ne => { state.naturalEarth = ne; state.redraw(); });

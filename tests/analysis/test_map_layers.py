@@ -8,8 +8,8 @@ import numpy as np
 import shapely
 
 from review.analysis import map_payload
-from review.analysis.map_layers import (changes_since, footprints_in_view, read_columns,
-                                        tooltip_text, view_state)
+from review.analysis.map_layers import (changes_since, footprints_in_view, last_text,
+                                        read_columns, view_state)
 from review.judging import verdicts
 from review.judging.queue import Filters
 
@@ -147,11 +147,11 @@ def test_an_empty_map_opens_on_the_amazon():
     assert view_state(None) == {"longitude": -60.0, "latitude": -5.0, "zoom": 3}
 
 
-def test_map_tooltips_carry_what_reviewers_typed_as_text():
-    text = tooltip_text("s<b>", "unsure", 0.5, "2023-01-01",
-                        ("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
-    # The browser sets it as the tooltip's textContent, never parsed as HTML.
-    assert text == "unsure · s<b> · score 0.50 · 2023 · last: unsure by <img src=x onerror=alert(1)> (<script>x</script>)"
+def test_the_tooltips_words_keep_what_reviewers_typed_as_it_was():
+    text = last_text(("<img src=x onerror=alert(1)>", "unsure", "<script>x</script>"))
+    # The browser sets the tooltip's textContent, never parses it as HTML.
+    assert text == "last: unsure by <img src=x onerror=alert(1)> (<script>x</script>)"
+    assert last_text(None) is None
 
 
 def test_the_tables_highest_scores_come_from_the_columns_in_the_queues_order(db):
