@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .. import settings
+from ..errors import ReviewError
 from .common import DB_HELP, Command, fraction, open_db, progress_bar
 
 
@@ -21,18 +22,24 @@ def add_train(sub) -> argparse.ArgumentParser:
                        help="published detector whose view of the after image the features "
                             "kind adds (default 48px_v3.2; 'none' to leave it out)")
     train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--kinds", default="features,cnn,trunk",
-                       help="kinds of model to train and compare (features, cnn, trunk); the "
-                            "first is kept unless another is clearly better on validation")
-    train.add_argument("--epochs", type=int, help="training steps of the features kind "
-                       "(default 300); most epochs of the cnn and trunk kinds (early "
-                       "stopping decides)")
+    train.add_argument("--kinds", default="features",
+                       help="kinds of model to train and compare (features, cnn, trunk; "
+                            "default features); with several, the first is kept unless "
+                            "another is clearly better on an inner validation split, and "
+                            "every outer fold of the nested estimate trains each of them "
+                            "(several minutes)")
+    train.add_argument("--draws", type=int, default=10,
+                       help="fold draws of the nested cross-validation the card's figures "
+                            "come from (default 10; 1 with several kinds)")
+    train.add_argument("--epochs", type=int, help="most epochs of the cnn and trunk kinds "
+                       "(early stopping decides); the features kind has no epochs")
     train.add_argument("--precision", type=fraction, default=0.9,
-                       help="precision the threshold is chosen for, on validation (default 0.9)")
+                       help="precision the threshold is chosen for, by cross-validation "
+                            "inside the detections trained on (default 0.9)")
     train.add_argument("--no-refit", dest="refit", action="store_false",
-                       help="write the model the validation figures describe instead of "
-                            "training the kept kind again on every reviewed detection (so "
-                            "`evaluate` can still use the validation detections)")
+                       help="hold a quarter of the sites out of the model written, so "
+                            "`evaluate` can score it on them (the card's figures stay the "
+                            "nested ones)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--db", type=Path, help=DB_HELP)
     return train
@@ -61,13 +68,15 @@ def add_rescore(sub) -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..learning.train import train
 
+    if args.draws < 1:
+        raise ReviewError(f"--draws {args.draws}: at least one fold draw is needed")
     db = open_db(args)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     base = None if args.base.lower() == "none" else args.base
     detector = None if args.detector.lower() == "none" else args.detector
     with progress_bar("training", args.quiet) as progress:
         report = train(db, args.out, base=base, seed=args.seed, kinds=kinds, epochs=args.epochs,
-                       detector=detector,
+                       detector=detector, draws=args.draws,
                        precision=args.precision, progress=progress,
                        database_name=str(args.db or settings.db_path()), refit=args.refit)
     print(report.summary())

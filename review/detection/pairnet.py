@@ -9,8 +9,9 @@ Three kinds are built and compared on validation:
   quantiles before, after and of the change; texture; fractions of pixels that lost
   vegetation or turned to bare soil or sediment-laden water), of the whole patch and of its
   centre, beside (when it can be had) how a published mine detector sees the after image
-  (its penultimate layer, `detector_embedding`), and the mean of a few small dense heads,
-  trained on the whole training set at once for a fixed number of steps;
+  (its penultimate layer, `detector_embedding`), and a logistic regression on them
+  (`linear_head`; models trained before 2026-12-07 have the mean of five small dense heads
+  there, and load and score as they did);
 - `cnn`: a small convolutional network on both images stacked as channels;
 - `trunk`: the convolutional trunk of a published model (the 44px rgb_ir model: blue,
   green, red, near-infrared) applied to each image, with a new head on both.
@@ -127,44 +128,28 @@ class PairFeatures(keras.layers.Layer):
         return (input_shape[0], width * (1 + len(self.centres)))
 
 
-MEMBERS = 5
-HIDDEN = 32
-L2 = 0.017
-
-
-def feature_heads(width: int, features: np.ndarray, members: int = MEMBERS, l2: float = L2):
-    """(training model, head) on standardised change statistics (the standardisation
-    adapted to the training features, stored in the model).
-
-    The head is the mean of `members` small dense networks that differ only in their
-    seeded starting weights: averaging them takes out most of the luck of one start,
-    which on a hundred detections moves ROC AUC by a few hundredths. The training model
-    gives every member's score as its own column, so one fit trains all of them
-    independently (their weights are disjoint); the L2 penalty is divided by the number
-    of members because the loss is their mean."""
+def linear_head(mean, scale, coef, intercept) -> keras.Model:
+    """A logistic regression on standardised features as a Keras head (learning.selection's
+    LinearHead: the same numbers, in float32). Its standardised input is the layer named
+    "embedding", what the Models page projects."""
+    width = len(mean)
     inputs = keras.Input((width,))
-    norm = keras.layers.Normalization(name="standardise")
-    norm.adapt(features)
-    x = norm(inputs)
-    regulariser = keras.regularizers.l2(l2 / members)
-    hidden, outputs = [], []
-    for k in range(members):
-        h = keras.layers.Dense(HIDDEN, activation="relu", name=f"member_{k}_hidden",
-                               kernel_regularizer=regulariser)(x)
-        hidden.append(h)
-        outputs.append(keras.layers.Dense(1, activation="sigmoid", name=f"member_{k}",
-                                          kernel_regularizer=regulariser)(h))
-    if members == 1:
-        return keras.Model(inputs, outputs[0]), keras.Model(inputs, outputs[0], name="head")
-    training = keras.Model(inputs, keras.layers.Concatenate(name="members")(outputs))
-    head = keras.Model(inputs, keras.layers.Average(name="mean_of_members")(outputs), name="head")
-    return training, head
+    norm = keras.layers.Normalization(mean=np.asarray(mean, "float32"),
+                                      variance=np.square(np.asarray(scale, "float32")),
+                                      name="embedding")
+    logistic = keras.layers.Dense(1, activation="sigmoid", name="logistic")
+    outputs = logistic(norm(inputs))
+    logistic.set_weights([np.asarray(coef, "float32").reshape(width, 1),
+                          np.array([intercept], "float32")])
+    return keras.Model(inputs, outputs, name="head")
 
 
 def head_embedding(head) -> keras.Model:
-    """The head's penultimate layer: every member's hidden units side by side."""
+    """The head's penultimate layer: every member's hidden units side by side (dense
+    ensembles), or what the last layer weighs (the standardised features of a linear head,
+    the single "embedding" layer of the first heads)."""
     hidden = [layer.output for layer in head.layers if layer.name.endswith("_hidden")]
-    if not hidden:                     # models trained before the heads were an ensemble
+    if not hidden:
         return keras.Model(head.inputs, head.get_layer("embedding").output)
     return keras.Model(head.inputs, hidden[0] if len(hidden) == 1 else
                        keras.layers.Concatenate()(hidden))

@@ -22,10 +22,10 @@ import numpy as np
 from ..progress import Progress
 from .metrics import clearly_better, roc_auc
 from .pairs import BANDS, PATCH, TrainingError, TrainingSet
+from .selection import fit_head, inner_choice
 from .splits import VALIDATION_FRACTION, site_groups, split_by_site
 
 KINDS = ("features", "cnn", "trunk")
-FEATURE_STEPS = 300
 # The features kind also describes the central 16 x 16 pixels (160 m) of each 48-px pair,
 # where the reviewed place is (bench/RESULTS.md).
 CENTRES = (16,)
@@ -162,30 +162,40 @@ def _fit(keras, model, x, y, xv, yv, epochs, batch, patience, lr):
     return ran - patience if stop.stopped_epoch else ran
 
 
-def _fit_steps(keras, model, x, y, steps, lr=3e-3):
-    """Full-batch training for a fixed number of steps, classes weighted equally.
+def feature_layers(bands, patch: int, detector=None) -> tuple:
+    """(change statistics layer, the detector's view or None): what the features kind
+    describes a pair with. `detector` is (card, Keras model) from `detector_for`."""
+    from ..detection import pairnet
 
-    No early stopping: on a hundred detections the validation split is too small to pick
-    an epoch on without fitting its noise, and it is kept for choosing between kinds and
-    for the threshold and metrics on the card."""
-    columns = int(model.outputs[0].shape[-1])
-    weights = class_weights(y)
-    from ..detection.tensorflow_runtime import tensorflow_chatter_dropped
+    layer = pairnet.PairFeatures(bands, centres=CENTRES, name="pair_features")
+    view = (pairnet.detector_embedding(bands, patch, detector[1], detector[0].bands)
+            if detector else None)
+    return layer, view
 
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
-    with tensorflow_chatter_dropped():
-        model.fit(x, np.repeat(y[:, None], columns, axis=1).astype("float32"), epochs=steps,
-                  batch_size=len(x), sample_weight=np.array([weights[int(k)] for k in y]),
-                  verbose=0, shuffle=False)
-    return steps
+
+def describe(layer, view, x: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+    """Scaled pairs -> the features kind's description of each (statistics, then the
+    detector's view), in batches of 64."""
+    parts = []
+    for i in range(0, len(x), 64):
+        stats = np.asarray(layer(x[i:i + 64]))
+        parts.append(stats if view is None else np.hstack([stats, np.asarray(view(x[i:i + 64]))]))
+        if progress:
+            progress(min(i + 64, len(x)), len(x), "describing the chips")
+    width = layer.compute_output_shape((None,) + x.shape[1:])[1] + (
+        int(view.outputs[0].shape[-1]) if view is not None else 0)
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
 
 
 def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
                     bands, seed: int, epochs: int | None = None, base=None,
-                    detector=None) -> Candidate:
+                    detector=None, groups: np.ndarray | None = None) -> Candidate:
     """Train one kind of model on scaled pairs; scores on validation. `detector` (card,
     Keras model of a published detector, `detector_for`) adds its view of the after image
-    to the features kind."""
+    to the features kind, whose penalty is chosen by cross-validation by site (`groups`
+    of the training detections; each its own site when None) inside these detections."""
+    if groups is None:
+        groups = np.arange(len(y))
     from ..detection import pairnet
     from ..detection.tensorflow_runtime import tensorflow
 
@@ -193,18 +203,13 @@ def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv:
     patch = x.shape[1]
     with deterministic(seed) as keras, tf.device("/CPU:0"):
         if kind == "features":
-            layer = pairnet.PairFeatures(bands, centres=CENTRES)
-            view = (pairnet.detector_embedding(bands, patch, detector[1], detector[0].bands)
-                    if detector else None)
-
-            def described(batch):
-                stats = np.asarray(layer(batch))
-                return stats if view is None else np.hstack([stats, np.asarray(view(batch))])
-
-            features = np.concatenate([described(x[i:i + 64]) for i in range(0, len(x), 64)])
-            training, head = pairnet.feature_heads(features.shape[1], features)
-            used = _fit_steps(keras, training, features, y, epochs or FEATURE_STEPS)
+            layer, view = feature_layers(bands, patch, detector)
+            features = describe(layer, view, x)
+            choice = inner_choice(features, y, groups, seed)
+            fitted = fit_head(features, y, choice.penalty)
+            head = pairnet.linear_head(fitted.mean, fitted.scale, fitted.coef, fitted.intercept)
             model = pairnet.features_model(bands, patch, head, CENTRES, view)
+            used = 0
         elif kind == "cnn":
             model = pairnet.cnn_model(bands, patch)
             xa, ya = dihedral(x, y)
@@ -284,7 +289,8 @@ def refit_on_all(kept: Candidate, ts: TrainingSet, seed: int, base=None,
     its held-out model used; validation scores stay those of the held-out model."""
     x = scaled(BANDS, ts.pairs)
     model = train_candidate(kept.kind, x, ts.labels, x[:0], ts.labels[:0], BANDS, seed,
-                            kept.epochs, base, detector).model
+                            kept.epochs, base, detector,
+                            site_groups(ts.lon, ts.lat)).model
     return dataclasses.replace(kept, model=model)
 
 
@@ -296,8 +302,9 @@ def fit(ts: TrainingSet, seed: int = 1, kinds=KINDS, base=None, epochs: int | No
     AUC}, validation mask)."""
     x = scaled(bands, ts.pairs)
     y = ts.labels
+    groups = site_groups(ts.lon, ts.lat)
     if validation is None:
-        validation = split_by_site(y, site_groups(ts.lon, ts.lat), VALIDATION_FRACTION, seed)
+        validation = split_by_site(y, groups, VALIDATION_FRACTION, seed)
     kinds = [k for k in kinds if k != "trunk" or base is not None]
     results = {}
     best = None
@@ -305,7 +312,8 @@ def fit(ts: TrainingSet, seed: int = 1, kinds=KINDS, base=None, epochs: int | No
         if progress:
             progress(n, len(kinds), f"training {kind}")
         candidate = train_candidate(kind, x[~validation], y[~validation], x[validation],
-                                    y[validation], bands, seed, epochs, base, detector)
+                                    y[validation], bands, seed, epochs, base, detector,
+                                    groups[~validation])
         results[kind] = round(candidate.roc_auc, 4)
         if best is None or clearly_better(y[validation], candidate.validation_scores,
                                           best.validation_scores, seed):

@@ -113,3 +113,54 @@ def clearly_better(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray,
 
     wins = bootstrap(challenger_wins, (y, challenger, incumbent), rounds, seed)
     return len(wins) > 0 and sum(wins) >= 0.975 * len(wins)
+
+
+def _precision_recall_called(y: np.ndarray, called: np.ndarray) -> tuple[float, float]:
+    tp = int((called & (y == 1)).sum())
+    precision = tp / called.sum() if called.sum() else float("nan")
+    recall = tp / (y == 1).sum() if (y == 1).sum() else float("nan")
+    return float(precision), float(recall)
+
+
+def intervals_by_site(y: np.ndarray, scores: np.ndarray, called: np.ndarray,
+                      groups: np.ndarray, seed: int = 0, rounds: int = BOOTSTRAP
+                      ) -> tuple[dict, list]:
+    """ROC AUC, precision and recall, each [value, low, high], from one or more draws of
+    scores for the same detections (`scores`, `called`: draws x detections; `called` is
+    whether each was called a mine at its threshold).
+
+    The value is the mean over draws. The 95% interval resamples whole sites (`groups`)
+    with replacement, since detections of one place rise and fall together, and takes one
+    draw at random per resample, so it also carries the spread between draws (for nested
+    cross-validation: the partition and the choices made inside it). Returns (figures,
+    ROC AUC of each draw)."""
+    y = np.asarray(y)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    called = np.atleast_2d(np.asarray(called, dtype=bool))
+    per_draw = [roc_auc(y, s) for s in scores]
+    pr = [_precision_recall_called(y, c) for c in called]
+    values = {"roc_auc": float(np.mean(per_draw)),
+              "precision": float(np.nanmean([p for p, _ in pr])) if any(
+                  not math.isnan(p) for p, _ in pr) else float("nan"),
+              "recall": float(np.mean([r for _, r in pr]))}
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    rng = np.random.default_rng(seed)
+    draws = {k: [] for k in values}
+    for _ in range(rounds):
+        pick = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        yy = y[pick]
+        if len(np.unique(yy)) < 2:
+            continue                     # ROC AUC has no value on one label
+        r = int(rng.integers(0, len(scores)))
+        p, rec = _precision_recall_called(yy, called[r, pick])
+        draws["roc_auc"].append(roc_auc(yy, scores[r, pick]))
+        draws["precision"].append(p)
+        draws["recall"].append(rec)
+    out = {}
+    for k, v in values.items():
+        low, high = percentile_interval(draws[k])
+        out[k] = [_round(v), _round(low), _round(high)]
+    out["detections"] = int(len(y))
+    out["verified"] = int((y == 1).sum())
+    out["sites"] = len(members)
+    return out, per_draw

@@ -3,10 +3,14 @@
 model's name, and the card.
 
 Reviewed detections are the labels; their before/after chips come from the imagery their
-verdicts were based on (pairs). Detections are split into training and validation by site
-(splits), several kinds of model are trained and one kept (fitting), and its threshold is
-chosen on validation for a stated precision (metrics). Training is seeded and runs on the
-CPU with deterministic operations, so two runs on the same database give the same model.
+verdicts were based on (pairs). The model written is trained on every reviewed detection
+(unless `refit` is off), its penalty and threshold chosen by cross-validation by site
+inside them (selection). Every figure the card reports comes from nested cross-validation
+by site (nested): the same choices redone inside each outer fold, the outer fold scored,
+over several fold draws, so the figures estimate how the model does on places it never
+saw. The card also carries the labels-saved curve (label_curve). Training is seeded and
+runs on the CPU with deterministic operations, so two runs on the same database give the
+same model.
 
 The model is written with a card beside it (PATH.json, the published cards' format
 extended with the input kind and the training record); nothing is written unless
@@ -24,10 +28,15 @@ import numpy as np
 
 from .. import files
 from ..progress import Progress
-from .fitting import CENTRES, KINDS, base_for, cpu_only, detector_for, fit, refit_on_all
-from .metrics import PRECISION_TARGET, metrics_with_intervals, threshold_for_precision
+from . import label_curve
+from .crossval import kinds_procedure
+from .fitting import (CENTRES, KINDS, Candidate, base_for, cpu_only, describe, detector_for,
+                      deterministic, feature_layers, fit, refit_on_all, scaled)
+from .metrics import PRECISION_TARGET, threshold_for_precision
+from .nested import DRAWS, linear_procedure, nested_estimate
 from .pairs import BANDS, PATCH, TrainingError, training_set
-from .splits import SITE_DISTANCE_M
+from .selection import INNER_FOLDS, PENALTIES, fit_head, inner_choice
+from .splits import SITE_DISTANCE_M, VALIDATION_FRACTION, site_groups, split_by_site
 
 DEFAULT_BASE = "44px_v2.6_rgb_ir"
 # The published detector whose view of the after image the features kind adds.
@@ -73,22 +82,37 @@ class TrainReport:
     seconds: float
 
     def summary(self) -> str:
-        """What was trained, kept and written, in one line."""
+        """What was trained and written, and how it does on places it never saw, in one line."""
         v = self.card["validation"]
         roc, precision, recall = v["roc_auc"], v["precision"], v["recall"]
-        tried = ", ".join(f"{k} {a:.3f}" for k, a in self.candidates.items())
+        tset = self.card["training_set"]
 
         def num(x):
             return "n/a" if x is None else f"{x:.2f}"
 
-        kept = "kept" if len(self.candidates) > 1 else "trained"
-        return (f"{self.card['kind']} model {kept} (validation ROC AUC: {tried}); "
-                f"validation ROC AUC {num(roc[0])} (95% {num(roc[1])} to {num(roc[2])}), "
-                f"precision {num(precision[0])} and recall {num(recall[0])} at threshold "
-                f"{self.card['t_main']:.3f}; trained on {self.card['training_set']['train']} "
-                f"detections, validated on {self.card['training_set']['validation']}"
-                + (f", then trained again on all {self.card['training_set']['size']}"
-                   if self.card["training_set"].get("refit_on_all") else "")
+        saved = ""
+        curve = self.card.get("labels_curve")
+        if curve:
+            row = curve["saved"][-1]
+
+            def after(n):
+                return f"{n}" if n is not None else f"more than {curve['verdicts'][-1]}"
+
+            saved = (f"; simulated reviewing reached ROC AUC {row['roc_auc']:.2f} after "
+                     f"{after(row['uncertain'])} verdicts in the uncertain order, "
+                     f"{after(row['random'])} at random")
+        return (f"{self.card['kind']} model trained on "
+                f"{tset['train']} of {tset['size']} reviewed detections; on places it never "
+                f"saw (nested cross-validation by site, {v['fold_draws']} fold "
+                f"draw{'s' if v['fold_draws'] != 1 else ''}, {v['choices_compared']} choices "
+                f"compared inside): ROC AUC {num(roc[0])} (95% {num(roc[1])} to {num(roc[2])}), "
+                f"precision {num(precision[0])} (95% {num(precision[1])} to "
+                f"{num(precision[2])}) and recall {num(recall[0])} (95% {num(recall[1])} to "
+                f"{num(recall[2])}) at thresholds chosen inside; threshold "
+                f"{self.card['t_main']:.3f}"
+                + (f"; {tset['validation']} held out by site for evaluate"
+                   if tset['validation'] else "")
+                + saved
                 + "".join(f"; {kind} not trained: {why}"
                           for kind, why in (self.card.get("skipped") or {}).items())
                 + (f"; the features kind made without a published detector's view: "
@@ -96,16 +120,23 @@ class TrainReport:
                 + f", in {self.seconds:.0f} s; written to {self.path} with its card {self.card_path.name}")
 
 
-def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=KINDS,
+DEFAULT_KINDS = ("features",)
+# Fold draws of the labels-saved simulation inside train (bench/label_curve.py runs ten).
+CURVE_DRAWS = 3
+
+
+def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=DEFAULT_KINDS,
           epochs: int | None = None, precision: float = PRECISION_TARGET,
           progress: Progress | None = None, database_name: str | None = None,
-          refit: bool = True, detector: str | None = DEFAULT_DETECTOR) -> TrainReport:
+          refit: bool = True, detector: str | None = DEFAULT_DETECTOR, draws: int = DRAWS,
+          curve_draws: int = CURVE_DRAWS) -> TrainReport:
     """Train on the reviewed detections and write OUT.keras with its card OUT.json.
 
-    With `refit` (the default) the kept kind is then trained again on every reviewed
-    detection, validation ones included, for as many epochs as the held-out model used;
-    without it the model written is the one the validation figures describe, so
-    `evaluate` can still score it on the validation detections.
+    With `refit` (the default) the model is trained on every reviewed detection; without
+    it a quarter of the sites are held out (never seen by the written model), so `evaluate`
+    can score it on them. Either way the card's figures are the nested ones (`draws` fold
+    draws). With several `kinds`, each outer fold trains every kind (one fold draw: the
+    convolutional kinds take a minute each).
 
     TensorFlow in the calling process is kept off any GPU it has not started on
     (`cpu_only`): the CLI and the Models page (worker) call it in a process of their own."""
@@ -138,27 +169,59 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
     if all(kind in skipped for kind in kinds):
         raise TrainingError(f"nothing to train: trunk was the only kind asked for, and "
                             f"{skipped['trunk']}; add the features or cnn kind")
-    ts = training_set(db, progress=stage(0.2, 0.0))
+    ts = training_set(db, progress=stage(0.1, 0.0))
+    groups = site_groups(ts.lon, ts.lat)
     # Only a detector that was asked for and could not be used is reported as unused.
     detector_model, detector_unused = (detector_for(detector) if "features" in kinds and detector
                                        else (None, None))
-    best, results, validation = fit(ts, seed=seed, kinds=kinds, base=base_model, epochs=epochs,
-                                    progress=stage(0.7 if refit else 0.8, 0.2),
-                                    detector=detector_model)
-    yv = ts.labels[validation]
-    threshold, met = threshold_for_precision(yv, best.validation_scores, precision)
-    metrics = metrics_with_intervals(yv, best.validation_scores, threshold, seed=seed)
+    x = scaled(BANDS, ts.pairs)
+    curve = None
+    if tuple(kinds) == ("features",):
+        # One kind: describe every chip once, and the nested loops only refit the head.
+        from ..detection.pairnet import features_model, linear_head
+
+        layer, view = feature_layers(BANDS, PATCH, detector_model)
+        with deterministic(seed):
+            features = describe(layer, view, x, progress=stage(0.1, 0.1))
+        estimate = nested_estimate(linear_procedure(features, ts.labels, groups, precision),
+                                   ts.labels, groups, seed, draws, progress=stage(0.2, 0.2))
+        curve = label_curve.simulate(features, ts.labels, groups, seed, curve_draws, precision,
+                                     progress=stage(0.55, 0.4))
+        validation = (np.zeros(len(ts), dtype=bool) if refit else
+                      split_by_site(ts.labels, groups, VALIDATION_FRACTION, seed))
+        kept = ~validation
+        choice = inner_choice(features[kept], ts.labels[kept], groups[kept], seed, precision)
+        fitted = fit_head(features[kept], ts.labels[kept], choice.penalty)
+        with deterministic(seed):
+            model = features_model(BANDS, PATCH, linear_head(
+                fitted.mean, fitted.scale, fitted.coef, fitted.intercept), CENTRES, view)
+        threshold, met = choice.threshold, choice.threshold_met
+        best = Candidate("features", model, np.zeros(0, np.float32), float("nan"), 0)
+        results = {"features": estimate.metrics["roc_auc"][0]}
+        penalty = choice.penalty
+    else:
+        # Several kinds: `fit` (by-site split, every kind, the clearly-better rule, the
+        # threshold on its validation split, the refit) is itself the procedure the outer
+        # folds run, once per fold: each fold trains every kind.
+        estimate = nested_estimate(kinds_procedure(ts, kinds, base_model, detector_model,
+                                                   epochs, precision, refit),
+                                   ts.labels, groups, seed, draws=1,
+                                   choices=len(kinds) + len(PENALTIES) - 1,
+                                   progress=stage(0.6, 0.1))
+        best, results, validation = fit(ts, seed=seed, kinds=kinds, base=base_model,
+                                        epochs=epochs, progress=stage(0.2, 0.7),
+                                        detector=detector_model)
+        yv = ts.labels[validation]
+        threshold, met = threshold_for_precision(yv, best.validation_scores, precision)
+        if refit:
+            if progress:
+                stage(0.1, 0.9)(0, 1, f"training {best.kind} on all {len(ts)} detections")
+            best = refit_on_all(best, ts, seed, base_model, detector_model)
+            validation = np.zeros(len(ts), dtype=bool)
+        penalty = None
     trained_on = ~validation
-    if refit:
-        # The kept kind, trained again the same way on every reviewed detection: on a
-        # hundred detections a quarter more data is worth more than the held-out model
-        # (bench/RESULTS.md). The card's validation figures stay those of the held-out model.
-        if progress:
-            stage(0.1, 0.9)(0, 1, f"training {best.kind} on all {len(ts)} detections")
-        best = refit_on_all(best, ts, seed, base_model, detector_model)
-        trained_on = np.ones(len(ts), dtype=bool)
-        if progress:
-            stage(0.1, 0.9)(1, 1, "trained")
+    if progress:
+        progress(1000, 1000, "trained")
     products = " ".join(ts.products).upper()
     product = "L1C" if "L1C" in products and "L2A" not in products else "L2A"
     card = {
@@ -171,18 +234,24 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=K
                         + (f", with {detector_model[0].id}'s view of the after chip"
                            if best.kind == "features" and detector_model else "")),
         "kind": best.kind, "candidates": results, "skipped": skipped,
-        "selection": (f"{kinds[0]} unless another kind's validation ROC AUC is higher in "
+        "selection": (f"the L2 penalty of the logistic head among {len(PENALTIES)} "
+                      f"({', '.join(f'{p:g}' for p in PENALTIES)}), by {INNER_FOLDS}-fold "
+                      "cross-validation by site, and the threshold on the same inner scores"
+                      if len(kinds) == 1 and kinds[0] == "features" else
+                      f"{kinds[0]} unless another kind's validation ROC AUC is higher in "
                       f"97.5% of paired bootstrap resamples"),
+        "penalty": penalty,
         "threshold_precision": precision, "threshold_meets_precision": met,
         "training_set": {"size": len(ts), "verified": int(ts.labels.sum()),
                          "false_positive": int((ts.labels == 0).sum()),
-                         "train": int((~validation).sum()), "validation": int(validation.sum()),
+                         "train": int(trained_on.sum()), "validation": int(validation.sum()),
                          "sha256": ts.sha256, "split": f"by site, {SITE_DISTANCE_M / 1000:g} km",
                          "database": database_name,
-                         "refit_on_all": refit,
+                         "refit_on_all": bool(refit and trained_on.all()),
                          "train_ids": [int(i) for i in ts.ids[trained_on]],
                          "validation_ids": [int(i) for i in ts.ids[validation]]},
-        "validation": metrics,
+        "validation": estimate.card(),
+        "labels_curve": curve.card() if curve else None,
         "parent": (base_model[0].id if best.kind == "trunk" else
                    detector_model[0].id if best.kind == "features" and detector_model else None),
         "centres": list(CENTRES) if best.kind == "features" else None,
