@@ -1,7 +1,8 @@
 """How good a model is on reviewed detections, rescoring the queue, and what a model sees.
 
-- `evaluate`: ROC AUC, precision and recall at the card's threshold (bootstrap 95%
-  intervals) on reviewed detections the model did not train on, with the curves.
+- `evaluate`: ROC AUC, precision and recall at the card's threshold on reviewed
+  detections the model did not train on, with 95% intervals made as a trained model's card
+  makes them (whole sites resampled), and the curves; it refuses fewer than 10 of a label.
 - `rescore`: a trained model's score for pending detections that have imagery, stored in
   `model_scores` beside the source's own score (never overwriting it).
 - `embedding`: the model's penultimate layer for reviewed and pending detections,
@@ -15,7 +16,8 @@ import numpy as np
 
 from ..errors import ReviewError
 from ..progress import Progress
-from .metrics import metrics_with_intervals
+from .metrics import intervals_by_site
+from .splits import site_groups
 from .pairs import TrainingError, all_scenes, cut_pair, imagery_of, reviewed
 
 
@@ -105,7 +107,7 @@ class Evaluation:
 
 # Below this many of either label, ROC AUC and its interval are noise (two detections give
 # an AUC of 1.0 with an interval of zero width).
-MIN_PER_LABEL = 5
+MIN_PER_LABEL = 10
 
 
 def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
@@ -123,9 +125,9 @@ def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
     if refit and not kept and rows:
         raise EvaluationError(
             f"{model.card.id} was trained on every reviewed detection here ({len(rows)}), so "
-            "none is left to evaluate it on; its validation figures come from the same kind "
-            "trained with some held out. Train it without the refit to keep those out, or "
-            "evaluate it after more detections are reviewed")
+            "none is left to evaluate it on; its card's figures come from nested "
+            "cross-validation by site on them. Train it without the refit to hold some out, "
+            "or evaluate it after more detections are reviewed")
     verified = int(labels.sum())
     if min(verified, len(labels) - verified) < MIN_PER_LABEL:
         raise EvaluationError(
@@ -136,7 +138,12 @@ def evaluate(db, model, ids: list[int] | None = None, seed: int = 1,
             f"({len(rows) - len(kept)} more were in its training split, {len(missing)} have no "
             "imagery)")
     scores = score_rows(model, usable, progress)
-    metrics = metrics_with_intervals(labels, scores, model.card.t_main, seed=seed)
+    # The same interval method as a trained model's card: whole sites resampled.
+    groups = site_groups(np.array([r["lon"] for r, *_ in usable]),
+                         np.array([r["lat"] for r, *_ in usable]))
+    metrics, _ = intervals_by_site(labels, scores[None], (scores >= model.card.t_main)[None],
+                                   groups, seed)
+    metrics["threshold"] = round(float(model.card.t_main), 4)
     return Evaluation(model.card.id, metrics, labels, scores,
                       np.array([r["id"] for r, *_ in usable]), len(rows) - len(kept), missing)
 

@@ -44,31 +44,6 @@ def precision_recall_at(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple
     return float(precision), float(recall)
 
 
-def metrics_with_intervals(y: np.ndarray, s: np.ndarray, threshold: float, seed: int = 0,
-                           rounds: int = BOOTSTRAP) -> dict:
-    """ROC AUC, precision and recall at the threshold, each [value, low, high] with a
-    bootstrap 95% percentile interval (seeded), and the number of detections."""
-    precision, recall = precision_recall_at(y, s, threshold)
-    values = {"roc_auc": roc_auc(y, s), "precision": precision, "recall": recall}
-
-    def resampled(yy, ss):
-        # Resamples with one label are not counted: ROC AUC has no value there.
-        if len(np.unique(yy)) < 2:
-            return None
-        p, r = precision_recall_at(yy, ss, threshold)
-        return roc_auc(yy, ss), p, r
-
-    draws = bootstrap(resampled, (y, s), rounds, seed)
-    out = {}
-    for i, (k, v) in enumerate(values.items()):
-        low, high = percentile_interval([d[i] for d in draws])
-        out[k] = [_round(v), _round(low), _round(high)]
-    out["detections"] = int(len(y))
-    out["verified"] = int((y == 1).sum())
-    out["threshold"] = _round(threshold)
-    return out
-
-
 def _round(x) -> float | None:
     """x to 4 decimals; None for nan (JSON has no nan)."""
     x = float(x)

@@ -121,6 +121,15 @@ class TrainReport:
 
 
 DEFAULT_KINDS = ("features",)
+
+
+def held_out_fraction(labels: np.ndarray) -> float:
+    """The share of sites `--no-refit` holds out: a quarter, or more (at most half) so
+    that evaluate has its minimum of each label to judge the model on."""
+    from .evaluate import MIN_PER_LABEL
+
+    fewest = int(np.bincount(labels, minlength=2).min())
+    return min(0.5, max(VALIDATION_FRACTION, MIN_PER_LABEL / max(fewest, 1)))
 # Fold draws of the labels-saved simulation inside train (bench/label_curve.py runs ten).
 CURVE_DRAWS = 3
 
@@ -188,7 +197,7 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=D
         curve = label_curve.simulate(features, ts.labels, groups, seed, curve_draws, precision,
                                      progress=stage(0.55, 0.4))
         validation = (np.zeros(len(ts), dtype=bool) if refit else
-                      split_by_site(ts.labels, groups, VALIDATION_FRACTION, seed))
+                      split_by_site(ts.labels, groups, held_out_fraction(ts.labels), seed))
         kept = ~validation
         choice = inner_choice(features[kept], ts.labels[kept], groups[kept], seed, precision)
         fitted = fit_head(features[kept], ts.labels[kept], choice.penalty)

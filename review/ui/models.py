@@ -92,19 +92,21 @@ def _train_form(db, first: bool) -> None:
             f"here; training needs at least {pairs.MIN_PER_LABEL} of each (unsure and pending "
             "ones are left out). Each is cut as a before and after chip from the imagery its "
             "verdict was based on, or from stored scenes covering it; detections within "
-            f"{splits.SITE_DISTANCE_M / 1000:g} km of each other stay on the same side of the "
-            "validation split. About a minute on two CPU cores for a hundred detections.")
+            f"{splits.SITE_DISTANCE_M / 1000:g} km of each other stay on the same side of "
+            "every split. About half a minute on two CPU cores for a hundred detections "
+            "with the features kind; each further kind adds minutes.")
         with st.form("m_train_form", border=False):
             name = st.text_input("Name", value=time.strftime("verdicts-%Y%m%d-%H%M"),
                                  help="the model is written to the models folder as NAME.keras "
                                       "with its card NAME.json")
             kinds = st.multiselect(
-                "Kinds to compare", list(fitting.KINDS), default=list(fitting.KINDS),
+                "Kinds to compare", list(fitting.KINDS), default=list(train.DEFAULT_KINDS),
                 help="features: change statistics, beside a published mine detector's "
-                     "view of the after chip (48px_v3.2), and a small dense head; cnn: a small "
+                     "view of the after chip (48px_v3.2), and a logistic head; cnn: a small "
                      "convolutional network on both chips; trunk: a published model's "
                      "convolutional trunk, fine-tuned. The first listed is kept unless "
-                     "another is clearly better on validation.")
+                     "another is clearly better on an inner validation split; every outer "
+                     "fold of the nested estimate trains each kind listed.")
             seed = st.number_input("Seed", min_value=0, value=1, step=1,
                                    help="the same seed and verdicts give the same model")
             submitted = st.form_submit_button("Train", type="primary", disabled=not enough)
@@ -151,30 +153,87 @@ def _card(card) -> None:
     info = card.training or {}
     validation = info.get("validation") or {}
     tset = info.get("training_set") or {}
-    cols = st.columns(4)
-    auc = validation.get("roc_auc") or [None, None, None]
-    cols[0].metric("Validation ROC AUC", "n/a" if auc[0] is None else f"{auc[0]:.3f}",
-                   help="95% interval: " + ("n/a" if auc[1] is None else f"{auc[1]:.3f} to {auc[2]:.3f}"))
-    cols[1].metric("Threshold", f"{card.t_main:.3f}",
-                   help=f"chosen on validation for precision {info.get('threshold_precision')}")
-    if tset.get("refit_on_all"):
-        cols[2].metric("Trained on", f"{tset.get('size', '?')}",
-                       help=f"all reviewed detections; the validation figures come from the "
-                            f"same kind trained on {tset.get('train', '?')} with "
-                            f"{tset.get('validation', '?')} held out, split by site")
+    nested = validation.get("method") == "nested cross-validation by site"
+
+    def figure(name):
+        value, low, high = validation.get(name) or [None, None, None]
+        return ("n/a" if value is None else f"{value:.3f}",
+                "" if low is None else f"95% {low:.2f} to {high:.2f}")
+
+    cols = st.columns(5)
+    for col, (name, label) in zip(cols, [("roc_auc", "ROC AUC"), ("precision", "Precision"),
+                                          ("recall", "Recall")]):
+        value, interval = figure(name)
+        col.metric(label + (" on new places" if nested and name == "roc_auc" else ""), value,
+                   help=interval or None)
+    cols[3].metric("Threshold", f"{card.t_main:.3f}",
+                   help=f"chosen for precision {info.get('threshold_precision')}"
+                        + (" by cross-validation inside the detections it trained on"
+                           if nested else " on a validation split"))
+    cols[4].metric("Trained on", f"{tset.get('train', '?')}",
+                   help=f"of {tset.get('size', '?')} reviewed detections"
+                        + (f"; {tset.get('validation')} held out by site for Evaluate"
+                           if tset.get("validation") else ""))
+    if nested:
+        roc = validation["roc_auc"]
+        st.caption(
+            f"How it does on places it never saw, by nested cross-validation by site: "
+            f"ROC AUC {roc[0]:.3f} (95% {roc[1]:.2f} to {roc[2]:.2f}) over "
+            f"{validation['fold_draws']} fold draws of {validation['outer_folds']} outer folds; "
+            f"in each, {validation['choices_compared']} choices ({info.get('selection')}) were "
+            f"compared on the outer training detections only. The interval "
+            f"resamples sites and fold draws, so it carries the luck of the sample and of the "
+            f"choices. Precision and recall are at each fold's own threshold.")
     else:
-        cols[2].metric("Trained on", f"{tset.get('train', '?')}",
-                       help=f"detections; {tset.get('validation', '?')} more held out for "
-                            "validation, split by site")
-    cols[3].metric("Kind", str(info.get("kind", "?")), help=f"validation AUC of each kind tried: "
-                   f"{info.get('candidates')}; kept: {info.get('selection') or 'the best'}; "
-                   f"parent model: {info.get('parent') or 'none'}")
+        st.caption("Trained before nested cross-validation: its figures come from one "
+                   "validation split that also chose its kind and threshold, so they are "
+                   "optimistic. Train again for figures on places it never saw.")
     st.caption(f"{card.description}. Bands {', '.join(card.bands)} before and after, "
                f"{card.patch_size} px; trained {info.get('date', '?')}; training set sha256 "
                f"{str(tset.get('sha256', ''))[:12]}…")
     if info.get("detector_unused"):
         st.caption(f"Made without a published detector's view of the after chip: "
                    f"{info['detector_unused']}.")
+    curve = info.get("labels_curve")
+    if curve:
+        _labels_curve(curve)
+
+
+def _labels_curve(curve: dict) -> None:
+    """The labels-saved curve from the card: held-out ROC AUC against verdicts, per order."""
+    st.subheader("Does the uncertain order save verdicts?")
+    figure = go.Figure()
+    colours = {"uncertain": "#d62728", "random": "#1f77b4"}
+    names = {"uncertain": "most uncertain first", "random": "at random"}
+    for order in ("uncertain", "random"):
+        line = curve[order]
+        figure.add_trace(go.Scatter(
+            x=curve["verdicts"] + curve["verdicts"][::-1], y=line["high"] + line["low"][::-1],
+            fill="toself", fillcolor=colours[order], opacity=0.15, line={"width": 0},
+            hoverinfo="skip", showlegend=False))
+        figure.add_trace(go.Scatter(x=curve["verdicts"], y=line["mean"], mode="lines+markers",
+                                    name=names[order], line={"color": colours[order]}))
+    figure.update_layout(height=380, xaxis_title="verdicts the model learned from",
+                         yaxis_title="ROC AUC on held-out sites",
+                         legend={"orientation": "h", "y": -0.25})
+    st.plotly_chart(figure, width="stretch", key="m_labels_curve")
+    parts = []
+    for row in curve["saved"]:
+        if row["uncertain"] is None or row["random"] is None:
+            continue
+        saved = row["saved"]
+        parts.append(f"ROC AUC {row['roc_auc']:.2f}: {row['uncertain']} verdicts in the "
+                     f"uncertain order, {row['random']} at random ("
+                     + (f"{saved} saved" if saved > 0 else f"{-saved} more" if saved < 0
+                        else "no difference") + ")")
+    st.caption(
+        f"Simulated on this database's verdicts: {curve['start']} verdicts at random, then "
+        f"{curve['step']} at a time, most uncertain first (closest to the threshold, as "
+        f"Review's order does) or at random, retraining after each {curve['step']}; every "
+        f"model is scored on sites it never learned from. Lines: mean of {curve['draws']} fold "
+        f"draws; bands: lowest to highest. To reach "
+        + ("; ".join(parts) if parts else "the figures shown, neither order's mean curve "
+           "crossed the targets") + ".")
 
 
 def _evaluate(card, path) -> None:

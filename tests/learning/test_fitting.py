@@ -21,13 +21,13 @@ def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, 
     out = tmp_path / "all.keras"
     assert main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
                  "--epochs", "100", "--seed", "3", "--quiet"]) == 0
-    assert "then trained again on all 111" in capsys.readouterr().out
+    assert "trained on 111 of 111 reviewed detections" in capsys.readouterr().out
     card = json.loads(out.with_suffix(".json").read_text())
     held_out = json.loads(trained.with_suffix(".json").read_text())
     assert card["training_set"]["refit_on_all"] is True
     assert sorted(card["training_set"]["train_ids"]) == sorted(
         held_out["training_set"]["train_ids"] + held_out["training_set"]["validation_ids"])
-    assert card["validation"] == held_out["validation"]        # figures of the held-out model
+    assert card["validation"] == held_out["validation"]        # the nested figures, both
     ts = training_set(connect(pairs_db))
     x = scaled(None, ts.pairs)
     assert not np.allclose(predict(load_model(str(out)).keras_model, x),

@@ -19,20 +19,45 @@ def test_a_kind_replaces_the_first_only_when_clearly_better_on_validation():
 
 
 def test_each_figure_has_a_seeded_interval_around_it():
-    from review.learning.metrics import metrics_with_intervals
+    from review.learning.metrics import intervals_by_site
 
     rng = np.random.default_rng(2)
     y = np.array([0] * 30 + [1] * 30)
     s = rng.random(60) + 0.5 * y
-    figures = metrics_with_intervals(y, s, 0.8, seed=4, rounds=200)
+    sites = np.arange(60)
+
+    def figures(seed, yy=y, ss=s, groups=sites):
+        return intervals_by_site(yy, ss[None], (ss >= 0.8)[None], groups, seed, rounds=200)[0]
+
+    first = figures(4)
     for name in ("roc_auc", "precision", "recall"):
-        value, low, high = figures[name]
+        value, low, high = first[name]
         assert low <= value <= high and low < high
-    assert (figures["detections"], figures["verified"], figures["threshold"]) == (60, 30, 0.8)
-    assert metrics_with_intervals(y, s, 0.8, seed=4, rounds=200) == figures
-    assert metrics_with_intervals(y, s, 0.8, seed=5, rounds=200) != figures
+    assert (first["detections"], first["verified"], first["sites"]) == (60, 30, 60)
+    assert figures(4) == first and figures(5) != first
     # One label only: no AUC, and no interval for it (JSON's null, not NaN).
-    assert metrics_with_intervals(y[:30], s[:30], 0.8, rounds=200)["roc_auc"] == [None, None, None]
+    assert figures(4, y[:30], s[:30], sites[:30])["roc_auc"] == [None, None, None]
+
+
+def test_the_interval_resamples_whole_sites_and_carries_the_spread_between_draws():
+    """Ten detections of one place count as one place: the interval is wider than if they
+    were ten places; and draws that disagree widen it beyond one draw's."""
+    from review.learning.metrics import intervals_by_site
+
+    rng = np.random.default_rng(7)
+    y = np.repeat([0, 1] * 6, 10)                     # 12 sites of 10 detections, one label each
+    s = rng.random(120) * 0.6 + 0.4 * y + np.repeat(rng.normal(0, 0.3, 12), 10)
+    called = (s >= 0.6)[None]
+    by_site, _ = intervals_by_site(y, s[None], called, np.repeat(np.arange(12), 10), 1)
+    as_if_apart, _ = intervals_by_site(y, s[None], called, np.arange(120), 1)
+    width = lambda f: f["roc_auc"][2] - f["roc_auc"][1]  # noqa: E731
+    assert by_site["sites"] == 12
+    assert width(by_site) > 1.5 * width(as_if_apart)
+    noisy = np.stack([s, s + rng.normal(0, 0.4, 120)])
+    spread, per_draw = intervals_by_site(y, noisy, noisy >= 0.6, np.arange(120), 1)
+    assert len(per_draw) == 2 and per_draw[0] != per_draw[1]
+    assert spread["roc_auc"][0] == round(float(np.mean(per_draw)), 4)
+    assert width(spread) > width(as_if_apart)
 
 
 def test_the_threshold_is_the_lowest_that_reaches_the_precision_else_the_best_f1():

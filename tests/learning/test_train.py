@@ -26,6 +26,15 @@ def test_train_writes_a_pair_model_with_its_card(trained, capsys):
     assert card["training_set"]["train"] + card["training_set"]["validation"] == 111
     auc, low, high = card["validation"]["roc_auc"]
     assert low <= auc <= high
+    # Its figures are nested: ten fold draws by site, five penalties compared inside each.
+    nested = card["validation"]
+    assert nested["method"] == "nested cross-validation by site"
+    assert (nested["fold_draws"], nested["outer_folds"], nested["choices_compared"]) == (10, 5, 5)
+    assert len(nested["roc_auc_per_draw"]) == 10 and sum(nested["chosen"].values()) == 50
+    assert auc == pytest.approx(np.mean(nested["roc_auc_per_draw"]), abs=1e-4)
+    assert card["penalty"] in (0.001, 0.003, 0.01, 0.03, 0.1)
+    curve = card["labels_curve"]
+    assert curve["verdicts"][0] == 10 and len(curve["uncertain"]["mean"]) == len(curve["verdicts"])
     assert card["date"] and card["kind"] == "features" and card["centres"] == [16]
     # The published detector's view of the after image is part of it, and the card says how
     # the bands the pairs lack were made.
@@ -60,7 +69,10 @@ def test_training_progress_runs_to_the_end_through_the_refit(pairs_db, tmp_path)
           progress=lambda done, total, what: seen.append((done, total, what)))
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     assert seen[-1][:2] == (1000, 1000)
-    assert any(what.startswith("training features on all 111") for *_, what in seen)
+    stages = [what for *_, what in seen]
+    for stage in ("cutting chips", "describing the chips", "nested cross-validation",
+                  "simulating the uncertain order", "simulating the random order"):
+        assert stage in stages
 
 
 def test_a_new_model_name_must_be_plain_unused_and_not_published(tmp_path):
@@ -178,6 +190,8 @@ def _fitted(monkeypatch, model, pairs_set):
         return Candidate("cnn", model, scores, 0.5, 1), {"cnn": 0.5}, validation
 
     monkeypatch.setattr(train_module, "fit", fit)
+    monkeypatch.setattr(train_module, "kinds_procedure", lambda *_, **__: (
+        lambda train, test, seed: (np.linspace(0, 1, int(test.sum())), 0.5, "cnn")))
     return train_module.train
 
 

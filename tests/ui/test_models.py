@@ -44,6 +44,15 @@ def test_evaluate_shows_curves_and_the_published_comparison(tmp_path, monkeypatc
     page = _page().run()
     assert not page.exception
     assert page.selectbox(key="m_model").value.startswith("change")
+    # The card's figures are said to be nested, with their interval and choices, and the
+    # labels-saved curve is drawn from the card.
+    card = json.loads((folder / "change.json").read_text())
+    auc = next(m for m in page.metric if m.label == "ROC AUC on new places")
+    assert auc.value == f"{card['validation']['roc_auc'][0]:.3f}"
+    captions = " ".join(c.value for c in page.caption)
+    assert "nested cross-validation by site" in captions and "5 choices" in captions
+    assert "Simulated on this database's verdicts" in captions
+    assert len(page.get("plotly_chart")) == 1              # before Evaluate: the curve alone
     page.button(key="m_evaluate").click().run()
     assert not page.exception and not page.error
     texts = " ".join(m.value for m in page.markdown)
@@ -106,7 +115,8 @@ def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
     page.multiselect[0].set_value(["features"])
     _form_button(page).click().run()
     assert not page.exception and not page.error
-    assert "features model trained (validation ROC AUC: features 0." in page.success[0].value
+    assert ("features model trained on 103 of 103 reviewed detections; on places it never "
+            "saw (nested cross-validation by site, 10 fold draws") in page.success[0].value
     assert (tmp_path / "models" / "from-the-page.keras").is_file()
     card = json.loads((tmp_path / "models" / "from-the-page.json").read_text())
     assert card["training_set"]["size"] == 103 and card["kind"] == "features"
