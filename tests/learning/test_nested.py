@@ -2,9 +2,6 @@
 noise is chance (where choosing on the same folds is not), the model written scores as its
 head does, and the figures on the real pairs."""
 import numpy as np
-import pytest
-
-from review.store import connect
 
 from tests.conftest import needs_fixtures
 
