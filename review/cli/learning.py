@@ -30,7 +30,8 @@ def add_train(sub) -> argparse.ArgumentParser:
                             "(several minutes)")
     train.add_argument("--draws", type=int, default=10,
                        help="fold draws of the nested cross-validation the card's figures "
-                            "come from (default 10; 1 with several kinds)")
+                            "come from (default 10; 1 with several kinds), and, up to 3, of "
+                            "the labels-saved simulation")
     train.add_argument("--epochs", type=int, help="most epochs of the cnn and trunk kinds "
                        "(early stopping decides); the features kind has no epochs")
     train.add_argument("--precision", type=fraction, default=0.9,

@@ -9,9 +9,9 @@ Three kinds are built and compared on validation:
   quantiles before, after and of the change; texture; fractions of pixels that lost
   vegetation or turned to bare soil or sediment-laden water), of the whole patch and of its
   centre, beside (when it can be had) how a published mine detector sees the after image
-  (its penultimate layer, `detector_embedding`), and a logistic regression on them
-  (`linear_head`; models trained before 2026-12-07 have the mean of five small dense heads
-  there, and load and score as they did);
+  (its penultimate layer, `detector_embedding`), and on them the mean of a logistic
+  regression and an extra-trees forest (`change_head`; models trained before 2026-12-07
+  have the mean of five small dense heads there, and load and score as they did);
 - `cnn`: a small convolutional network on both images stacked as channels;
 - `trunk`: the convolutional trunk of a published model (the 44px rgb_ir model: blue,
   green, red, near-infrared) applied to each image, with a new head on both.
@@ -144,12 +144,80 @@ def linear_head(mean, scale, coef, intercept) -> keras.Model:
     return keras.Model(inputs, outputs, name="head")
 
 
+@keras.saving.register_keras_serializable(package="review")
+class TreeEnsemble(keras.layers.Layer):
+    """(N, features) -> (N, 1): the mean, over trees, of the share of mines in the leaf each
+    detection reaches. The trees are flat arrays (tree x node) held as weights: the feature
+    and threshold a node tests, its children (-1 at a leaf) and its share. Thresholds are
+    compared in float64, as scikit-learn, which grew them, compares them."""
+
+    def __init__(self, trees: int, nodes: int, depth: int, **kwargs):
+        super().__init__(**kwargs)
+        self.trees, self.nodes, self.depth = int(trees), int(nodes), int(depth)
+
+    def get_config(self):
+        return {**super().get_config(), "trees": self.trees, "nodes": self.nodes,
+                "depth": self.depth}
+
+    def build(self, input_shape):
+        size = (self.trees * self.nodes,)
+        for name, dtype in (("feature", "int32"), ("left", "int32"), ("right", "int32"),
+                            ("threshold", "float64"), ("value", "float32")):
+            setattr(self, name, self.add_weight(shape=size, dtype=dtype, trainable=False,
+                                                initializer="zeros", name=name))
+
+    def set_trees(self, feature, threshold, left, right, value) -> None:
+        self.feature.assign(np.asarray(feature, "int32").ravel())
+        self.threshold.assign(np.asarray(threshold, "float64").ravel())
+        self.left.assign(np.asarray(left, "int32").ravel())
+        self.right.assign(np.asarray(right, "int32").ravel())
+        self.value.assign(np.asarray(value, "float32").ravel())
+
+    def call(self, x):
+        x = ops.cast(x, "float64")
+        offset = ops.arange(self.trees, dtype="int32")[None, :] * self.nodes
+        node = ops.zeros((ops.shape(x)[0], self.trees), dtype="int32")
+        for _ in range(self.depth):
+            at = node + offset
+            left = ops.take(self.left, at)
+            tested = ops.take_along_axis(x, ops.take(self.feature, at), axis=1)
+            step = ops.where(tested <= ops.take(self.threshold, at), left,
+                             ops.take(self.right, at))
+            node = ops.where(left < 0, node, step)             # leaves stay where they are
+        shares = ops.take(self.value, node + offset)
+        return ops.mean(shares, axis=1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def change_head(mean, scale, coef, intercept, forest=None) -> keras.Model:
+    """The features kind's head: the mean of a logistic regression (`linear_head`) and, when
+    given, an extra-trees forest (an object with the arrays `feature`, `threshold`, `left`,
+    `right`, `value` and its `depth`, learning.selection.Forest)."""
+    linear = linear_head(mean, scale, coef, intercept)
+    if forest is None:
+        return linear
+    inputs = keras.Input((len(mean),))
+    trees = TreeEnsemble(*forest.feature.shape, forest.depth, name="forest")
+    forest_score = trees(inputs)
+    trees.set_trees(forest.feature, forest.threshold, forest.left, forest.right, forest.value)
+    outputs = keras.layers.Average(name="mean_of_both")([linear(inputs), forest_score])
+    return keras.Model(inputs, outputs, name="head")
+
+
 def head_embedding(head) -> keras.Model:
     """The head's penultimate layer: every member's hidden units side by side (dense
     ensembles), or what the last layer weighs (the standardised features of a linear head,
-    the single "embedding" layer of the first heads)."""
+    also inside a head with a forest; the single "embedding" layer of the first heads)."""
     hidden = [layer.output for layer in head.layers if layer.name.endswith("_hidden")]
     if not hidden:
+        try:
+            linear = head.get_layer("head")          # the regression beside a forest
+        except ValueError:
+            linear = None
+        if linear is not None:
+            return keras.Model(linear.inputs, linear.get_layer("embedding").output)
         return keras.Model(head.inputs, head.get_layer("embedding").output)
     return keras.Model(head.inputs, hidden[0] if len(hidden) == 1 else
                        keras.layers.Concatenate()(hidden))

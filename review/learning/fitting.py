@@ -22,7 +22,7 @@ import numpy as np
 from ..progress import Progress
 from .metrics import clearly_better, roc_auc
 from .pairs import BANDS, PATCH, TrainingError, TrainingSet
-from .selection import fit_head, inner_choice
+from .selection import fit_change_head, inner_choice, keras_head
 from .splits import VALIDATION_FRACTION, site_groups, split_by_site
 
 KINDS = ("features", "cnn", "trunk")
@@ -206,8 +206,7 @@ def train_candidate(kind: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv:
             layer, view = feature_layers(bands, patch, detector)
             features = describe(layer, view, x)
             choice = inner_choice(features, y, groups, seed)
-            fitted = fit_head(features, y, choice.penalty)
-            head = pairnet.linear_head(fitted.mean, fitted.scale, fitted.coef, fitted.intercept)
+            head = keras_head(fit_change_head(features, y, choice.penalty, seed))
             model = pairnet.features_model(bands, patch, head, CENTRES, view)
             used = 0
         elif kind == "cnn":

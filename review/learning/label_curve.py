@@ -24,7 +24,7 @@ import numpy as np
 from ..progress import Progress
 from .metrics import PRECISION_TARGET, roc_auc
 from .nested import OUTER_FOLDS
-from .selection import fit_head, inner_choice
+from .selection import fit_change_head, inner_choice
 from .splits import folds_by_site
 
 START = 10
@@ -117,5 +117,5 @@ def _review(features, labels, groups, shuffled, test, order, grid, seed, precisi
             waiting = [i for i in waiting if i not in chosen]
         at = np.array(labelled)
         choice = inner_choice(features[at], labels[at], groups[at], seed, precision)
-        head = fit_head(features[at], labels[at], choice.penalty)
+        head = fit_change_head(features[at], labels[at], choice.penalty, seed)
         scores[row, test] = head.scores(features[test])

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..progress import Progress
 from .metrics import PRECISION_TARGET, intervals_by_site
-from .selection import INNER_FOLDS, PENALTIES, fit_head, inner_choice
+from .selection import INNER_FOLDS, PENALTIES, fit_change_head, inner_choice
 from .splits import folds_by_site
 
 OUTER_FOLDS = 5
@@ -56,14 +56,14 @@ class NestedEstimate:
                             "random per resample (sample and selection)"}
 
 
-def linear_procedure(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                     precision: float = PRECISION_TARGET) -> Procedure:
+def features_procedure(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                       precision: float = PRECISION_TARGET) -> Procedure:
     """The features kind's procedure on precomputed features: inner choice of penalty and
     threshold, then the head trained on all the outer training detections."""
 
     def run(train: np.ndarray, test: np.ndarray, seed: int):
         choice = inner_choice(features[train], labels[train], groups[train], seed, precision)
-        head = fit_head(features[train], labels[train], choice.penalty)
+        head = fit_change_head(features[train], labels[train], choice.penalty, seed)
         return head.scores(features[test]), choice.threshold, f"C={choice.penalty:g}"
 
     return run

@@ -33,9 +33,9 @@ from .crossval import kinds_procedure
 from .fitting import (CENTRES, KINDS, Candidate, base_for, cpu_only, describe, detector_for,
                       deterministic, feature_layers, fit, refit_on_all, scaled)
 from .metrics import PRECISION_TARGET, threshold_for_precision
-from .nested import DRAWS, linear_procedure, nested_estimate
+from .nested import DRAWS, features_procedure, nested_estimate
 from .pairs import BANDS, PATCH, TrainingError, training_set
-from .selection import INNER_FOLDS, PENALTIES, fit_head, inner_choice
+from .selection import INNER_FOLDS, PENALTIES, fit_change_head, inner_choice, keras_head
 from .splits import SITE_DISTANCE_M, VALIDATION_FRACTION, site_groups, split_by_site
 
 DEFAULT_BASE = "44px_v2.6_rgb_ir"
@@ -187,23 +187,23 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=D
     curve = None
     if tuple(kinds) == ("features",):
         # One kind: describe every chip once, and the nested loops only refit the head.
-        from ..detection.pairnet import features_model, linear_head
+        from ..detection.pairnet import features_model
 
         layer, view = feature_layers(BANDS, PATCH, detector_model)
         with deterministic(seed):
             features = describe(layer, view, x, progress=stage(0.1, 0.1))
-        estimate = nested_estimate(linear_procedure(features, ts.labels, groups, precision),
+        estimate = nested_estimate(features_procedure(features, ts.labels, groups, precision),
                                    ts.labels, groups, seed, draws, progress=stage(0.2, 0.2))
-        curve = label_curve.simulate(features, ts.labels, groups, seed, curve_draws, precision,
+        curve = label_curve.simulate(features, ts.labels, groups, seed,
+                                     min(curve_draws, draws), precision,
                                      progress=stage(0.55, 0.4))
         validation = (np.zeros(len(ts), dtype=bool) if refit else
                       split_by_site(ts.labels, groups, held_out_fraction(ts.labels), seed))
         kept = ~validation
         choice = inner_choice(features[kept], ts.labels[kept], groups[kept], seed, precision)
-        fitted = fit_head(features[kept], ts.labels[kept], choice.penalty)
+        fitted = fit_change_head(features[kept], ts.labels[kept], choice.penalty, seed)
         with deterministic(seed):
-            model = features_model(BANDS, PATCH, linear_head(
-                fitted.mean, fitted.scale, fitted.coef, fitted.intercept), CENTRES, view)
+            model = features_model(BANDS, PATCH, keras_head(fitted), CENTRES, view)
         threshold, met = choice.threshold, choice.threshold_met
         best = Candidate("features", model, np.zeros(0, np.float32), float("nan"), 0)
         results = {"features": estimate.metrics["roc_auc"][0]}

@@ -95,7 +95,7 @@ def _train_form(db, first: bool) -> None:
             "ones are left out). Each is cut as a before and after chip from the imagery its "
             "verdict was based on, or from stored scenes covering it; detections within "
             f"{splits.SITE_DISTANCE_M / 1000:g} km of each other stay on the same side of "
-            "every split. About half a minute on two CPU cores for a hundred detections "
+            "every split. About three minutes on two CPU cores for a hundred detections "
             "with the features kind; each further kind adds minutes.")
         with st.form("m_train_form", border=False):
             name = st.text_input("Name", value=time.strftime("verdicts-%Y%m%d-%H%M"),
@@ -104,7 +104,8 @@ def _train_form(db, first: bool) -> None:
             kinds = st.multiselect(
                 "Kinds to compare", list(fitting.KINDS), default=list(train.DEFAULT_KINDS),
                 help="features: change statistics, beside a published mine detector's "
-                     "view of the after chip (48px_v3.2), and a logistic head; cnn: a small "
+                     "view of the after chip (48px_v3.2), and a head of a logistic regression "
+                     "and a forest; cnn: a small "
                      "convolutional network on both chips; trunk: a published model's "
                      "convolutional trunk, fine-tuned. The first listed is kept unless "
                      "another is clearly better on an inner validation split; every outer "

@@ -45,7 +45,7 @@ def trained(pairs_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REVIEW_MODEL_CACHE", str(MODELS))
         code = main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
-                     "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"])
+                     "--draws", "2", "--seed", "3", "--no-refit", "--quiet"])
     assert code == 0
     return out
 

@@ -20,7 +20,7 @@ def test_by_default_the_kept_kind_is_trained_again_on_every_detection(pairs_db, 
 
     out = tmp_path / "all.keras"
     assert main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
-                 "--epochs", "100", "--seed", "3", "--quiet"]) == 0
+                 "--draws", "2", "--seed", "3", "--quiet"]) == 0
     assert "trained on 111 of 111 reviewed detections" in capsys.readouterr().out
     card = json.loads(out.with_suffix(".json").read_text())
     held_out = json.loads(trained.with_suffix(".json").read_text())
@@ -67,7 +67,7 @@ def test_detector_none_trains_the_statistics_alone_and_says_nothing_is_missing(
         pairs_db, tmp_path, capsys, real_model_cache):
     out = tmp_path / "plain.keras"
     assert main(["train", "--db", str(pairs_db), "--out", str(out), "--kinds", "features",
-                 "--detector", "none", "--epochs", "10", "--no-refit", "--quiet"]) == 0
+                 "--detector", "none", "--draws", "1", "--no-refit", "--quiet"]) == 0
     assert "without a published detector" not in capsys.readouterr().out   # a choice, not a failure
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["detector"] is None and card["detector_unused"] is None and card["parent"] is None

@@ -14,11 +14,11 @@ def _noise(n=90, width=400, seed=0):
 def test_the_held_out_fold_never_reaches_a_choice_and_no_site_is_split():
     """A procedure that records what it is handed: in every outer fold of every draw the
     detections it may choose on and those it is scored on share no site."""
-    from review.learning.nested import OUTER_FOLDS, linear_procedure, nested_estimate
+    from review.learning.nested import OUTER_FOLDS, features_procedure, nested_estimate
 
     features, labels, _ = _noise(60, 5)
     sites = np.repeat(np.arange(20), 3)                   # three detections per place
-    inner = linear_procedure(features, labels, sites)
+    inner = features_procedure(features, labels, sites)
     handed = []
 
     def recording(train, test, seed):
@@ -74,18 +74,29 @@ def test_on_noise_the_nested_figure_is_chance_where_choosing_on_the_same_folds_i
     assert chosen_on_the_same_folds > 0.6 and chosen_on_the_same_folds > auc + 0.08
 
 
-def test_the_keras_head_scores_as_the_fitted_head_does():
-    """The card's figures describe the head `selection` fits; the model written holds the
-    same numbers."""
-    from review.detection.pairnet import linear_head
-    from review.learning.selection import fit_head
+def test_the_keras_head_scores_as_the_fitted_head_does(tmp_path):
+    """The card's figures describe the head `selection` fits (regression and forest); the
+    model written holds the same numbers, also after saving and loading."""
+    import keras
 
-    features, labels, _ = _noise(40, 12)
+    from review.detection import pairnet
+    from review.learning.selection import fit_change_head, keras_head
+
+    features, labels, _ = _noise(60, 12)
+    features[:, 0] += 2.0 * labels                        # something for the trees to split on
     features[:, 3] = 7.0                                  # a constant feature stays finite
-    fitted = fit_head(features, labels + 0, 0.1)
-    keras_head = linear_head(fitted.mean, fitted.scale, fitted.coef, fitted.intercept)
-    np.testing.assert_allclose(np.asarray(keras_head(features.astype("float32")))[:, 0],
-                               fitted.scores(features), atol=1e-5)
+    fitted = fit_change_head(features, labels, 0.1, seed=2)
+    assert fitted.forest is not None and fitted.forest.depth > 1
+    head = keras_head(fitted)
+    x = features.astype("float32")
+    np.testing.assert_allclose(np.asarray(head(x))[:, 0], fitted.scores(x), atol=1e-5)
+    inputs = keras.Input((x.shape[1],))
+    path = tmp_path / "head.keras"
+    keras.Model(inputs, head(inputs)).save(path)
+    loaded = keras.saving.load_model(path, custom_objects={"TreeEnsemble": pairnet.TreeEnsemble})
+    np.testing.assert_allclose(np.asarray(loaded(x))[:, 0], fitted.scores(x), atol=1e-5)
+    # With one label only there is no forest, and the regression alone is the head.
+    assert fit_change_head(features, labels * 0, 0.1, seed=2).forest is None
 
 
 def test_too_few_of_a_label_for_inner_folds_uses_the_middle_penalty_untried():
@@ -102,7 +113,7 @@ def test_too_few_of_a_label_for_inner_folds_uses_the_middle_penalty_untried():
 def test_nested_figures_and_the_labels_saved_curve_on_the_real_pairs(pairs_set, real_model_cache):
     from review.learning.fitting import describe, detector_for, feature_layers, scaled
     from review.learning.label_curve import simulate
-    from review.learning.nested import linear_procedure, nested_estimate
+    from review.learning.nested import features_procedure, nested_estimate
     from review.learning.pairs import BANDS, PATCH
     from review.learning.splits import site_groups
 
@@ -110,7 +121,7 @@ def test_nested_figures_and_the_labels_saved_curve_on_the_real_pairs(pairs_set, 
     groups = site_groups(ts.lon, ts.lat)
     layer, view = feature_layers(BANDS, PATCH, detector_for("48px_v3.2")[0])
     features = describe(layer, view, scaled(BANDS, ts.pairs))
-    estimate = nested_estimate(linear_procedure(features, ts.labels, groups), ts.labels,
+    estimate = nested_estimate(features_procedure(features, ts.labels, groups), ts.labels,
                                groups, seed=1, draws=3)
     auc, low, high = estimate.metrics["roc_auc"]
     print(f"nested ROC AUC (3 draws): {auc:.3f} ({low:.3f} to {high:.3f})")

@@ -26,15 +26,22 @@ def test_train_writes_a_pair_model_with_its_card(trained, capsys):
     assert card["training_set"]["train"] + card["training_set"]["validation"] == 111
     auc, low, high = card["validation"]["roc_auc"]
     assert low <= auc <= high
-    # Its figures are nested: ten fold draws by site, five penalties compared inside each.
+    # Its figures are nested: two fold draws by site here (--draws 2), five penalties
+    # compared inside each outer fold.
     nested = card["validation"]
     assert nested["method"] == "nested cross-validation by site"
-    assert (nested["fold_draws"], nested["outer_folds"], nested["choices_compared"]) == (10, 5, 5)
-    assert len(nested["roc_auc_per_draw"]) == 10 and sum(nested["chosen"].values()) == 50
+    assert (nested["fold_draws"], nested["outer_folds"], nested["choices_compared"]) == (2, 5, 5)
+    assert len(nested["roc_auc_per_draw"]) == 2 and sum(nested["chosen"].values()) == 10
     assert auc == pytest.approx(np.mean(nested["roc_auc_per_draw"]), abs=1e-4)
     assert card["penalty"] in (0.001, 0.003, 0.01, 0.03, 0.1)
     curve = card["labels_curve"]
     assert curve["verdicts"][0] == 10 and len(curve["uncertain"]["mean"]) == len(curve["verdicts"])
+    assert curve["draws"] == 2                      # never more than the nested estimate's
+    # The written model is the regression and the forest, averaged.
+    from review.detection.models import load_model
+
+    head = load_model(str(trained)).keras_model.get_layer("head")
+    assert {"forest", "mean_of_both"} <= {layer.name for layer in head.layers}
     assert card["date"] and card["kind"] == "features" and card["centres"] == [16]
     # The published detector's view of the after image is part of it, and the card says how
     # the bands the pairs lack were made.
@@ -51,7 +58,7 @@ def test_same_seed_same_model(pairs_db, trained, tmp_path, real_model_cache):
 
     again = tmp_path / "again.keras"
     assert main(["train", "--db", str(pairs_db), "--out", str(again), "--kinds", "features",
-                 "--epochs", "100", "--seed", "3", "--no-refit", "--quiet"]) == 0
+                 "--draws", "2", "--seed", "3", "--no-refit", "--quiet"]) == 0
     first, second = load_model(str(trained)), load_model(str(again))
     for a, b in zip(first.keras_model.get_weights(), second.keras_model.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -43,7 +43,7 @@ def test_detections_after_training_from_the_models_page_are_bit_for_bit_the_same
     reports = []
     out = tmp_path / "models" / "page.keras"
     out.parent.mkdir()
-    report = worker.train(pairs_db, out, kinds=("features",), seed=3, epochs=10, detector=None,
+    report = worker.train(pairs_db, out, kinds=("features",), seed=3, draws=1, detector=None,
                           progress=lambda done, total, what: reports.append((done, total, what)))
     assert "features model trained" in report.summary() and out.is_file()
     # The page's bar moved from cutting chips to the end.

@@ -23,7 +23,7 @@ def _pairs_and_a_trained_model(tmp_path, monkeypatch, *flags):
     folder = tmp_path / "models"
     folder.mkdir()
     assert main(["train", "--db", str(db), "--out", str(folder / "change.keras"), "--kinds",
-                 "features", "--epochs", "10", "--quiet", *flags]) == 0
+                 "features", "--draws", "1", "--quiet", *flags]) == 0
     monkeypatch.setenv("REVIEW_DB", str(db))
     monkeypatch.setenv("REVIEW_MODEL_CACHE", str(folder))
     return folder
