@@ -113,10 +113,11 @@ def test_train_from_the_page_then_rescore_the_queue(tmp_path, monkeypatch):
     dashboard = _determinism_and_seeds()
     page.text_input[0].set_value("from-the-page")
     page.multiselect[0].set_value(["features"])
+    page.number_input[1].set_value(2)                    # fold draws: 2 instead of 10
     _form_button(page).click().run()
     assert not page.exception and not page.error
     assert ("features model trained on 103 of 103 reviewed detections; on places it never "
-            "saw (nested cross-validation by site, 10 fold draws") in page.success[0].value
+            "saw (nested cross-validation by site, 2 fold draws") in page.success[0].value
     assert (tmp_path / "models" / "from-the-page.keras").is_file()
     card = json.loads((tmp_path / "models" / "from-the-page.json").read_text())
     assert card["training_set"]["size"] == 103 and card["kind"] == "features"
