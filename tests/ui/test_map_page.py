@@ -1,7 +1,6 @@
 """What the Map page sends its browser, read from the element itself (AppTest): the columns
 once, then only what changed, whoever recorded the verdict; the columns again when the
 detections change or when the browser says it lost them; the blind rule on the way out."""
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from review.analysis import map_payload
@@ -11,14 +10,6 @@ from review.store import connect
 from tests.conftest import REPO, add_detections
 
 HOME = str(REPO / "app.py")
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "review.db"
-    monkeypatch.setenv("REVIEW_DB", str(path))
-    monkeypatch.setenv("REVIEW_BASEMAP_URL", "http://127.0.0.1:9/{z}/{x}/{y}.png")
-    return path
 
 
 def _sent(at):

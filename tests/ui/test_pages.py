@@ -5,7 +5,6 @@ import json
 import threading
 import time
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from review.detection.importers import import_file
@@ -17,14 +16,6 @@ from tests.conftest import FIXTURES, REPO, WEBSITE_LAYER_HA, mine_tile, needs_fi
 TIMEOUT = 120
 HOME, DETECT, REVIEW, MAP = (str(REPO / p) for p in (
     "app.py", "app_pages/1_Detect.py", "app_pages/2_Review.py", "app_pages/3_Map.py"))
-
-
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    path = tmp_path / "review.db"
-    monkeypatch.setenv("REVIEW_DB", str(path))
-    monkeypatch.setenv("REVIEW_BASEMAP_URL", "http://127.0.0.1:9/{z}/{x}/{y}.png")
-    return path
 
 
 def _detections_file(tmp_path, n=3, note=""):
