@@ -142,6 +142,19 @@ def _store_fixture_chips(db, detection_ids):
         chip_cache.cache_for(db).store(db["detections"].get(detection_id), "sentinel-2", before, after)
 
 
+def _name_cookie_written(page, name: str, timeout_s: float = 30.0) -> None:
+    """Wait until this browser holds the remembered name (a script the page runs writes it)."""
+    from urllib.parse import quote
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(c["name"] == "review_name" and c["value"] == quote(name)
+               for c in page.context.cookies()):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the name {name!r} was never remembered in the browser")
+
+
 def _heading(page) -> str:
     from playwright.sync_api import expect
 
@@ -259,6 +272,7 @@ def test_three_reviewers_and_two_tabs_never_share_a_detection(streamlit_server):
             else:
                 field.fill(name)
                 field.press("Enter")
+                _name_cookie_written(page, name)   # the browser writes it: wait, then navigate
             _heading(page)
 
         def on_screen():
