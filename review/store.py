@@ -348,9 +348,22 @@ def _v20(db: sqlite_utils.Database) -> None:
         PRIMARY KEY (place, item_id))""")
 
 
+def _v21(db: sqlite_utils.Database) -> None:
+    # The review queue's orders (review.judging.queue._ORDER_SQL, the same expressions, or
+    # SQLite will not use them): the next detection is read from an index, not by sorting
+    # every pending detection (3-4 s per page at a million, on every Review run).
+    db.execute("CREATE INDEX IF NOT EXISTS queue_by_score ON detections"
+               "(status, score is null, score desc, id)")
+    db.execute("CREATE INDEX IF NOT EXISTS queue_by_threshold ON detections"
+               "(status, score is null, abs(score - coalesce(threshold, 0.5)), id)")
+    db.execute("CREATE INDEX IF NOT EXISTS queue_by_newest ON detections"
+               "(status, period_start is null, period_start desc, score desc, id)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
                                                               _v9, _v10, _v11, _v12, _v13, _v14,
-                                                              _v15, _v16, _v17, _v18, _v19, _v20]
+                                                              _v15, _v16, _v17, _v18, _v19, _v20,
+                                                              _v21]
 
 
 @contextmanager

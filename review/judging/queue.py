@@ -34,6 +34,7 @@ ORDERS = {
     "second_opinion": "waiting for a second opinion",
     "uncertain": "most uncertain under the trained model first",
 }
+# Each order but "uncertain" has its index (review.store, v21) under exactly these expressions.
 _ORDER_SQL = {
     "score": "score is null, score desc, id",
     "threshold": "score is null, abs(score - coalesce(threshold, 0.5)), id",
