@@ -14,6 +14,7 @@ failures for a name, the next attempt is refused until a delay has passed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -45,9 +46,14 @@ MAX_DELAY_S = 300
 TOKEN_TTL_S = 12 * 3600
 
 _hasher = argon2.PasswordHasher()
-# Verifying against this when the name is unknown costs as much as a real check, so the
-# time taken does not tell whether a name exists.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this when the name is unknown costs as much as a real check, so the
+    time taken does not tell whether a name exists. Made on first use, not at import (0.1 s
+    on every page's first run)."""
+    return _hasher.hash("not a password of anyone")
 
 
 class AccountError(ReviewError):
@@ -204,7 +210,7 @@ def sign_in(db: sqlite_utils.Database, name: str, password: str,
     row = db.execute("select name, role, password_hash from users where name = ?",
                      [name]).fetchone()
     try:
-        _hasher.verify(row[2] if row else _DUMMY_HASH, password)
+        _hasher.verify(row[2] if row else _dummy_hash(), password)
     except (argon2.exceptions.VerifyMismatchError, argon2.exceptions.InvalidHashError):
         row = None
     if row is None:

@@ -28,7 +28,7 @@ from ..judging.queue import get
 from ..judging.signed_note import NoteError
 from ..review_imagery import chip_cache
 from ..review_imagery.preparation import scene_views
-from . import dossier_facts, dossier_pdf, reports
+from . import dossier_facts, reports
 from .export_check import FIELDS, IMAGERY
 
 CHIP_QUALITY = 90
@@ -202,6 +202,8 @@ def build(db, site_id: int, with_names: bool = False, by: str | None = None) -> 
     facts["imagery"] = imagery(db, facts, images)
     photos(facts, images)
     facts = _finite(facts)
+    from . import dossier_pdf      # fpdf and its fonts: 0.3 s, paid only when a PDF is made
+
     pdf = dossier_pdf.render(facts, images, context_shapes(db, facts))
     text = json.dumps(facts, ensure_ascii=False, indent=1, allow_nan=False)
     return Dossier(facts, pdf, (text + "\n").encode("utf-8"))

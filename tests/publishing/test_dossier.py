@@ -19,7 +19,7 @@ from review.cli import main
 from review.judging import merkle, signed_note, transparency_log, verdicts
 from review.judging.queue import get
 from review.judging.verdicts import Imagery
-from review.publishing import dossier, dossier_facts, reports
+from review.publishing import dossier, dossier_facts, dossier_pdf, reports
 from review.review_imagery import preparation
 from tests.conftest import detections_with_imagery, jpeg_with_gps
 
@@ -291,7 +291,7 @@ def test_a_failure_while_making_leaves_no_file(db, site, tmp_path, monkeypatch, 
     def broken(*args, **kwargs):
         raise dossier.DossierError("the layout failed")
 
-    monkeypatch.setattr(dossier.dossier_pdf, "render", broken)
+    monkeypatch.setattr(dossier_pdf, "render", broken)
     out = tmp_path / "out"
     out.mkdir()
     assert main(["dossier", str(site_id), str(out / "x.pdf"), "--db", str(tmp_path / "review.db")]) == 2
