@@ -229,31 +229,92 @@ function pick(state, x, y) {
 
 // ------------------------------------------------------------------ layers
 
-function naturalEarthLayers(deck, ne, zoom) {
-  if (!ne) return [];
-  const layers = [
-    new deck.GeoJsonLayer({id: "ne-lakes", data: ne.lakes, filled: true, stroked: false,
-                           getFillColor: [190, 214, 230, 255]}),
-    new deck.GeoJsonLayer({id: "ne-coastlines", data: ne.coastlines, stroked: true, filled: false,
-                           getLineColor: [120, 150, 170, 255], lineWidthMinPixels: 1}),
-    new deck.GeoJsonLayer({id: "ne-rivers", data: ne.rivers, stroked: true, filled: false,
-                           getLineColor: [110, 160, 210, 255], lineWidthMinPixels: 1}),
-    new deck.GeoJsonLayer({id: "ne-borders", data: ne.borders, stroked: true, filled: false,
-                           getLineColor: [120, 120, 120, 255], lineWidthMinPixels: 1}),
-  ];
-  const places = (ne.places && ne.places.features) || [];
+// Natural Earth, offline, is drawn with Canvas 2D under deck.gl's canvas, not as deck.gl
+// layers: with software WebGL the path and text layers' shaders cost 2-3 s after the first
+// frame (measured), while projecting 40,000 vertices on the CPU takes milliseconds.
+const WORLD = 512;                    // deck.gl's Web Mercator world size at zoom 0, in pixels
+
+function worldXY(lon, lat) {
+  const phi = Math.max(-85.05, Math.min(85.05, lat)) * Math.PI / 180;
+  return [WORLD * (lon + 180) / 360,
+          WORLD * (Math.PI - Math.log(Math.tan(Math.PI / 4 + phi / 2))) / (2 * Math.PI)];
+}
+
+// GeoJSON lines and polygons -> {xy: world coordinates, starts: where each path begins}.
+function worldPaths(collection) {
+  const xy = [], starts = [0];
+  const line = (coords) => {
+    for (const [lon, lat] of coords) xy.push(...worldXY(lon, lat));
+    starts.push(xy.length / 2);
+  };
+  for (const feature of (collection && collection.features) || []) {
+    const g = feature.geometry;
+    if (!g) continue;
+    if (g.type === "LineString") line(g.coordinates);
+    else if (g.type === "MultiLineString" || g.type === "Polygon") g.coordinates.forEach(line);
+    else if (g.type === "MultiPolygon") g.coordinates.forEach(p => p.forEach(line));
+  }
+  return {xy: Float64Array.from(xy), starts: Int32Array.from(starts)};
+}
+
+function naturalEarthPaths(ne) {
+  if (!ne) return null;
+  if (!ne._paths) {
+    const places = ((ne.places && ne.places.features) || []).map(f => ({
+      xy: worldXY(f.geometry.coordinates[0], f.geometry.coordinates[1]),
+      name: f.properties.name, rank: f.properties.rank ?? 0}));
+    ne._paths = {lakes: worldPaths(ne.lakes), coastlines: worldPaths(ne.coastlines),
+                 rivers: worldPaths(ne.rivers), borders: worldPaths(ne.borders), places};
+  }
+  return ne._paths;
+}
+
+function drawUnderlay(state) {
+  const canvas = state.underlay, holder = state.elements[0];
+  const width = holder.clientWidth, height = holder.clientHeight;
+  if (!width || !height) return;
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  const context = canvas.getContext("2d");
+  context.clearRect(0, 0, width, height);
+  const paths = !state.basemapOk && naturalEarthPaths(state.naturalEarth);
+  if (!paths || !state.viewState) return;
+  const {longitude, latitude, zoom} = state.viewState;
+  const scale = Math.pow(2, zoom), [cx, cy] = worldXY(longitude, latitude);
+  const ox = width / 2 - cx * scale, oy = height / 2 - cy * scale;
+  const trace = ({xy, starts}) => {
+    context.beginPath();
+    for (let p = 0; p + 1 < starts.length; p++) {
+      for (let k = starts[p]; k < starts[p + 1]; k++) {
+        const x = xy[2 * k] * scale + ox, y = xy[2 * k + 1] * scale + oy;
+        if (k === starts[p]) context.moveTo(x, y); else context.lineTo(x, y);
+      }
+    }
+  };
+  context.lineWidth = 1;
+  trace(paths.lakes); context.fillStyle = "rgb(190, 214, 230)"; context.fill("evenodd");
+  for (const [name, colour] of [["coastlines", "rgb(120, 150, 170)"], ["rivers", "rgb(110, 160, 210)"],
+                                ["borders", "rgb(120, 120, 120)"]]) {
+    trace(paths[name]); context.strokeStyle = colour; context.stroke();
+  }
   const maxRank = zoom < 4 ? 1 : zoom < 5 ? 3 : zoom < 6 ? 5 : zoom < 7 ? 7 : 99;
-  const shown = places.filter(f => (f.properties.rank ?? 0) <= maxRank);
-  layers.push(new deck.TextLayer({
-    id: "ne-places-" + maxRank, data: shown, getPosition: f => f.geometry.coordinates,
-    getText: f => f.properties.name, getSize: 12, getColor: [60, 60, 60, 255],
-    getTextAnchor: "start", getAlignmentBaseline: "center", getPixelOffset: [5, 0],
-    fontFamily: "sans-serif", background: true, getBackgroundColor: [255, 255, 255, 170],
-    backgroundPadding: [2, 1], characterSet: "auto"}));
-  layers.push(new deck.ScatterplotLayer({id: "ne-place-dots-" + maxRank, data: shown,
-    getPosition: f => f.geometry.coordinates, getRadius: 2, radiusUnits: "pixels",
-    getFillColor: [60, 60, 60, 255]}));
-  return layers;
+  context.font = "12px sans-serif";
+  context.textBaseline = "middle";
+  for (const place of paths.places) {
+    if (place.rank > maxRank) continue;
+    const x = place.xy[0] * scale + ox, y = place.xy[1] * scale + oy;
+    if (x < -200 || y < -20 || x > width + 20 || y > height + 20) continue;
+    const textWidth = context.measureText(place.name).width;
+    context.fillStyle = "rgba(255, 255, 255, 0.67)";
+    context.fillRect(x + 3, y - 8, textWidth + 4, 16);
+    context.fillStyle = "rgb(60, 60, 60)";
+    context.beginPath(); context.arc(x, y, 2, 0, 2 * Math.PI); context.fill();
+    context.fillText(place.name, x + 5, y);
+  }
+}
+
+function scheduleUnderlay(state) {
+  if (state.underlayFrame) return;
+  state.underlayFrame = requestAnimationFrame(() => { state.underlayFrame = 0; drawUnderlay(state); });
 }
 
 // The same data object while the geometry is the same: deck.gl then keeps its tessellation
@@ -364,7 +425,6 @@ function buildLayers(state) {
       },
     }));
   }
-  if (!state.basemapOk) layers.push(...naturalEarthLayers(deck, state.naturalEarth, zoom));
   const showFootprints = zoom >= FOOTPRINT_ZOOM;
   // Footprint layers are made the first time they are seen (tessellating 200,000 polygons
   // takes seconds), then kept, hidden when zoomed out.
@@ -426,6 +486,10 @@ function createMap(root, data, component) {
   const holder = document.createElement("div");
   holder.className = "map-holder";
   root.appendChild(holder);
+  const underlay = document.createElement("canvas");
+  underlay.className = "map-underlay";
+  holder.appendChild(underlay);
+  state.underlay = underlay;
   const tooltip = document.createElement("div");
   tooltip.className = "map-tooltip";
   tooltip.hidden = true;
@@ -453,7 +517,11 @@ function createMap(root, data, component) {
     state.redraw();
     state.root.dispatchEvent(new CustomEvent("basemap-failed", {bubbles: true, composed: true}));
   };
-  state.redraw = () => { if (state.map) state.map.setProps({layers: buildLayers(state)}); };
+  state.redraw = () => {
+    if (state.map) state.map.setProps({layers: buildLayers(state)});
+    scheduleUnderlay(state);
+  };
+  new ResizeObserver(() => scheduleUnderlay(state)).observe(holder);
   state.viewport = () => {
     const viewports = state.map && state.map.getViewports();
     return viewports && viewports.length ? viewports[0] : null;
@@ -475,7 +543,7 @@ function createMap(root, data, component) {
         const bounds = currentBounds(state);
         outside = !box || !bounds || bounds[0] < box[0] || bounds[1] < box[1] || bounds[2] > box[2] || bounds[3] > box[3];
       }
-      if (redraw || outside) state.redraw();
+      if (redraw || outside) state.redraw(); else scheduleUnderlay(state);
       scheduleViewRequest(state);
       tooltip.hidden = true;
     },
@@ -486,9 +554,8 @@ function createMap(root, data, component) {
     },
   });
   state.redraw();
-  // Detections first; Natural Earth (or the basemap, once its first tile loads) joins them in
-  // a later frame. Waiting to draw all at once was measured slower to the first pixels (the
-  // text and line layers' shaders cost seconds with software WebGL).
+  // Detections first; the basemap's tiles join them once its first tile loads, and offline
+  // Natural Earth is drawn under them (Canvas 2D) as soon as it arrives.
   state.redraw();
   if (data.natural_earth_url) {
     loadNaturalEarth(data.natural_earth_url).then(ne => { state.naturalEarth = ne; state.redraw(); });
@@ -577,6 +644,14 @@ function createMap(root, data, component) {
       scheduleViewRequest(state);
     },
     basemap: () => (state.basemapOk ? "online" : state.naturalEarth ? "natural-earth" : "none"),
+    underlayPainted: () => {           // pixels Natural Earth covers on the canvas under the map
+      const {width, height} = state.underlay;
+      if (!width || !height) return 0;
+      const pixels = state.underlay.getContext("2d").getImageData(0, 0, width, height).data;
+      let painted = 0;
+      for (let k = 3; k < pixels.length; k += 4) if (pixels[k] > 0) painted++;
+      return painted;
+    },
     footprintsInView: () => (state.base.vf ? state.base.vf.parts : 0),
     pick: (x, y) => { const row = pick(state, x, y); return row < 0 ? null : state.base.ids[row]; },
   };

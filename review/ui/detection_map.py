@@ -22,7 +22,8 @@ _HTML = '<div class="detection-map" data-testid="detection-map"></div>'
 _CSS = f"""
 .detection-map {{ position: relative; width: 100%; height: {HEIGHT_PX}px; background: #e8e8e8;
   border-radius: 0.5rem; overflow: hidden; font-family: sans-serif; }}
-.map-holder {{ position: absolute; inset: 0; }}
+.map-holder {{ position: absolute; inset: 0; z-index: 0; }}
+.map-underlay {{ position: absolute; inset: 0; z-index: -1; pointer-events: none; }}
 .map-tooltip {{ position: absolute; z-index: 2; pointer-events: none; max-width: 28rem;
   background: rgba(255, 255, 255, 0.96); color: #222; padding: 0.3rem 0.5rem;
   border-radius: 0.3rem; box-shadow: 0 1px 4px #0004; font-size: 0.8rem; }}

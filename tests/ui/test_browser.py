@@ -351,6 +351,8 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         # Offline, Natural Earth's borders, rivers and places (served by the app) stand in.
         page.wait_for_function("() => window.__reviewMap.basemap() === 'natural-earth'",
                                timeout=60_000)
+        # ... and are drawn: lines and place names, not an empty canvas.
+        page.wait_for_function("() => window.__reviewMap.underlayPainted() > 2000", timeout=60_000)
         deadline = time.time() + 180
         spot = None
         while spot is None and time.time() < deadline:
