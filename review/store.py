@@ -360,10 +360,31 @@ def _v21(db: sqlite_utils.Database) -> None:
                "(status, period_start is null, period_start desc, score desc, id)")
 
 
+_LATEST_UNCERTAINTY = ("(select abs(m.score - coalesce(m.threshold, 0.5)) from model_scores m "
+                       "where m.detection_id = {id} order by m.scored_at desc limit 1)")
+
+
+def _v22(db: sqlite_utils.Database) -> None:
+    # The "uncertain" queue order: how close the latest rescore put each detection to its
+    # model's threshold, kept on the detection by triggers (whoever writes model_scores), so
+    # the order has an index like the others (a sort over a subquery per detection took
+    # 6.4 s per page at a million).
+    db.execute("ALTER TABLE detections ADD COLUMN model_uncertainty REAL")
+    db.execute("UPDATE detections SET model_uncertainty = " + _LATEST_UNCERTAINTY.format(id="detections.id")
+               + " WHERE id IN (SELECT detection_id FROM model_scores)")
+    for event, row in (("INSERT", "new"), ("UPDATE", "new"), ("DELETE", "old")):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS model_scores_{event.lower()} AFTER {event} ON "
+                   f"model_scores BEGIN UPDATE detections SET model_uncertainty = "
+                   f"{_LATEST_UNCERTAINTY.format(id=row + '.detection_id')} "
+                   f"WHERE id = {row}.detection_id; END")
+    db.execute("CREATE INDEX IF NOT EXISTS queue_by_uncertainty ON detections"
+               "(status, model_uncertainty is null, model_uncertainty, score is null, score desc, id)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
                                                               _v9, _v10, _v11, _v12, _v13, _v14,
                                                               _v15, _v16, _v17, _v18, _v19, _v20,
-                                                              _v21]
+                                                              _v21, _v22]
 
 
 @contextmanager

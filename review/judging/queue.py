@@ -34,19 +34,16 @@ ORDERS = {
     "second_opinion": "waiting for a second opinion",
     "uncertain": "most uncertain under the trained model first",
 }
-# Each order but "uncertain" has its index (review.store, v21) under exactly these expressions.
+# Each order has its index (review.store, v21 and v22) under exactly these expressions.
 _ORDER_SQL = {
     "score": "score is null, score desc, id",
     "threshold": "score is null, abs(score - coalesce(threshold, 0.5)), id",
     "newest": "period_start is null, period_start desc, score desc, id",
     "second_opinion": "score is null, score desc, id",
     # The latest rescore (python -m review rescore): closest to its model's threshold first;
-    # detections it did not score come after, highest source score first.
-    "uncertain": ("(select abs(m.score - coalesce(m.threshold, 0.5)) from model_scores m "
-                  "where m.detection_id = detections.id order by m.scored_at desc limit 1) "
-                  "is null, (select abs(m.score - coalesce(m.threshold, 0.5)) from model_scores m "
-                  "where m.detection_id = detections.id order by m.scored_at desc limit 1), "
-                  "score is null, score desc, id"),
+    # detections it did not score come after, highest source score first. model_uncertainty
+    # is kept from model_scores by triggers (review.store, v22).
+    "uncertain": "model_uncertainty is null, model_uncertainty, score is null, score desc, id",
 }
 CLAIM_SECONDS = 120          # a claim not renewed for this long is free again
 SKIP_SECONDS = 8 * 3600      # a skipped detection comes back to its reviewer after this

@@ -189,7 +189,7 @@ def test_a_sample_is_served_in_drawn_order_whatever_the_chosen_order(db):
     assert [r["id"] for r in listing(db, order="score")][:2] == [ids[-1], ids[-2]]
 
 
-@pytest.mark.parametrize("order", ["score", "threshold", "newest", "second_opinion"])
+@pytest.mark.parametrize("order", ["score", "threshold", "newest", "second_opinion", "uncertain"])
 def test_the_next_detection_is_read_from_an_index_not_by_sorting_the_whole_queue(db, order):
     # At a million pending detections a sort took 3-4 s on every Review run; an index in
     # the queue's order makes it a few rows' read, whatever the size.
@@ -216,3 +216,25 @@ def test_the_next_detection_is_read_from_an_index_not_by_sorting_the_whole_queue
         everything = listing(db, order=order if order != "second_opinion" else "score",
                              filters=Filters(status=status), limit=400)
         assert all(r["score"] is None for r in everything[-5:])      # unscored come last
+
+
+def test_the_uncertain_order_follows_each_detections_latest_rescore_whoever_writes_it(db):
+    ids = add_detections(db, 4)                      # source scores 0.3 to 0.51
+
+    def rescored(detection, score, at, model="m1"):
+        db.execute("insert or replace into model_scores (detection_id, model_sha256, model_id, "
+                   "score, threshold, scored_at) values (?, ?, ?, ?, 0.5, ?)",
+                   [detection, model, model, score, at])
+
+    def order():
+        return [r["id"] for r in listing(db, order="uncertain")]
+
+    rescored(ids[0], 0.9, "2026-01-01")              # 0.4 from the threshold
+    rescored(ids[1], 0.45, "2026-01-01")             # 0.05: the most uncertain
+    assert order() == [ids[1], ids[0], ids[3], ids[2]]   # unscored after, highest score first
+    rescored(ids[0], 0.51, "2026-02-01", model="m2")     # a later model: 0.01 now
+    assert order()[:2] == [ids[0], ids[1]]
+    db.execute("delete from model_scores where detection_id = ? and model_sha256 = 'm2'", [ids[0]])
+    assert order()[:2] == [ids[1], ids[0]]           # back to its earlier rescore
+    db.execute("update model_scores set score = 0.05 where detection_id = ?", [ids[1]])
+    assert order()[:2] == [ids[0], ids[1]]           # 0.45 from the threshold, against 0.4
