@@ -195,17 +195,18 @@ def _pane(filters: queue.Filters, order: str, disputes: bool) -> None:
         st.info("Your decision is final: it settles the dispute, and both earlier verdicts are kept.")
     st.text_input("Note (optional, kept with the verdict)", key="note", disabled=bool(held))
     row = st.columns(4)
-    row[0].button("Verified", on_click=_decide, args=("verified", None, disputes), type="primary",
-                  shortcut="V", key="verdict_verified", disabled=locked)
-    row[1].button("Unsure", on_click=_decide, args=("unsure", None, disputes), shortcut="U",
-                  key="verdict_unsure", disabled=locked)
+    on_screen = detection["id"]
+    row[0].button("Verified", on_click=_decide, args=("verified", None, disputes, on_screen),
+                  type="primary", shortcut="V", key="verdict_verified", disabled=locked)
+    row[1].button("Unsure", on_click=_decide, args=("unsure", None, disputes, on_screen),
+                  shortcut="U", key="verdict_unsure", disabled=locked)
     row[2].button("Skip", on_click=_skip, shortcut="S", key="verdict_skip")
     row[3].button("Undo last", on_click=_undo, shortcut="Z", key="verdict_undo", disabled=not can_undo)
     st.caption("False positive, with its reason:")
     reasons = st.columns(4) + st.columns(4)
     for column, (key, (code, label)) in zip(reasons, zip("12345678", REASONS.items())):
-        column.button(label, on_click=_decide, args=("false_positive", code, disputes), shortcut=key,
-                      key=f"fp_{code}", help=f"false positive: {label} (key {key})",
+        column.button(label, on_click=_decide, args=("false_positive", code, disputes, on_screen),
+                      shortcut=key, key=f"fp_{code}", help=f"false positive: {label} (key {key})",
                       use_container_width=True, disabled=locked)
     _details(db, detection, history, blind)
 
@@ -414,12 +415,20 @@ def _review_anyway(detection_id: int) -> None:
     state["_renewed"] = time.time()
 
 
-def _decide(verdict: str, reason: str | None = None, final: bool = False) -> None:
+def _decide(verdict: str, reason: str | None = None, final: bool = False,
+            on_screen: int | None = None) -> None:
     """Button callback: record at once, then move on. Nothing is recorded on a detection
-    this session does not hold (unless the reviewer chose to review it anyway)."""
+    this session does not hold (unless the reviewer chose to review it anyway), nor on one
+    other than the detection whose buttons were pressed (`on_screen`)."""
     state = st.session_state
     detection_id = state.get("current_id")
     if detection_id is None:
+        return
+    if on_screen is not None and on_screen != detection_id:
+        # A second key press while the next detection was still on its way: it was meant
+        # for the one just decided, not for one the reviewer has not seen yet.
+        state["flash_error"] = (f"Nothing recorded: #{detection_id} had not reached your screen "
+                                "when the key was pressed. Look at it, then decide.")
         return
     db = common.connection()
     reviewer = common.reviewer_name(db)

@@ -172,3 +172,18 @@ def test_the_claim_is_renewed_while_on_screen_and_a_lost_one_is_said(db_path):
     ana.run()
     assert "You no longer hold this detection: it is being reviewed by Ben" in _text(ana)
     assert ana.button(key="verdict_verified").disabled
+
+
+def test_a_key_pressed_for_one_detection_records_nothing_on_the_next_one_unseen(db_path):
+    # The reviewer presses "v" on #4 while the page has moved on to #3 (a second press before
+    # #3 reached the screen): the press belongs to #4's buttons, so #3 gets no verdict.
+    db = connect(db_path)
+    ana = _session("Ana")
+    assert _shown(ana) == 4
+    ana.session_state["current_id"] = 3              # moved on in the session, not on screen
+    ana.button(key="verdict_verified").click().run()
+    assert db["verdicts"].count == 0
+    assert "Nothing recorded: #3 had not reached your screen" in " ".join(e.value for e in ana.error)
+    assert _shown(ana) == 3                          # now on screen: a press decides it
+    ana.button(key="verdict_verified").click().run()
+    assert [(v["detection_id"], v["verdict"]) for v in db["verdicts"].rows] == [(3, "verified")]
