@@ -206,13 +206,16 @@ def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
         return counted
     frame = frame.copy()
     frame["_attribute"] = _has_attribute(frame)
+    # Sources with an area attribute first, then by first import; by status; by id.
     first = frame.groupby("source")["id"].min()
     with_attribute = frame.groupby("source")["_attribute"].any()
-    frame["_source_rank"] = [(0 if with_attribute[s] else 1, first[s]) for s in frame["source"]]
+    frame["_source_attribute"] = np.where(frame["source"].map(with_attribute).to_numpy(bool), 0, 1)
+    frame["_source_first"] = frame["source"].map(first)
     rank = {status: n for n, status in enumerate(STATUS_PRECEDENCE)}
     frame["_status_rank"] = frame["status"].map(rank).fillna(len(rank))
     for _, part in frame.groupby(group, sort=False):
-        part = part.sort_values(["_source_rank", "_status_rank", "id"], kind="stable")
+        part = part.sort_values(["_source_attribute", "_source_first", "_status_rank", "id"],
+                                kind="stable")
         geometries = _equal_area(part["geometry"])
         own = shapely.area(geometries)
         tree = shapely.STRtree(geometries)
@@ -245,8 +248,25 @@ def _labelled(db, by: str, sources, include_hidden: bool, context: ContextFilter
     if frame.empty:
         frame["period"] = pd.Series(dtype=object)
         return frame
-    frame["period"] = [period_label(s, e, by) for s, e in zip(frame["period_start"], frame["period_end"])]
+    # One label per distinct period (a million detections share a few dozen).
+    spans = frame[["period_start", "period_end"]].drop_duplicates()
+    labels = {(s, e): period_label(s, e, by) for s, e in zip(spans["period_start"], spans["period_end"])}
+    frame["period"] = [labels[(s, e)] for s, e in zip(frame["period_start"].to_numpy(object),
+                                                      frame["period_end"].to_numpy(object))]
     return frame[frame["period"].notna()].copy()
+
+
+def data_version(db) -> tuple:
+    """Changes whenever a trend table could: detections added or removed, any verdict
+    (statuses), a setting (how statuses are derived), what is hidden from Trends, or a
+    context layer's overlaps. A page may keep its tables while this stays the same."""
+    path = db.execute("pragma database_list").fetchone()[2]
+    return (path,) + tuple(db.execute(
+        "select (select count(*) from detections), (select max(id) from detections), "
+        "(select count(*) from verdicts), (select max(id) from verdicts), "
+        "(select group_concat(key || '=' || value || '@' || updated_at) from project_settings), "
+        "(select group_concat(kind || ':' || key) from trend_hidden), "
+        "(select group_concat(id || ':' || checked_through) from context_layers)").fetchone())
 
 
 def trend_table(db, by: str = "year", regions: list | None = None, region_field: str | None = None,

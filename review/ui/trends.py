@@ -6,9 +6,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..analysis import area_results, onset, sampling
-from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, has_quarters,
-                               precision_by_period, read_regions, set_hidden, source_table,
-                               totals_by_period, trend_inputs, trend_table)
+from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, data_version,
+                               has_quarters, precision_by_period, read_regions, set_hidden,
+                               source_table, totals_by_period, trend_inputs, trend_table)
 from ..errors import ReviewError
 from ..judging import queue
 from . import common
@@ -35,8 +35,12 @@ def page() -> None:
     try:
         with common.uploaded_file(region_upload) as path:
             regions = None if path is None else read_regions(path)
-        table = trend_table(db, by=by, regions=regions, region_field=region_field or None,
-                            sources=sources or None, context=inside)
+        if regions is None:
+            table = _trend_table(db, data_version(db), by, region_field or None,
+                                 tuple(sources), inside)
+        else:
+            table = trend_table(db, by=by, regions=regions, region_field=region_field or None,
+                                sources=sources or None, context=inside)
     except ReviewError as exc:
         st.error(str(exc))
         inside = None
@@ -53,7 +57,7 @@ def page() -> None:
                 "periods as the year view. Quarters appear for detections whose period lies "
                 "within one quarter (e.g. website layers with year 202503).")
     st.caption(f"Area basis: {area_basis(table)}.")
-    per_source = source_table(db, by=by, sources=sources or None, context=inside)
+    per_source = _source_table(db, data_version(db), by, tuple(sources), inside)
     _charts(totals_by_period(table), per_source)
     st.subheader("Table")
     st.dataframe(table, hide_index=True)
@@ -68,6 +72,20 @@ def page() -> None:
     _hidden_section(db)
     _sample_section(db)
     sites_ui.trends_link()
+
+
+# Kept while the data stay the same (a million detections take seconds to count): changing
+# a chart's view, or coming back to the page, does not count them again.
+@st.cache_data(max_entries=8, show_spinner="Counting the detections…")
+def _trend_table(_db, version: tuple, by: str, region_field: str | None, sources: tuple,
+                 inside) -> pd.DataFrame:
+    return trend_table(_db, by=by, region_field=region_field, sources=list(sources) or None,
+                       context=inside)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _source_table(_db, version: tuple, by: str, sources: tuple, inside) -> pd.DataFrame:
+    return source_table(_db, by=by, sources=list(sources) or None, context=inside)
 
 
 def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:
@@ -208,18 +226,24 @@ def _hidden_section(db) -> None:
     with st.expander(title):
         st.caption("Leave test runs or imports out of Trends (they stay in Review, Map and Export).")
         can = common.user(db).can("import")
+        if "t_hidden_error" in st.session_state:
+            st.error(st.session_state.pop("t_hidden_error"))
         for row in inputs.itertuples():
             key = f"t_show_{row.kind}_{row.key}"
-            shown = st.checkbox(f"{row.label} · {row.detections:,} detections", value=not row.hidden,
-                                key=key, disabled=not can)
-            if can and shown == row.hidden:
-                try:
-                    common.require(db, "import")
-                    set_hidden(db, row.kind, row.key, not shown, by=common.reviewer_name(db) or None)
-                except ReviewError as exc:
-                    st.error(str(exc))
-                    return
-                st.rerun()
+            # Each box shows what the database says now (someone else may have changed it);
+            # only a click here changes it.
+            st.session_state[key] = not row.hidden
+            st.checkbox(f"{row.label} · {row.detections:,} detections", key=key, disabled=not can,
+                        on_change=_toggle_hidden, args=(row.kind, row.key, key))
+
+
+def _toggle_hidden(kind: str, item: str, key: str) -> None:
+    db = common.connection()
+    try:
+        common.require(db, "import")
+        set_hidden(db, kind, item, not st.session_state[key], by=common.reviewer_name(db) or None)
+    except ReviewError as exc:
+        st.session_state["t_hidden_error"] = str(exc)
 
 
 def _sample_section(db) -> None:

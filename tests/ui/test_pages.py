@@ -358,6 +358,28 @@ def test_trends_page_shows_the_published_yearly_totals(db_path):
     assert at.get("download_button")
 
 
+def test_trends_page_counts_again_when_a_verdict_or_a_setting_changes_the_data(db_path, tmp_path):
+    # The tables are kept between runs while the data stay the same: a verdict recorded
+    # elsewhere, a new import or a source hidden from Trends must still show on the next run.
+    db = connect(db_path)
+    import_file(db, _detections_file(tmp_path))
+    at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
+    table = at.dataframe[0].value
+    assert (table["verified"].sum(), table["detections"].sum()) == (0, 3)
+    first = db.execute("select min(id) from detections").fetchone()[0]
+    verdicts.record(db, first, "Ana", "verified")                 # another reviewer, elsewhere
+    at.run()
+    assert at.dataframe[0].value["verified"].sum() == 1
+    import_file(db, _detections_file(tmp_path, n=2, note="more"), source="second import")
+    at.run()
+    assert at.dataframe[0].value["detections"].sum() == 5
+    from review.analysis.trends import set_hidden
+
+    set_hidden(db, "source", "second import", True)
+    at.run()
+    assert at.dataframe[0].value["detections"].sum() == 3
+
+
 def test_trends_page_on_an_empty_database_and_a_bad_region_file(db_path, tmp_path):
     at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
     assert not at.exception
