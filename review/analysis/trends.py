@@ -216,7 +216,8 @@ def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
     for _, part in frame.groupby(group, sort=False):
         part = part.sort_values(["_source_attribute", "_source_first", "_status_rank", "id"],
                                 kind="stable")
-        geometries = _equal_area(part["geometry"])
+        geometries = (part["_equal_area"].to_numpy() if "_equal_area" in part
+                      else _equal_area(part["geometry"]))
         own = shapely.area(geometries)
         tree = shapely.STRtree(geometries)
         left, right = tree.query(geometries, predicate="intersects")
@@ -239,6 +240,16 @@ def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
                 values[i] = free / 10_000
         counted.loc[part.index] = values
     return counted
+
+
+def labelled_frame(db, by: str = "year", sources: list[str] | None = None,
+                   include_hidden: bool = False, context: ContextFilter = None) -> pd.DataFrame:
+    """The detections Trends counts, with their period labels and equal-area footprints:
+    read once, it gives both trend_table and source_table (`frame=`)."""
+    frame = _labelled(db, by, sources, include_hidden, context)
+    if len(frame):
+        frame["_equal_area"] = _equal_area(frame["geometry"])
+    return frame
 
 
 def _labelled(db, by: str, sources, include_hidden: bool, context: ContextFilter = None) -> pd.DataFrame:
@@ -271,13 +282,14 @@ def data_version(db) -> tuple:
 
 def trend_table(db, by: str = "year", regions: list | None = None, region_field: str | None = None,
                 sources: list[str] | None = None, include_hidden: bool = False,
-                context: ContextFilter = None) -> pd.DataFrame:
+                context: ContextFilter = None, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per period (and region), with the columns in COLUMNS, then EXTRA_COLUMNS.
 
     Areas count each piece of ground once per period (METHOD); area_ha_listed is the plain
     sum of the detections' own areas, overlaps and all. With `context`, only the detections
-    overlapping that layer (or its polygons with one value), their whole areas."""
-    frame = _labelled(db, by, sources, include_hidden, context)
+    overlapping that layer (or its polygons with one value), their whole areas. `frame`:
+    labelled_frame's for the same arguments, when already read."""
+    frame = _labelled(db, by, sources, include_hidden, context) if frame is None else frame.copy()
     group = ["period"]
     if regions is not None or region_field:
         group = ["region", "period"]
@@ -320,10 +332,11 @@ SOURCE_COLUMNS = ["period", "source", "detections", "area_ha", "area_ha_listed",
 
 
 def source_table(db, by: str = "year", sources: list[str] | None = None,
-                 include_hidden: bool = False, context: ContextFilter = None) -> pd.DataFrame:
+                 include_hidden: bool = False, context: ContextFilter = None,
+                 frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per period and source: each source on its own (SOURCE_METHOD), so sources
-    can be compared; basis says how its area was measured."""
-    frame = _labelled(db, by, sources, include_hidden, context)
+    can be compared; basis says how its area was measured. `frame` as in trend_table."""
+    frame = _labelled(db, by, sources, include_hidden, context) if frame is None else frame.copy()
     if frame.empty:
         return pd.DataFrame(columns=SOURCE_COLUMNS)
     frame["counted"] = counted_areas(frame.assign(_group=frame["period"] + "\n" + frame["source"]),

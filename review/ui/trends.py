@@ -7,8 +7,9 @@ import streamlit as st
 
 from ..analysis import area_results, onset, sampling
 from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, data_version,
-                               has_quarters, precision_by_period, read_regions, set_hidden,
-                               source_table, totals_by_period, trend_inputs, trend_table)
+                               has_quarters, labelled_frame, precision_by_period, read_regions,
+                               set_hidden, source_table, totals_by_period, trend_inputs,
+                               trend_table)
 from ..errors import ReviewError
 from ..judging import queue
 from . import common
@@ -32,12 +33,13 @@ def page() -> None:
                                      key="t_region_field")
         layer, value = common.context_choice(db, "t_context")
     inside = (layer, value) if layer else None
+    per_source = None
     try:
         with common.uploaded_file(region_upload) as path:
             regions = None if path is None else read_regions(path)
         if regions is None:
-            table = _trend_table(db, data_version(db), by, region_field or None,
-                                 tuple(sources), inside)
+            table, per_source = _tables(db, data_version(db), by, region_field or None,
+                                        tuple(sources), inside)
         else:
             table = trend_table(db, by=by, regions=regions, region_field=region_field or None,
                                 sources=sources or None, context=inside)
@@ -57,7 +59,8 @@ def page() -> None:
                 "periods as the year view. Quarters appear for detections whose period lies "
                 "within one quarter (e.g. website layers with year 202503).")
     st.caption(f"Area basis: {area_basis(table)}.")
-    per_source = _source_table(db, data_version(db), by, tuple(sources), inside)
+    if per_source is None:
+        per_source = source_table(db, by=by, sources=sources or None, context=inside)
     _charts(totals_by_period(table), per_source)
     st.subheader("Table")
     st.dataframe(table, hide_index=True)
@@ -77,15 +80,13 @@ def page() -> None:
 # Kept while the data stay the same (a million detections take seconds to count): changing
 # a chart's view, or coming back to the page, does not count them again.
 @st.cache_data(max_entries=8, show_spinner="Counting the detections…")
-def _trend_table(_db, version: tuple, by: str, region_field: str | None, sources: tuple,
-                 inside) -> pd.DataFrame:
-    return trend_table(_db, by=by, region_field=region_field, sources=list(sources) or None,
-                       context=inside)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _source_table(_db, version: tuple, by: str, sources: tuple, inside) -> pd.DataFrame:
-    return source_table(_db, by=by, sources=list(sources) or None, context=inside)
+def _tables(_db, version: tuple, by: str, region_field: str | None, sources: tuple,
+            inside) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trend table and each source's, from one read of the detections."""
+    frame = labelled_frame(_db, by, list(sources) or None, context=inside)
+    return (trend_table(_db, by=by, region_field=region_field, sources=list(sources) or None,
+                        context=inside, frame=frame),
+            source_table(_db, by=by, sources=list(sources) or None, context=inside, frame=frame))
 
 
 def _charts(totals: pd.DataFrame, per_source: pd.DataFrame) -> None:

@@ -1,12 +1,13 @@
 import json
 
+import pandas as pd
 import pytest
 import shapely
 import shapely.affinity
 
-from review.analysis.trends import (area_of_interest, has_quarters, precision_by_period,
-                                    read_regions, set_hidden, source_table, totals_by_period,
-                                    trend_inputs, trend_table)
+from review.analysis.trends import (area_of_interest, has_quarters, labelled_frame,
+                                    precision_by_period, read_regions, set_hidden, source_table,
+                                    totals_by_period, trend_inputs, trend_table)
 from review.cli import main
 from review.detection.importers import import_file
 from review.errors import ReviewError
@@ -187,6 +188,16 @@ def test_a_website_layer_and_a_raw_file_together_count_shared_ground_once(db, ca
     series = dict(zip(source_table(db)["source"], source_table(db)["area_ha"]))
     assert series[WEBSITE_2023.stem] == pytest.approx(25806.4, abs=0.05)
     assert series[RAW_2023.stem] == pytest.approx(33607.7, rel=0.005)
+
+
+def test_both_tables_from_one_read_equal_each_read_on_its_own(db):
+    # The Trends page reads the detections once for both tables (labelled_frame).
+    import_file(db, WEBSITE_2023)
+    import_file(db, RAW_2023)
+    verdicts.record(db, 3, "ana", "verified")
+    frame = labelled_frame(db)
+    pd.testing.assert_frame_equal(trend_table(db, frame=frame), trend_table(db))
+    pd.testing.assert_frame_equal(source_table(db, frame=frame), source_table(db))
 
 
 def test_overlapping_footprints_count_once_and_verified_ground_comes_first(db, tmp_path):
