@@ -85,7 +85,6 @@ def assign_regions(frame: pd.DataFrame, regions: list[tuple[str, shapely.Geometr
 STATUS_PRECEDENCE = ("verified", "unsure", "needs_second_opinion", "disputed", "pending",
                      "false_positive")
 SAME_SITE_SHARE = 0.5       # an attribute detection at least this much inside counted ground: the same site
-EQUAL_AREA = "EPSG:6933"
 METHOD = ("Each piece of ground is counted once per period. Sources are taken in this order: "
           "those with their own mined-area attribute (e.g. Mined area (ha)) first, then those "
           "measured by footprint, each group in the order the sources came in; within a "
@@ -187,12 +186,9 @@ def trend_inputs(db) -> pd.DataFrame:
 
 
 def _equal_area(geojson: pd.Series) -> np.ndarray:
-    import pyproj
+    from .context import to_equal_area
 
-    geometries = shapely.make_valid(shapely.from_geojson(geojson.to_numpy()))
-    transformer = pyproj.Transformer.from_crs("EPSG:4326", EQUAL_AREA, always_xy=True)
-    return shapely.transform(geometries, lambda xy: np.column_stack(
-        transformer.transform(xy[:, 0], xy[:, 1])))
+    return to_equal_area(shapely.make_valid(shapely.from_geojson(geojson.to_numpy())))
 
 
 def _has_attribute(frame: pd.DataFrame) -> pd.Series:
@@ -200,7 +196,8 @@ def _has_attribute(frame: pd.DataFrame) -> pd.Series:
 
 
 def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
-    """Each detection's share of the ground counted once within its `group` (METHOD)."""
+    """Each detection's share of the ground counted once within its `group` (METHOD), from
+    labelled_frame's equal-area footprints."""
     counted = pd.Series(0.0, index=frame.index)
     if frame.empty:
         return counted
@@ -216,8 +213,7 @@ def counted_areas(frame: pd.DataFrame, group: str = "period") -> pd.Series:
     for _, part in frame.groupby(group, sort=False):
         part = part.sort_values(["_source_attribute", "_source_first", "_status_rank", "id"],
                                 kind="stable")
-        geometries = (part["_equal_area"].to_numpy() if "_equal_area" in part
-                      else _equal_area(part["geometry"]))
+        geometries = part["_equal_area"].to_numpy()
         own = shapely.area(geometries)
         tree = shapely.STRtree(geometries)
         left, right = tree.query(geometries, predicate="intersects")
@@ -289,7 +285,7 @@ def trend_table(db, by: str = "year", regions: list | None = None, region_field:
     sum of the detections' own areas, overlaps and all. With `context`, only the detections
     overlapping that layer (or its polygons with one value), their whole areas. `frame`:
     labelled_frame's for the same arguments, when already read."""
-    frame = _labelled(db, by, sources, include_hidden, context) if frame is None else frame.copy()
+    frame = labelled_frame(db, by, sources, include_hidden, context) if frame is None else frame.copy()
     group = ["period"]
     if regions is not None or region_field:
         group = ["region", "period"]
@@ -336,7 +332,7 @@ def source_table(db, by: str = "year", sources: list[str] | None = None,
                  frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per period and source: each source on its own (SOURCE_METHOD), so sources
     can be compared; basis says how its area was measured. `frame` as in trend_table."""
-    frame = _labelled(db, by, sources, include_hidden, context) if frame is None else frame.copy()
+    frame = labelled_frame(db, by, sources, include_hidden, context) if frame is None else frame.copy()
     if frame.empty:
         return pd.DataFrame(columns=SOURCE_COLUMNS)
     frame["counted"] = counted_areas(frame.assign(_group=frame["period"] + "\n" + frame["source"]),
