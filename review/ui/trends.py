@@ -6,10 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..analysis import area_results, onset, sampling
-from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, data_version,
-                               has_quarters, labelled_frame, precision_by_period, read_regions,
-                               set_hidden, source_table, totals_by_period, trend_inputs,
-                               trend_table)
+from ..analysis.trends import (COLUMNS, EXTRA_COLUMNS, METHOD, SOURCE_COLUMNS, SOURCE_METHOD,
+                               STATUS_COLUMNS, area_basis, data_version, has_quarters,
+                               labelled_frame, precision_by_period, read_regions, set_hidden,
+                               source_table, totals_by_period, trend_inputs, trend_table)
 from ..errors import ReviewError
 from ..judging import queue
 from . import common
@@ -33,7 +33,7 @@ def page() -> None:
                                      key="t_region_field")
         layer, value = common.context_choice(db, "t_context")
     inside = (layer, value) if layer else None
-    per_source = None
+    per_source, failed = None, False
     try:
         with common.uploaded_file(region_upload) as path:
             regions = None if path is None else read_regions(path)
@@ -45,16 +45,17 @@ def page() -> None:
                                 sources=sources or None, context=inside)
     except ReviewError as exc:
         st.error(str(exc))
-        inside = None
-        table = trend_table(db, by=by, sources=sources or None).iloc[0:0]
+        inside, failed = None, True
+        table = pd.DataFrame(columns=COLUMNS + EXTRA_COLUMNS)      # nothing counted, nothing read
+        per_source = pd.DataFrame(columns=SOURCE_COLUMNS)
     if inside:
         st.caption(f"Only detections overlapping {layer}" + (f" ({value})" if value else "")
                    + ": each counts whole, also where it crosses the layer's edge (how much of "
                      "each lies inside: `python -m review context overlaps`).")
-    if table.empty:
+    if table.empty and not failed:
         st.info(f"No detection with a period overlaps {layer}" + (f" ({value})." if value else ".")
                 if inside else "No detections with a period yet: import or detect some, then review them.")
-    elif by == "quarter" and not has_quarters(db, sources or None, context=inside):
+    elif by == "quarter" and not failed and not has_quarters(db, sources or None, context=inside):
         st.info("Every detection here covers a whole year, so the quarter view shows the same "
                 "periods as the year view. Quarters appear for detections whose period lies "
                 "within one quarter (e.g. website layers with year 202503).")

@@ -393,6 +393,8 @@ def test_trends_page_on_an_empty_database_and_a_bad_region_file(db_path, tmp_pat
     at.file_uploader(key="t_regions").upload("points.geojson", points.encode(), "application/geo+json").run()
     assert not at.exception
     assert "regions must be polygons" in at.error[0].value
+    # The detections are there: the page does not say there are none.
+    assert not any("No detections with a period yet" in i.value for i in at.info)
 
 
 def test_trends_page_draws_a_sample_and_reports_its_estimate(db_path, tmp_path):
