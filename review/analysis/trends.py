@@ -255,11 +255,12 @@ def _labelled(db, by: str, sources, include_hidden: bool, context: ContextFilter
     if frame.empty:
         frame["period"] = pd.Series(dtype=object)
         return frame
-    # One label per distinct period (a million detections share a few dozen).
-    spans = frame[["period_start", "period_end"]].drop_duplicates()
-    labels = {(s, e): period_label(s, e, by) for s, e in zip(spans["period_start"], spans["period_end"])}
-    frame["period"] = [labels[(s, e)] for s, e in zip(frame["period_start"].to_numpy(object),
-                                                      frame["period_end"].to_numpy(object))]
+    # One label per distinct period (a million detections share a few dozen). A detection
+    # without a period reads as None or as NaN, by what else its column holds: both are "".
+    spans = frame[["period_start", "period_end"]].fillna("")
+    keys = list(zip(spans["period_start"].to_numpy(object), spans["period_end"].to_numpy(object)))
+    labels = {key: period_label(key[0] or None, key[1] or None, by) for key in set(keys)}
+    frame["period"] = [labels[key] for key in keys]
     return frame[frame["period"].notna()].copy()
 
 

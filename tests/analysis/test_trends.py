@@ -279,3 +279,22 @@ def test_every_status_has_its_column_and_the_columns_add_up(db):
     assert len(waiting) == 1 and waiting["status"].iloc[0] == "needs_second_opinion"
     assert (frame[statuses].sum(axis=1) == frame["detections"] - frame["periodless"]).all() or \
         (frame[statuses].sum(axis=1) == frame["detections"]).all()
+
+
+@needs_fixtures
+def test_detections_without_a_period_beside_dated_ones_are_left_out_not_a_crash(db, capsys):
+    """The published 2023 positives carry no period; beside a dated website layer, Trends
+    counts the layer's detections and leaves the undated ones out (it used to fail with
+    "'float' object is not subscriptable")."""
+    import_file(db, FIXTURES / "labels" / "earthrise_v3.3_2023_positives.geojson")
+    import_file(db, FIXTURES / "detections" / "earthrise" / "mining_202300_simplified.geojson")
+    dated = db.conn.execute("select count(*) from detections where period_start is not null").fetchone()[0]
+    undated = db.conn.execute("select count(*) from detections where period_start is null").fetchone()[0]
+    assert dated and undated
+    table = trend_table(db)
+    assert list(table["period"]) == ["2023"] and table["detections"].sum() == dated
+    assert table["area_ha_all"].round(1).tolist() == [WEBSITE_LAYER_HA[2023]]
+    assert source_table(db)["detections"].sum() == dated
+    db_path = db.conn.execute("pragma database_list").fetchone()[2]
+    assert main(["trends", "--db", db_path]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[1].startswith("2023,")
