@@ -40,14 +40,39 @@ function parse(bytes) {
   return {header, arrays};
 }
 
+// Streamlit's own deck.gl chart (st.pydeck_chart: the Sites page) bundles another version
+// of deck.gl and luma.gl, and each refuses to start where the other version's global is set
+// ("multiple versions detected"). Ours loads with those globals set aside and leaves none
+// behind: this module holds it (deckLib), whichever page of the tab came first.
+let deckLib = null;
+const LIBRARY_GLOBALS = ["deck", "luma"];
+
 function loadScript(url) {
-  if (window.deck) return Promise.resolve(window.deck);
+  if (deckLib) return Promise.resolve(deckLib);
   if (!kept.deckLoading) {
     kept.deckLoading = new Promise((resolve, reject) => {
+      const theirs = Object.fromEntries(LIBRARY_GLOBALS.map((name) => [name, globalThis[name]]));
+      const restore = () => {
+        for (const name of LIBRARY_GLOBALS) {
+          if (theirs[name] === undefined) delete globalThis[name];
+          else globalThis[name] = theirs[name];
+        }
+      };
+      for (const name of LIBRARY_GLOBALS) delete globalThis[name];
       const script = document.createElement("script");
       script.src = url;
-      script.onload = () => (window.deck ? resolve(window.deck) : reject(new Error("deck.gl did not load")));
-      script.onerror = () => { kept.deckLoading = null; reject(new Error("deck.gl could not be loaded from " + url)); };
+      script.onload = () => {
+        const lib = globalThis.deck;
+        restore();
+        if (lib && lib.Deck) { deckLib = lib; resolve(lib); return; }
+        kept.deckLoading = null;
+        reject(new Error("deck.gl did not load"));
+      };
+      script.onerror = () => {
+        restore();
+        kept.deckLoading = null;
+        reject(new Error("deck.gl could not be loaded from " + url));
+      };
       document.head.appendChild(script);
     });
   }
@@ -326,7 +351,7 @@ function footprintLayer(deck, id, base, fp, visible) {
     footprintData.set(fp, {length: fp.parts, startIndices: fp.starts,
                            attributes: {getPolygon: {value: fp.xy, size: 2}}});
   }
-  return new deck.SolidPolygonLayer({
+  return new deckLib.SolidPolygonLayer({
     id, visible, _normalize: false, pickable: false, data: footprintData.get(fp),
     getFillColor: (_, {index}) => {
       const c = base.palette[base.status[fp.owner[index]]];
@@ -362,14 +387,14 @@ function cellData(base, level) {
 }
 
 function cellLayer(deck, id, data) {
-  return new deck.ScatterplotLayer({
+  return new deckLib.ScatterplotLayer({
     id, pickable: false, stroked: false, antialiasing: false, radiusUnits: "pixels",
     getRadius: CELL_PX / 2 + 0.25, data,
   });
 }
 
 function dotLayer(deck, id, data) {
-  return new deck.ScatterplotLayer({
+  return new deckLib.ScatterplotLayer({
     id, pickable: false, stroked: false, radiusUnits: "meters", getRadius: DOT_METRES,
     radiusMinPixels: DOT_MIN_PX, radiusMaxPixels: DOT_MAX_PX, data,
   });
@@ -416,12 +441,12 @@ function buildLayers(state) {
   const zoom = state.zoom;
   const layers = [];
   if (state.basemapUrl && state.basemapOk) {
-    layers.push(new deck.TileLayer({
+    layers.push(new deckLib.TileLayer({
       id: "basemap", data: state.basemapUrl, minZoom: 0, maxZoom: 19, tileSize: 256,
       onTileError: () => state.basemapFailed(),
       renderSubLayers: props => {
         const {west, south, east, north} = props.tile.bbox;
-        return new deck.BitmapLayer(props, {data: null, image: props.data, bounds: [west, south, east, north]});
+        return new deckLib.BitmapLayer(props, {data: null, image: props.data, bounds: [west, south, east, north]});
       },
     }));
   }
@@ -469,7 +494,7 @@ function buildLayers(state) {
   layers.push(dotLayer(deck, "reviewed-dots", state.overlayDots));
   if (state.hover >= 0) {
     const row = state.hover;
-    layers.push(new deck.ScatterplotLayer({
+    layers.push(new deckLib.ScatterplotLayer({
       id: "hover", data: [row], getPosition: r => [base.lonlat[2 * r], base.lonlat[2 * r + 1]],
       getRadius: 7, radiusUnits: "pixels", stroked: true, filled: false,
       getLineColor: [255, 230, 0, 255], lineWidthMinPixels: 2}));
@@ -479,7 +504,7 @@ function buildLayers(state) {
 
 function createMap(root, data, component) {
   const {setTriggerValue, setStateValue} = component;
-  const state = {root, deck: window.deck, base: kept.base, zoom: 0, hover: -1, overlay: new Int32Array(0),
+  const state = {root, deck: deckLib, base: kept.base, zoom: 0, hover: -1, overlay: new Int32Array(0),
                  basemapUrl: data.basemap_url || null, basemapOk: false, naturalEarth: null,
                  setTriggerValue, setStateValue, viewTimer: null, lastRequest: null};
   root.innerHTML = "";
@@ -526,7 +551,7 @@ function createMap(root, data, component) {
     const viewports = state.map && state.map.getViewports();
     return viewports && viewports.length ? viewports[0] : null;
   };
-  state.map = new window.deck.Deck({
+  state.map = new deckLib.Deck({
     parent: holder, width: "100%", height: "100%", useDevicePixels: 1,
     initialViewState: {...initial, pitch: 0, bearing: 0}, controller: {doubleClickZoom: true},
     layers: [],

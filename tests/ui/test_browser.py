@@ -387,3 +387,54 @@ def test_the_map_draws_every_detection_offline_and_a_click_opens_it_in_review(st
         assert spot is not None, "the verified detection is not drawn in red"
         assert max(received) < 100_000, received          # only the change travelled
         browser.close()
+
+
+def _open_site_from_the_sidebar(page, site_id: int) -> None:
+    """Sites by the sidebar (no page load), then one site by its id: the page keeps the
+    Map's scripts, as a reviewer's tab does."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Sites").click()
+    page.get_by_label("Site id").fill(str(site_id))
+    page.get_by_label("Site id").press("Enter")
+    page.get_by_test_id("stBaseButton-secondary").filter(has_text=re.compile(r"^Open$")).click()
+    chart = page.get_by_test_id("stDeckGlJsonChart")
+    expect(chart.locator("canvas").first).to_be_attached(timeout=60_000)
+
+
+@needs_fixtures
+@needs_chromium
+def test_the_map_and_a_sites_map_live_in_one_tab_in_either_order(streamlit_server):
+    """The Map's deck.gl (served by the app) and the site view's (Streamlit's own chart, of
+    another version) each start, whichever the tab met first: neither says "multiple
+    versions detected", and the Map still draws after a site was open."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from review.cli import main
+
+    url, db_path = streamlit_server
+    import_file(connect(db_path), FIXTURES / "detections" / "earthrise" / "mining_202300_simplified.geojson")
+    assert main(["sites", "build", "--db", str(db_path), "--format", "json"]) == 0
+    errors = []
+    with sync_playwright() as playwright:
+        browser, page = local_browser(playwright)
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url + "/Map")                           # the Map first, then a site
+        page.wait_for_function("() => window.__reviewMap && window.__reviewMap.drawn() > 0",
+                               timeout=120_000)
+        _open_site_from_the_sidebar(page, 1)
+        page.get_by_role("link", name="Map").click()
+        page.wait_for_function("() => window.__reviewMap.drawn() > 0", timeout=60_000)
+        page.goto(url + "/Sites")                         # a new tab's order: a site first
+        expect(page.get_by_label("Site id")).to_be_visible(timeout=60_000)
+        _open_site_from_the_sidebar(page, 1)
+        page.get_by_role("link", name="Map").click()
+        page.wait_for_function("() => window.__reviewMap && window.__reviewMap.drawn() > 0",
+                               timeout=120_000)
+        expect(page.get_by_text("multiple versions")).to_have_count(0)
+        expect(page.get_by_text("could not be loaded (")).to_have_count(0)
+        _open_site_from_the_sidebar(page, 1)
+        expect(page.get_by_text("multiple versions")).to_have_count(0)
+        browser.close()
+    assert not [e for e in errors if "multiple versions" in e or "not a constructor" in e], errors
