@@ -7,6 +7,7 @@ import html
 import ipaddress
 import json
 import uuid
+from datetime import date
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
@@ -352,13 +353,29 @@ def uploaded_file(upload) -> Iterator:
         yield path
 
 
+EARLIEST_PERIOD = date(1972, 7, 23)     # Landsat 1's launch: no imagery is older
+
+
+def _latest_period() -> date:
+    return date(date.today().year + 1, 12, 31)
+
+
 def filters_sidebar(db, with_status: bool = False, default_status: str = "all") -> queue.Filters:
     """The sidebar's filters; without a status choice the queue's (pending) detections."""
     with st.sidebar:
         sources = st.multiselect("Sources", queue.sources(db), key="f_sources")
         low, high = st.slider("Score", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_score")
-        period_from = st.text_input("Period from (YYYY-MM-DD)", key="f_from")
-        period_to = st.text_input("Period to (YYYY-MM-DD)", key="f_to")
+        # Calendar pickers: typed nonsense cannot become a filter that silently matches
+        # nothing (or, in another format, nothing at all).
+        period_from = st.date_input("Period from", value=None, min_value=EARLIEST_PERIOD,
+                                    max_value=_latest_period(), format="YYYY-MM-DD", key="f_from",
+                                    help="detections whose period ends on or after this day")
+        period_to = st.date_input("Period to", value=None, min_value=EARLIEST_PERIOD,
+                                  max_value=_latest_period(), format="YYYY-MM-DD", key="f_to",
+                                  help="detections whose period starts on or before this day")
+        if period_from and period_to and period_from > period_to:
+            st.warning("“Period from” is after “Period to”: no detection can match. "
+                       "Swap them, or clear one.")
         status = None
         if with_status:
             options = ["all", *STATUSES]
@@ -378,8 +395,9 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
         st.sidebar.error(str(exc))
         area = None
     return queue.Filters(sources=sources, score_min=low if low > 0 else None,
-                         score_max=high if high < 1 else None, period_from=period_from or None,
-                         period_to=period_to or None, area=area, sample_id=sample_id,
+                         score_max=high if high < 1 else None,
+                         period_from=period_from.isoformat() if period_from else None,
+                         period_to=period_to.isoformat() if period_to else None, area=area, sample_id=sample_id,
                          status=(None if status == "all" else status) if with_status else "pending",
                          context=layer, context_value=value)
 

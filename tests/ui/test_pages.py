@@ -428,3 +428,24 @@ def test_export_page_prepares_verified_geojson_and_evidence_errors(db_path, tmp_
     assert at.number_input(key="x_evidence_id").value == 2
     at.button(key="x_evidence").click().run()
     assert "no stored scene covers detection 2" in at.error[0].value
+
+
+def test_the_period_filters_are_dates_and_an_impossible_range_says_so(db_path, tmp_path):
+    """The sidebar's period is picked as dates (typed nonsense cannot become a filter that
+    silently matches nothing); a range that ends before it starts is pointed out."""
+    from datetime import date
+
+    db = connect(db_path)
+    import_file(db, _detections_file(tmp_path))                       # #1-#3: 2023
+    older = tmp_path / "old"
+    older.mkdir()
+    import_file(db, _detections_file(older).rename(older / "detections_2020-01-01_2020-12-31.geojson"))
+    at = _review(db_path)                                              # #4-#6: 2020
+    at.date_input(key="f_to").set_value(date(2020, 12, 31)).run()
+    assert not at.exception and not at.warning
+    assert at.subheader[0].value.startswith("Detection #6")
+    at.date_input(key="f_from").set_value(date(2021, 1, 1)).run()
+    assert "“Period from” is after “Period to”" in at.warning[0].value
+    at.date_input(key="f_to").set_value(None).run()
+    assert not at.warning
+    assert at.subheader[0].value.startswith("Detection #3")
