@@ -36,11 +36,15 @@ class StoreError(ReviewError):
 
 
 def sentence(text: str) -> str:
-    """A message as one sentence: capital first letter, full stop at the end."""
+    """A message as one sentence: capital first letter, full stop at the end. A message
+    that opens with a name (a file, a path, an identifier: a word with a dot, slash,
+    underscore or digit in it) keeps that name as it is spelt."""
     text = " ".join(str(text).split())
     if not text:
         return text
-    text = text[0].upper() + text[1:]
+    first = text.split(" ", 1)[0].rstrip(":,;")
+    if not any(c in first for c in "./\\_") and not any(c.isdigit() for c in first):
+        text = text[0].upper() + text[1:]
     return text if text[-1] in ".!?" else text + "."
 
 

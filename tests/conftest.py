@@ -355,4 +355,8 @@ def assert_plain(message: str) -> None:
     """A message for people: a sentence, with no errno text, traceback, HTTP library text or flag."""
     for word in FORBIDDEN_IN_MESSAGES:
         assert word not in message, message
-    assert message[0].isupper() and message.endswith("."), message
+    first = message.split(" ", 1)[0]
+    # A sentence starts with a capital, unless it starts with a name spelt as its owner
+    # spelt it (a file name).
+    assert (message[0].isupper() or "." in first.rstrip(".:")) and message.rstrip().endswith("."), \
+        message

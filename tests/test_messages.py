@@ -61,7 +61,7 @@ def test_an_import_of_an_empty_json_object_is_one_whole_sentence(db, tmp_path):
     with pytest.raises(ReviewError) as caught:
         import_file(db, path)
     message = sentence(str(caught.value))
-    assert message == ("Empty.geojson is not a file of detections this tool can read: import "
+    assert message == ("empty.geojson is not a file of detections this tool can read: import "
                        "GeoJSON, GeoPackage, a zipped shapefile or a lat/lon CSV.")
     assert_plain(message)
 

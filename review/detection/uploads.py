@@ -41,6 +41,15 @@ def save_scene(content: bytes, name: str) -> Path:
                        content)
 
 
+def known_names(kept: Path | None, name: str | None) -> dict[str, str]:
+    """How to spell a kept upload in a message: its full path, then the file name it was
+    kept under, each as the name it was uploaded with."""
+    if kept is None or not name:
+        return {}
+    kept = Path(kept)
+    return {str(kept): name, kept.name: name, kept.stem: Path(name).stem}
+
+
 def save_import(content: bytes, name: str) -> Path:
     """Keep an uploaded detections layer under data/imports/<digest>/<name>: the file keeps
     its own name, which gives the default source name and can carry its period."""

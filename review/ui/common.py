@@ -320,16 +320,22 @@ def chip_pair(left, right, prepared, view: str, dehazed: bool, what: str) -> dic
     return shown
 
 
-def show_error(exc: BaseException, prefix: str = "") -> None:
+def show_error(exc: BaseException, prefix: str = "", names: dict[str, str] | None = None) -> None:
     """A domain error as one plain sentence, with the underlying details (if any) in an
-    expander below it."""
+    expander below it. `names` spells kept files as the person knows them (an upload's
+    own name for the path it was kept under)."""
     from ..errors import sentence
 
-    st.error(sentence(prefix + str(exc)))
+    def spelt(text: str) -> str:
+        for kept, known in (names or {}).items():
+            text = text.replace(kept, known)
+        return text
+
+    st.error(sentence(spelt(prefix + str(exc))))
     details = getattr(exc, "details", None)
     if details:
         with st.expander("Details"):
-            st.code(details, language=None, wrap_lines=True)
+            st.code(spelt(details), language=None, wrap_lines=True)
 
 
 def holder() -> str:

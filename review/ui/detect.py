@@ -92,8 +92,12 @@ def page() -> None:
         before_path = _store_before(before_upload, bands or None)
         if before_path is None:
             return
+    names = uploads.known_names(source if upload is not None else None,
+                                upload.name if upload is not None else None)
+    if before_upload is not None:
+        names.update(uploads.known_names(before_path, before_upload.name))
     stored_ok = _run_and_show(source, model_spec, bands or None, (start or None, end or None),
-                              t_main, t_iso, before_path)
+                              t_main, t_iso, before_path, names)
     if upload is not None and not stored_ok:
         uploads.discard(db, source)          # a refused upload is not kept in data/scenes
 
@@ -254,19 +258,23 @@ def _fetch_area(area: tuple[str, str, str], model_spec: str):
 def _store_before(upload, bands: str | None):
     """Register the 'before' tile as a scene (its period comes from its tags); its path,
     or None when it cannot be used."""
+    path = None
     try:
         path = uploads.save_scene(upload.getvalue(), upload.name)
         tile = preparation.add_tile(common.connection(), path, bands)
     except ReviewError as exc:
-        common.show_error(exc, prefix="before tile: ")
+        common.show_error(exc, prefix="before tile: ",
+                          names=uploads.known_names(path, upload.name))
         return None
     if not tile.period_start:
         st.warning(f"{tile.name} has no period in its tags; Review cannot tell it is the earlier view.")
     return path
 
 
-def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=None) -> bool:
-    """Run, store and show; False when nothing was stored."""
+def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=None,
+                  names: dict[str, str] | None = None) -> bool:
+    """Run, store and show; False when nothing was stored. `names`: uploads' own names, for
+    messages."""
     from ..detection.runs import ignored_before
 
     try:
@@ -275,7 +283,7 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=
         model = common.model(model_spec)
         problem = preflight.unnamed_bands(tile, model.card, bands)
         if problem:
-            st.error(sentence(problem))
+            common.show_error(ReviewError(problem), names=names)
             return False
         small = preflight.too_small(tile, model.card)
         check_compatible(tile, model.card)
@@ -290,7 +298,7 @@ def _run_and_show(source, model_spec, bands, period, t_main, t_iso, before_path=
         _model_unavailable(exc)
         return False
     except ReviewError as exc:
-        common.show_error(exc)
+        common.show_error(exc, names=names)
         return False
     bar.progress(1.0, text="Done")
     st.success(f"Run {run_id}: {result.summary()}")

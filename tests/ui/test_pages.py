@@ -11,7 +11,8 @@ from review.detection.importers import import_file
 from review.judging import verdicts
 from review.store import connect
 
-from tests.conftest import FIXTURES, REPO, WEBSITE_LAYER_HA, mine_tile, needs_fixtures
+from tests.conftest import (FIXTURES, REPO, WEBSITE_LAYER_HA, assert_plain, mine_tile,
+                            needs_fixtures)
 
 TIMEOUT = 120
 HOME, DETECT, REVIEW, MAP = (str(REPO / p) for p in (
@@ -44,13 +45,6 @@ def test_home_page_on_an_empty_database_says_what_to_do(db_path):
         at.run()
     assert any("detector device: CPU" in c.value or "detector device: GPU" in c.value
                for c in at.caption)
-
-
-def assert_plain(message: str) -> None:
-    """A message for people: plain sentences, no errno, traceback, HTTP library text or CLI flag."""
-    for word in ("Errno", "Traceback", "HTTPSConnectionPool", "--"):
-        assert word not in message, message
-    assert message[0].isupper() and message.rstrip().endswith("."), message
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -165,6 +159,24 @@ def test_detect_page_shows_bad_input_as_a_message(db_path, tmp_path, tiny_model_
     assert "not a raster" in at.error[0].value
     assert connect(db_path)["runs"].count == 0
 
+
+
+def test_a_refused_upload_is_named_as_it_was_uploaded(db_path, tmp_path, tiny_model_path):
+    """The message names the file the person uploaded, not the name or the server path it
+    was kept under while it was checked; and the refused upload is not kept."""
+    from review import settings
+
+    at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
+    at.file_uploader[0].upload("fake.tif", b"not an image at all", "image/tiff")
+    at.selectbox[1].select("A file on this machine").run()
+    at.text_input(key="model_path").input(str(tiny_model_path))
+    at.button[0].click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert message.startswith("fake.tif: not a raster"), message
+    scenes = settings.data_dir() / "scenes"
+    assert str(scenes) not in message and "_fake" not in message, message
+    assert not list(scenes.glob("*fake*"))
 
 def test_detect_page_asks_for_a_tile(db_path):
     at = AppTest.from_file(DETECT, default_timeout=TIMEOUT).run()
