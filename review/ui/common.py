@@ -408,6 +408,27 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
                          context=layer, context_value=value)
 
 
+def filters_in_words(filters: queue.Filters) -> str:
+    """The sidebar's filters that narrow the detections, as a short phrase ("" for none)."""
+    parts = []
+    if filters.status:
+        parts.append(f"status {filters.status.replace('_', ' ')}")
+    if filters.sources:
+        parts.append("source " + ", ".join(filters.sources))
+    if filters.score_min is not None or filters.score_max is not None:
+        parts.append(f"score {filters.score_min or 0:.2f} to {filters.score_max or 1:.2f}")
+    if filters.period_from or filters.period_to:
+        parts.append(f"period {filters.period_from or '…'} to {filters.period_to or '…'}")
+    if filters.area is not None:
+        parts.append("inside the area of interest")
+    if filters.sample_id is not None:
+        parts.append(f"random sample {filters.sample_id}")
+    if filters.context:
+        parts.append(f"inside {filters.context}" + (f" ({filters.context_value})"
+                                                     if filters.context_value else ""))
+    return "; ".join(parts)
+
+
 def context_choice(db, key: str) -> tuple[str | None, str | None]:
     """The choice of a context layer (shown only when there are layers) and, once one is
     chosen, of one of its values: (layer, value), None for any. Call inside the sidebar."""

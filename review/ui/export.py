@@ -25,7 +25,14 @@ def page() -> None:
 
 def _exports(db, filters: queue.Filters) -> None:
     count = queue.count(db, filters)
-    st.write(f"{count:,} detections match the filters.")
+    narrowed = common.filters_in_words(filters)
+    st.write(f"{count:,} detection{'s match' if count != 1 else ' matches'} the filters in the "
+             f"sidebar ({narrowed})." if narrowed else f"{count:,} detections, all of them.")
+    if not count and narrowed:
+        everything = queue.count(db, queue.Filters(status=None))
+        if everything:
+            st.caption(f"{everything:,} detections in all: record verdicts on Review, or change "
+                       "the filters (the Status filter is in the sidebar, below the others).")
     if filters.context:
         st.caption(f"Only detections overlapping {filters.context}"
                    + (f" ({filters.context_value})" if filters.context_value else "")

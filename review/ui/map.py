@@ -65,8 +65,13 @@ def page() -> None:
     counts = columns.counts(changes)
     total = sum(counts.values())
     if not total:
-        st.info("No detections match these filters. Import detections on Home, or run a "
-                "detector on the Detect page; clear the filters in the sidebar to see all.")
+        narrowed = common.filters_in_words(filters)
+        if narrowed:
+            st.info(f"No detections match the filters in the sidebar ({narrowed}); clear them "
+                    "to see all.")
+        else:
+            st.info("No detections yet. Import detections on Home, or run a detector on the "
+                    "Detect page.")
         return
     st.caption(f"{total:,} detections match, every one drawn. Hover for details; click one "
                "to open it in Review." + ("" if columns.all_footprints else

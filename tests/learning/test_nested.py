@@ -138,3 +138,20 @@ def test_nested_figures_and_the_labels_saved_curve_on_the_real_pairs(pairs_set, 
     rows = curve.saved()
     assert rows and all(r["saved"] is None or r["saved"] == r["random"] - r["uncertain"]
                         for r in rows)
+
+
+def test_a_few_false_positives_still_count_in_the_forest():
+    """Verdicts are mostly "verified". Just past the mines, where only the few false
+    positives lie, the forest says "not a mine": each label weighs the same in the trees, so
+    four false positives among forty verdicts are not outvoted by the mines they share a
+    leaf with (unweighted, those places score about 0.45)."""
+    from review.learning.selection import fit_forest
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        mines = rng.uniform(0.0, 1.0, size=(36, 1))
+        false_positives = rng.uniform(0.9, 1.3, size=(4, 1))   # touching the mines' edge
+        forest = fit_forest(np.vstack([mines, false_positives]), np.repeat([1, 0], [36, 4]),
+                            seed=1)
+        assert forest.scores(np.array([[1.05], [1.15]])).max() < 0.35
+        assert forest.scores(np.array([[0.3]]))[0] > 0.8

@@ -82,7 +82,7 @@ def test_export_and_trends_count_only_verified_detections_inside_the_territory(d
     at = AppTest.from_file(EXPORT, default_timeout=TIMEOUT).run()
     assert "2 detections match" in at.markdown[0].value             # verified, anywhere
     at.selectbox(key="f_context").select("Territories").run()
-    assert "1 detections match" in at.markdown[0].value
+    assert "1 detection matches" in at.markdown[0].value
     assert any("Only detections overlapping Territories" in c.value for c in at.caption)
     at.button(key="x_prepare").click().run()
     assert not at.exception

@@ -429,7 +429,7 @@ def test_export_page_prepares_verified_geojson_and_evidence_errors(db_path, tmp_
     verdicts.record(db, 2, "ana", "verified")
     at = AppTest.from_file(EXPORT, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert "1 detections match" in at.markdown[0].value        # status defaults to verified
+    assert "1 detection matches" in at.markdown[0].value        # status defaults to verified
     at.button(key="x_prepare").click().run()
     assert not at.exception
     assert "Download detections.geojson (1 detections)" in at.get("download_button")[0].proto.label
@@ -461,3 +461,27 @@ def test_the_period_filters_are_dates_and_an_impossible_range_says_so(db_path, t
     at.date_input(key="f_to").set_value(None).run()
     assert not at.warning
     assert at.subheader[0].value.startswith("Detection #3")
+
+
+def test_an_empty_map_or_export_says_whether_the_filters_or_the_database_are_why(db_path, tmp_path):
+    """A journalist who sees nothing is told why: no detections at all, or the sidebar's
+    filters (named, with Export's default status among them)."""
+    from datetime import date
+
+    export_page = str(REPO / "app_pages" / "5_Export.py")
+    at = AppTest.from_file(MAP, default_timeout=TIMEOUT).run()
+    assert "No detections yet" in at.info[0].value and "filters" not in at.info[0].value
+    import_file(connect(db_path), _detections_file(tmp_path))
+    at = AppTest.from_file(MAP, default_timeout=TIMEOUT).run()
+    at.date_input(key="f_from").set_value(date(2025, 1, 1)).run()
+    assert not at.exception
+    assert "filters in the sidebar (period 2025-01-01 to …)" in at.info[0].value
+    at = AppTest.from_file(export_page, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    said = " ".join(m.value for m in at.markdown)
+    assert "0 detections match the filters in the sidebar (status verified)" in said
+    assert "3 detections in all" in " ".join(c.value for c in at.caption)
+    verdicts.record(connect(db_path), 1, "ana", "verified")
+    at = AppTest.from_file(export_page, default_timeout=TIMEOUT).run()
+    assert "1 detection matches the filters in the sidebar (status verified)" in " ".join(
+        m.value for m in at.markdown)
