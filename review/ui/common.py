@@ -362,7 +362,7 @@ def uploaded_file(upload) -> Iterator:
 EARLIEST_PERIOD = date(1972, 7, 23)     # Landsat 1's launch: no imagery is older
 
 
-def _latest_period() -> date:
+def latest_period() -> date:
     return date(date.today().year + 1, 12, 31)
 
 
@@ -374,10 +374,10 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
         # Calendar pickers: typed nonsense cannot become a filter that silently matches
         # nothing (or, in another format, nothing at all).
         period_from = st.date_input("Period from", value=None, min_value=EARLIEST_PERIOD,
-                                    max_value=_latest_period(), format="YYYY-MM-DD", key="f_from",
+                                    max_value=latest_period(), format="YYYY-MM-DD", key="f_from",
                                     help="detections whose period ends on or after this day")
         period_to = st.date_input("Period to", value=None, min_value=EARLIEST_PERIOD,
-                                  max_value=_latest_period(), format="YYYY-MM-DD", key="f_to",
+                                  max_value=latest_period(), format="YYYY-MM-DD", key="f_to",
                                   help="detections whose period starts on or before this day")
         if period_from and period_to and period_from > period_to:
             st.warning("“Period from” is after “Period to”: no detection can match. "

@@ -52,29 +52,35 @@ def page() -> None:
         st.caption(f"Only detections overlapping {layer}" + (f" ({value})" if value else "")
                    + ": each counts whole, also where it crosses the layer's edge (how much of "
                      "each lies inside: `python -m review context overlaps`).")
-    if table.empty and not failed:
-        st.info(f"No detection with a period overlaps {layer}" + (f" ({value})." if value else ".")
-                if inside else "No detections with a period yet: import or detect some, then review them.")
-    elif by == "quarter" and not failed and not has_quarters(db, sources or None, context=inside):
-        st.info("Every detection here covers a whole year, so the quarter view shows the same "
-                "periods as the year view. Quarters appear for detections whose period lies "
-                "within one quarter (e.g. website layers with year 202503).")
-    st.caption(f"Area basis: {area_basis(table)}.")
-    if per_source is None:
-        per_source = source_table(db, by=by, sources=sources or None, context=inside)
-    _charts(totals_by_period(table), per_source)
-    st.subheader("Table")
-    st.dataframe(table, hide_index=True)
-    st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
-                       "text/csv", key="t_csv")
-    if len(per_source):
-        with st.expander("Each source on its own"):
-            st.caption(SOURCE_METHOD)
-            st.dataframe(per_source, hide_index=True)
+    if table.empty:
+        # One sentence says why (or the error above does), not an empty chart, table and
+        # download each saying it again.
+        if not failed:
+            st.info(f"No detection with a period overlaps {layer}" + (f" ({value})." if value else ".")
+                    if inside else "No detections with a period yet: import or detect some, then "
+                    "review them.")
+    else:
+        if by == "quarter" and not has_quarters(db, sources or None, context=inside):
+            st.info("Every detection here covers a whole year, so the quarter view shows the "
+                    "same periods as the year view. Quarters appear for detections whose period "
+                    "lies within one quarter (e.g. website layers with year 202503).")
+        st.caption(f"Area basis: {area_basis(table)}.")
+        if per_source is None:
+            per_source = source_table(db, by=by, sources=sources or None, context=inside)
+        _charts(totals_by_period(table), per_source)
+        st.subheader("Table")
+        st.dataframe(table, hide_index=True)
+        st.download_button("Download the table (CSV)", table.to_csv(index=False), "trends.csv",
+                           "text/csv", key="t_csv")
+        if len(per_source):
+            with st.expander("Each source on its own"):
+                st.caption(SOURCE_METHOD)
+                st.dataframe(per_source, hide_index=True)
     _assessment_section(db)
     _onset_section(db)
     _hidden_section(db)
-    _sample_section(db)
+    if queue.sources(db):                 # nothing to draw a sample from before an import
+        _sample_section(db)
     sites_ui.trends_link()
 
 
@@ -264,14 +270,19 @@ def _sample_section(db) -> None:
     with st.form("draw_sample"):
         name = st.text_input("Sample name", key="s_name")
         sources = st.multiselect("Stratum: sources", queue.sources(db), key="s_sources")
-        period_from = st.text_input("Stratum: period from", key="s_from")
-        period_to = st.text_input("Stratum: period to", key="s_to")
+        period_from = st.date_input("Stratum: period from", value=None, format="YYYY-MM-DD",
+                                    min_value=common.EARLIEST_PERIOD,
+                                    max_value=common.latest_period(), key="s_from")
+        period_to = st.date_input("Stratum: period to", value=None, format="YYYY-MM-DD",
+                                  min_value=common.EARLIEST_PERIOD,
+                                  max_value=common.latest_period(), key="s_to")
         size = st.number_input("Detections to draw", 1, 10_000, 100, key="s_size")
         if st.form_submit_button("Draw sample"):
             try:
                 common.require(db, "sample")
                 sample_id = sampling.draw(db, name or "sample", queue.Filters(
-                    sources=sources, period_from=period_from or None, period_to=period_to or None),
+                    sources=sources, period_from=period_from.isoformat() if period_from else None,
+                    period_to=period_to.isoformat() if period_to else None),
                     int(size))
             except ReviewError as exc:
                 st.error(str(exc))

@@ -395,9 +395,12 @@ def test_trends_page_counts_again_when_a_verdict_or_a_setting_changes_the_data(d
 def test_trends_page_on_an_empty_database_and_a_bad_region_file(db_path, tmp_path):
     at = AppTest.from_file(TRENDS, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert "No detections with a period yet" in at.info[0].value
-    assert not at.get("plotly_chart")                    # no empty axes: each chart says why
-    assert sum("nothing to chart yet" in i.value for i in at.info) == 3
+    # One sentence says why: no empty axes, no charts each saying it again, no empty table
+    # to download, no sample form with nothing to draw from.
+    assert [i.value for i in at.info] == [
+        "No detections with a period yet: import or detect some, then review them."]
+    assert not at.get("plotly_chart") and not at.dataframe and not at.get("download_button")
+    assert not any(h.value == "Random samples" for h in at.subheader)
     import_file(connect(db_path), _detections_file(tmp_path))
     points = json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [0, 0]}}]})
@@ -405,8 +408,10 @@ def test_trends_page_on_an_empty_database_and_a_bad_region_file(db_path, tmp_pat
     at.file_uploader(key="t_regions").upload("points.geojson", points.encode(), "application/geo+json").run()
     assert not at.exception
     assert "regions must be polygons" in at.error[0].value
-    # The detections are there: the page does not say there are none.
-    assert not any("No detections with a period yet" in i.value for i in at.info)
+    # The detections are there: the page does not say there are none, nor that there is
+    # nothing to chart; the error alone says what is wrong.
+    assert not any("No detections with a period" in i.value for i in at.info)
+    assert not at.get("plotly_chart") and not at.dataframe
 
 
 def test_trends_page_draws_a_sample_and_reports_its_estimate(db_path, tmp_path):
