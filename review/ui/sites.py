@@ -176,8 +176,19 @@ def _site_list(db) -> None:
     except ReviewError as exc:
         st.error(str(exc))
         return
-    st.caption(f"{table['site_id'].nunique():,} sites, {len(table):,} rows (one per site and "
-               "period). Select a row to open its site.")
+    listed = table['site_id'].nunique()
+    unlisted = ""
+    if state == period == status == "all":
+        # Sites of detections without a period have no period row to list.
+        periodless = db.execute("select count(*) from sites where id not in "
+                                "(select site_id from site_periods)").fetchone()[0]
+        if periodless:
+            many = periodless != 1
+            unlisted = (f" {periodless:,} more site{'s' if many else ''} of detections without a "
+                        f"period {'are' if many else 'is'} not listed (no period to list "
+                        f"{'them' if many else 'it'} by); open one by its id above.")
+    st.caption(f"{listed:,} sites, {len(table):,} rows (one per site and period). Select a row "
+               f"to open its site.{unlisted}")
     # A new selection widget for each filter, so a row number never points at another site.
     event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
                          key=f"sl_table_{state}_{period}_{status}", column_config={

@@ -363,3 +363,18 @@ def test_sites_page_on_the_2022_to_2024_website_layers(db_path):
     (members,) = [d.value for d in view.dataframe if "last_verdict" in d.value.columns]
     assert len(members) == len(sites.members(db, biggest))
     assert "No stored imagery covers this site yet" in view.info[0].value
+
+
+def test_the_site_list_says_how_many_sites_it_cannot_list_for_want_of_a_period(db_path, tmp_path):
+    """Sites of detections without a period have no period row: the list says how many it
+    leaves out, so its count is not a second, unexplained figure beside the build's."""
+    db = connect(db_path)
+    _place(db, tmp_path)
+    far = _row(9, _square(-50.0, -10.0, 0.002), 2023)
+    far.update(external_id="undated", period_start=None, period_end=None)
+    db["detections"].insert(far)
+    sites.build(db)
+    at = _open()
+    caption = " ".join(c.value for c in at.caption)
+    assert "2 sites, 5 rows" in caption
+    assert "1 more site of detections without a period is not listed" in caption
