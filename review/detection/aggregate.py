@@ -95,7 +95,8 @@ class AggregateResult:
         area = sum(c.area_ha for c in self.candidates)
         return (f"{len(self.scores)} patches over {len(self.periods)} periods combined by "
                 f"{self.how} ({self.scores.card.id}); {len(self.candidates)} candidates, "
-                f"{area:.1f} ha (t_main {self.t_main:g}, t_iso {self.t_iso:g})")
+                f"{area:.1f} ha (patches kept from score {self.t_main:g}, or {self.t_iso:g} where one "
+                f"stands alone: t_main, t_iso)")
 
 
 def combine(results: list[PatchScores], periods: list[tuple[str, str]], how: str = "median",

@@ -46,7 +46,8 @@ class RunResult:
         return (f"{len(s)} patches of {s.tile.name} scored by {s.card.id} on {s.device} "
                 f"in {s.seconds:.1f} s ({s.skipped_nodata} skipped as nodata); "
                 f"{len(self.candidates)} candidates, {self.total_area_ha:.1f} ha "
-                f"(t_main {self.t_main:g}, t_iso {self.t_iso:g})"
+                f"(patches kept from score {self.t_main:g}, or {self.t_iso:g} where one stands alone: "
+                f"t_main, t_iso)"
                 + (f"; {self.rescaled_note}" if self.rescaled_note else ""))
 
     @property

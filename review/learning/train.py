@@ -244,7 +244,7 @@ def train(db, out: Path, base: str | None = DEFAULT_BASE, seed: int = 1, kinds=D
                            if best.kind == "features" and detector_model else "")),
         "kind": best.kind, "candidates": results, "skipped": skipped,
         "selection": (f"the L2 penalty of the logistic regression beside a fixed extra-trees "
-                      f"forest, among {len(PENALTIES)} "
+                      f"forest (labels weighted equally), among {len(PENALTIES)} "
                       f"({', '.join(f'{p:g}' for p in PENALTIES)}), by {INNER_FOLDS}-fold "
                       "cross-validation by site, and the threshold on the same inner scores"
                       if len(kinds) == 1 and kinds[0] == "features" else

@@ -22,7 +22,9 @@ def page() -> None:
     result = agreement.agreement(db)
     if not result.detections and not result.pairs:
         st.info("No detection has verdicts from two reviewers yet, so there is no agreement to "
-                "measure. Switch second opinions on, or review the same detections as someone else.")
+                "measure. An admin can ask for second opinions (from the shell: `python -m review "
+                "settings set second_opinion verified`), or review the same detections as "
+                "someone else.")
         return
     overall = result.to_json()["overall"]
     if result.too_few:
