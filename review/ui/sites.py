@@ -256,7 +256,8 @@ def _site_map(db, site_id: int) -> None:
                + " · ".join(f"{state.replace('_', ' ')} {colour}" for state, colour in
                             (("new", "red"), ("expanding", "orange"), ("stable", "blue")))
                + f"; the site's outline in the colour of its status. Basemap: {settings.basemap_name()} "
-               "(current imagery, not dated).")
+               "(current imagery, not dated; plain grey where this browser cannot reach it, "
+               "offline for one).")
 
 
 def _map_style() -> str:
