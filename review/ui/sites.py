@@ -224,7 +224,8 @@ def _site_view(db, site_id: int) -> None:
     counts = ", ".join(f"{site[s]} {s.replace('_', ' ')}" for s in SITE_STATUSES if site[s])
     merged = "; ".join(f"site {m['absorbed_id']} merged into {m['into_id']} "
                        f"({m['merged_at'][:10]})" for m in site["merges"])
-    st.caption(f"{site['detections']} detections ({counts}) · first seen "
+    many = "s" if site["detections"] != 1 else ""
+    st.caption(f"{site['detections']:,} detection{many} ({counts}) · first seen "
                f"{site['first_period'] or '?'} · last seen {site['last_period'] or '?'} · "
                f"{site['lat']:.5f}, {site['lon']:.5f}" + (f" · {merged}" if merged else ""))
     left, right = st.columns([1, 1])
