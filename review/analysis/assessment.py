@@ -25,9 +25,9 @@ from pyproj import Transformer
 
 from ..errors import ReviewError
 from ..store import now, transaction
+from .equal_area import EQUAL_AREA
 from .periods import period_label
 
-EQUAL_AREA = "EPSG:6933"
 DEFAULT_NEAR_M = 1000.0
 DEFAULT_N = 50            # per stratum with area when no size is asked (Olofsson: 50-100)
 STRATUM_KINDS = ("detected", "near", "rest")

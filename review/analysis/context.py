@@ -30,8 +30,8 @@ import shapely
 from ..errors import ReviewError
 from ..judging.queue import context_clause
 from ..store import now, transaction
+from .equal_area import to_equal_area
 
-EQUAL_AREA = "EPSG:6933"
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip", ".fgb")
 # Fields that usually hold a feature's name, in the order they are tried (case aside):
 # WDPA's NAME, RAISG's nombre, Brazil's nome (FUNAI, CAR), generic names; a country last.
@@ -44,15 +44,6 @@ class ContextError(ReviewError):
 
 
 # ------------------------------------------------------------------------- geometry
-
-
-def to_equal_area(geometries: np.ndarray) -> np.ndarray:
-    """Lon/lat geometries in EPSG:6933 (metres, equal area)."""
-    import pyproj
-
-    transformer = pyproj.Transformer.from_crs("EPSG:4326", EQUAL_AREA, always_xy=True)
-    return shapely.transform(np.asarray(geometries, dtype=object), lambda xy: np.column_stack(
-        transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 def _valid(geometries: np.ndarray) -> np.ndarray:

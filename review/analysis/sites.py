@@ -54,12 +54,12 @@ from ..errors import ReviewError
 from ..progress import Progress
 from ..store import now, transaction
 from . import onset, site_grouping
+from .equal_area import EQUAL_AREA
 from .periods import period_label
 
 DEFAULT_DISTANCE_M = 100.0
 MAX_DISTANCE_M = 10_000.0
 DEFAULT_GROWTH = 0.10
-EQUAL_AREA = "EPSG:6933"
 STATES = ("new", "expanding", "stable", "not_seen")
 # Every detection status is counted (a site whose only detection waits for its second
 # opinion counts it); the last two exist only with second opinions on.

@@ -186,7 +186,7 @@ def trend_inputs(db) -> pd.DataFrame:
 
 
 def _equal_area(geojson: pd.Series) -> np.ndarray:
-    from .context import to_equal_area
+    from .equal_area import to_equal_area
 
     return to_equal_area(shapely.make_valid(shapely.from_geojson(geojson.to_numpy())))
 

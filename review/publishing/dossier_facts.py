@@ -34,6 +34,7 @@ from pyproj import Transformer
 
 from .. import __version__
 from ..analysis import sites
+from ..analysis.equal_area import EQUAL_AREA
 from ..judging import agreement as judging_agreement
 from ..judging import merkle, project_settings
 from ..judging.transparency_log import Snapshot
@@ -43,7 +44,6 @@ from . import reports
 
 FORMAT = "mining-review site dossier"
 VERSION = 1
-EQUAL_AREA = "EPSG:6933"
 NAMES_SHOWN, NAMES_WITHHELD = "shown", "withheld"
 
 
