@@ -403,7 +403,8 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
     return queue.Filters(sources=sources, score_min=low if low > 0 else None,
                          score_max=high if high < 1 else None,
                          period_from=period_from.isoformat() if period_from else None,
-                         period_to=period_to.isoformat() if period_to else None, area=area, sample_id=sample_id,
+                         period_to=period_to.isoformat() if period_to else None, area=area,
+                         sample_id=sample_id,
                          status=(None if status == "all" else status) if with_status else "pending",
                          context=layer, context_value=value)
 
