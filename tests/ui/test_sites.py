@@ -378,3 +378,23 @@ def test_the_site_list_says_how_many_sites_it_cannot_list_for_want_of_a_period(d
     caption = " ".join(c.value for c in at.caption)
     assert "2 sites, 5 rows" in caption
     assert "1 more site of detections without a period is not listed" in caption
+
+
+def test_the_site_list_and_trends_by_site_follow_verdicts_and_builds_made_elsewhere(db_path, tmp_path):
+    """The page keeps the site list between clicks; a verdict or a new build made in
+    another tab or the shell shows on the next run."""
+    db = connect(db_path)
+    _place(db, tmp_path)
+    sites.build(db)
+    at = _open()
+    at.selectbox(key="sl_status").select("verified").run()
+    assert at.dataframe[0].value.empty
+    verdicts.record(db, 1, "ana", "verified")                          # elsewhere
+    at.run()
+    assert set(at.dataframe[0].value["site_id"]) == {1}
+    trends_before = at.dataframe[1].value["sites_seen"].tolist()
+    db["detections"].insert(_row(7, _square(-50.0, -12.0, 0.002), 2025))
+    sites.build(db)                                                    # a new build, elsewhere
+    at.selectbox(key="sl_status").select("all").run()
+    assert "2025" in set(at.dataframe[0].value["period"])
+    assert at.dataframe[1].value["sites_seen"].tolist() != trends_before
