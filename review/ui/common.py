@@ -362,8 +362,12 @@ def uploaded_file(upload) -> Iterator:
 EARLIEST_PERIOD = date(1972, 7, 23)     # Landsat 1's launch: no imagery is older
 
 
-def latest_period() -> date:
-    return date(date.today().year + 1, 12, 31)
+def period_picker(label: str, key: str, help: str | None = None) -> str | None:
+    """A day picked on a calendar, empty by default, as YYYY-MM-DD (None when empty)."""
+    picked = st.date_input(label, value=None, min_value=EARLIEST_PERIOD,
+                           max_value=date(date.today().year + 1, 12, 31), format="YYYY-MM-DD",
+                           key=key, help=help)
+    return picked.isoformat() if picked else None
 
 
 def filters_sidebar(db, with_status: bool = False, default_status: str = "all") -> queue.Filters:
@@ -373,11 +377,9 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
         low, high = st.slider("Score", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_score")
         # Calendar pickers: typed nonsense cannot become a filter that silently matches
         # nothing (or, in another format, nothing at all).
-        period_from = st.date_input("Period from", value=None, min_value=EARLIEST_PERIOD,
-                                    max_value=latest_period(), format="YYYY-MM-DD", key="f_from",
+        period_from = period_picker("Period from", "f_from",
                                     help="detections whose period ends on or after this day")
-        period_to = st.date_input("Period to", value=None, min_value=EARLIEST_PERIOD,
-                                  max_value=latest_period(), format="YYYY-MM-DD", key="f_to",
+        period_to = period_picker("Period to", "f_to",
                                   help="detections whose period starts on or before this day")
         if period_from and period_to and period_from > period_to:
             st.warning("“Period from” is after “Period to”: no detection can match. "
@@ -402,8 +404,7 @@ def filters_sidebar(db, with_status: bool = False, default_status: str = "all") 
         area = None
     return queue.Filters(sources=sources, score_min=low if low > 0 else None,
                          score_max=high if high < 1 else None,
-                         period_from=period_from.isoformat() if period_from else None,
-                         period_to=period_to.isoformat() if period_to else None, area=area,
+                         period_from=period_from, period_to=period_to, area=area,
                          sample_id=sample_id,
                          status=(None if status == "all" else status) if with_status else "pending",
                          context=layer, context_value=value)

@@ -6,10 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..analysis import area_results, onset, sampling
-from ..analysis.trends import (COLUMNS, EXTRA_COLUMNS, METHOD, SOURCE_COLUMNS, SOURCE_METHOD,
-                               STATUS_COLUMNS, area_basis, data_version, has_quarters,
-                               labelled_frame, precision_by_period, read_regions, set_hidden,
-                               source_table, totals_by_period, trend_inputs, trend_table)
+from ..analysis.trends import (METHOD, SOURCE_METHOD, STATUS_COLUMNS, area_basis, data_version,
+                               has_quarters, labelled_frame, precision_by_period, read_regions,
+                               set_hidden, source_table, totals_by_period, trend_inputs,
+                               trend_table)
 from ..errors import ReviewError
 from ..judging import queue
 from . import common
@@ -26,7 +26,8 @@ def page() -> None:
         return
     with st.sidebar:
         by = st.radio("Period", ["year", "quarter"], horizontal=True, key="t_by")
-        sources = st.multiselect("Sources", queue.sources(db), key="t_sources")
+        known_sources = queue.sources(db)
+        sources = st.multiselect("Sources", known_sources, key="t_sources")
         region_upload = st.file_uploader("Regions (GeoJSON polygons)", type=["geojson", "json", "gpkg"],
                                          key="t_regions")
         region_field = st.text_input("…or group by this field of the detections (e.g. country)",
@@ -46,8 +47,7 @@ def page() -> None:
     except ReviewError as exc:
         st.error(str(exc))
         inside, failed = None, True
-        table = pd.DataFrame(columns=COLUMNS + EXTRA_COLUMNS)      # nothing counted, nothing read
-        per_source = pd.DataFrame(columns=SOURCE_COLUMNS)
+        table = pd.DataFrame()                                    # nothing counted, nothing read
     if inside:
         st.caption(f"Only detections overlapping {layer}" + (f" ({value})" if value else "")
                    + ": each counts whole, also where it crosses the layer's edge (how much of "
@@ -79,8 +79,8 @@ def page() -> None:
     _assessment_section(db)
     _onset_section(db)
     _hidden_section(db)
-    if queue.sources(db):                 # nothing to draw a sample from before an import
-        _sample_section(db)
+    if known_sources:                     # nothing to draw a sample from before an import
+        _sample_section(db, known_sources)
     sites_ui.trends_link()
 
 
@@ -254,7 +254,7 @@ def _toggle_hidden(kind: str, item: str, key: str) -> None:
         st.session_state["t_hidden_error"] = str(exc)
 
 
-def _sample_section(db) -> None:
+def _sample_section(db, known_sources: list[str]) -> None:
     st.subheader("Random samples")
     st.caption("Draw detections at random from a stratum, review them (Review page, 'sample' "
                "filter), and estimate the stratum's verified area from them.")
@@ -269,20 +269,15 @@ def _sample_section(db) -> None:
         return
     with st.form("draw_sample"):
         name = st.text_input("Sample name", key="s_name")
-        sources = st.multiselect("Stratum: sources", queue.sources(db), key="s_sources")
-        period_from = st.date_input("Stratum: period from", value=None, format="YYYY-MM-DD",
-                                    min_value=common.EARLIEST_PERIOD,
-                                    max_value=common.latest_period(), key="s_from")
-        period_to = st.date_input("Stratum: period to", value=None, format="YYYY-MM-DD",
-                                  min_value=common.EARLIEST_PERIOD,
-                                  max_value=common.latest_period(), key="s_to")
+        sources = st.multiselect("Stratum: sources", known_sources, key="s_sources")
+        period_from = common.period_picker("Stratum: period from", "s_from")
+        period_to = common.period_picker("Stratum: period to", "s_to")
         size = st.number_input("Detections to draw", 1, 10_000, 100, key="s_size")
         if st.form_submit_button("Draw sample"):
             try:
                 common.require(db, "sample")
                 sample_id = sampling.draw(db, name or "sample", queue.Filters(
-                    sources=sources, period_from=period_from.isoformat() if period_from else None,
-                    period_to=period_to.isoformat() if period_to else None),
+                    sources=sources, period_from=period_from, period_to=period_to),
                     int(size))
             except ReviewError as exc:
                 st.error(str(exc))
