@@ -45,7 +45,7 @@ def page() -> None:
             table = trend_table(db, by=by, regions=regions, region_field=region_field or None,
                                 sources=sources or None, context=inside)
     except ReviewError as exc:
-        st.error(str(exc))
+        common.show_error(exc)
         inside, failed = None, True
         table = pd.DataFrame()                                    # nothing counted, nothing read
     if inside:
